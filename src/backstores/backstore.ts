@@ -1,0 +1,77 @@
+/**
+ * The contract between the SCSI core and storage (ARCHITECTURE.md rule 2): backstores get I/O verbs,
+ * never CDBs. Offsets and lengths are in bytes and always multiples of `blockSize`; the core has
+ * already range-checked them against `sizeBytes`. Errors are thrown as `BackstoreError` so the core can
+ * map them to sense data (MEDIUM ERROR, SPACE ALLOCATION FAILED WRITE PROTECT, ...).
+ */
+
+export type CacheMode = 'writeback' | 'writethrough';
+
+export interface BackstoreCapabilities {
+  /** discard() deallocates (punch hole / BLKDISCARD); drives LBPU/LBPWS and thin provisioning reporting. */
+  discard: boolean;
+  /** discard()ed ranges read back as zeroes (LBPRZ). */
+  discardZeroes: boolean;
+  /** mapStatus() can tell mapped from deallocated ranges (GET LBA STATUS). */
+  lbaStatus: boolean;
+  /** Thin provisioned: storage is allocated on write (READ CAPACITY 16 LBPME). */
+  thinProvisioned: boolean;
+  /** Medium can be removed/ejected (START STOP UNIT LOEJ, PREVENT ALLOW MEDIUM REMOVAL). */
+  removable: boolean;
+}
+
+export interface LbaStatusExtent {
+  /** Byte offset of the extent start. */
+  offset: number;
+  length: number;
+  /** true = mapped (allocated), false = deallocated (a hole). */
+  mapped: boolean;
+}
+
+export interface Backstore {
+  /** Name used in config and messages ("disk0"). */
+  readonly name: string;
+  /** Human-readable location for error messages ("file /var/lib/vtgt/disk0.img"). */
+  readonly describe: string;
+  readonly blockSize: 512 | 4096;
+  /** Current size in bytes (a multiple of blockSize). */
+  readonly sizeBytes: number;
+  readonly readOnly: boolean;
+  /** Write-back: writes may sit in a volatile cache until flush(); write-through: durable on completion. */
+  readonly cacheMode: CacheMode;
+  readonly capabilities: BackstoreCapabilities;
+
+  /** Read `length` bytes at `offset`. When `into` is given the data lands there (it must be >= length). */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /** Write `data` at `offset`. `fua`: the data must be on stable storage when the promise resolves. */
+  write(offset: number, data: Buffer, fua: boolean): Promise<void>;
+  /** Make every completed write durable (fdatasync). No-op for write-through and volatile stores. */
+  flush(): Promise<void>;
+  /** Deallocate a range (UNMAP, WRITE SAME with UNMAP). Only called when capabilities.discard. */
+  discard(offset: number, length: number): Promise<void>;
+  /** Make a range read as zeroes, deallocating it when `unmap` and supported. */
+  writeZeroes(offset: number, length: number, unmap: boolean): Promise<void>;
+  /** Allocation status from `offset` onward (at least the extent containing `offset`). */
+  mapStatus(offset: number, length: number): Promise<LbaStatusExtent[]>;
+  /** Re-read the size of the underlying storage (after it was grown). Returns the new size. */
+  refreshSize(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export type BackstoreErrorKind =
+  | 'io' // EIO and friends -> MEDIUM ERROR
+  | 'nospace' // ENOSPC/EDQUOT -> SPACE ALLOCATION FAILED WRITE PROTECT
+  | 'gone' // the file or device vanished -> NOT READY / LU communication failure
+  | 'readonly' // EROFS / opened read-only -> WRITE PROTECTED
+  | 'unsupported';
+
+export class BackstoreError extends Error {
+  constructor(
+    readonly kind: BackstoreErrorKind,
+    message: string,
+    readonly errno?: string,
+  ) {
+    super(message);
+    this.name = 'BackstoreError';
+  }
+}

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { crc32c } from '../src/native/crc32c.js';
+
+// Check values from RFC 3720 appendix B.4 (iSCSI CRC32C examples).
+describe('crc32c', () => {
+  it('matches the RFC 3720 B.4 vectors', () => {
+    expect(crc32c(Buffer.alloc(32, 0))).toBe(0x8a9136aa);
+    expect(crc32c(Buffer.alloc(32, 0xff))).toBe(0x62a8ab43);
+    const inc = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+    expect(crc32c(inc)).toBe(0x46dd794e);
+    const dec = Buffer.from(Array.from({ length: 32 }, (_, i) => 31 - i));
+    expect(crc32c(dec)).toBe(0x113fdb5c);
+  });
+  it('continues across chunks', () => {
+    const data = Buffer.from('123456789');
+    expect(crc32c(data)).toBe(0xe3069283);
+    expect(crc32c(data.subarray(4), crc32c(data.subarray(0, 4)))).toBe(0xe3069283);
+  });
+  it('rejects non-buffers before crossing into C++', () => {
+    expect(() => crc32c('abc' as unknown as Uint8Array)).toThrow(TypeError);
+  });
+});
