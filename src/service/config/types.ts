@@ -1,0 +1,104 @@
+/**
+ * The configuration model: what `vtgt.yaml` describes once parsed and validated. Every mutation of a
+ * running service (SIGHUP reload, `vtgt config load`, `vtgt lun create` ...) produces a new model and
+ * hands it to the reconciler, so there is one path from "desired state" to "running state".
+ */
+
+export type BackstoreType = 'file' | 'block' | 'memory' | 'null';
+export type CacheModeSetting = 'writeback' | 'writethrough';
+
+/** Where a secret comes from. Only `inline` puts the secret itself in the file. */
+export type SecretSource =
+  | { kind: 'inline'; value: string }
+  | { kind: 'file'; path: string }
+  | { kind: 'env'; name: string };
+
+export interface AccountConfig {
+  /** Name the targets, ACLs and discovery settings refer to. */
+  name: string;
+  /** CHAP user name (CHAP_N). */
+  user: string;
+  secret: SecretSource;
+}
+
+export interface BackstoreConfig {
+  name: string;
+  type: BackstoreType;
+  /** file: image path (relative paths are relative to the data directory); block: device path. */
+  path?: string;
+  /** Bytes. file: created sparse with this size when missing; memory/null: required. */
+  size?: number;
+  blockSize?: 512 | 4096;
+  readOnly?: boolean;
+  cacheMode?: CacheModeSetting;
+  /** O_DIRECT for file/block stores. */
+  direct?: boolean;
+  removable?: boolean;
+}
+
+export interface LunConfig {
+  lun: number;
+  backstore: string;
+}
+
+export interface AclConfig {
+  /** Initiator iSCSI name this entry admits. */
+  initiator: string;
+  /** Source addresses the initiator may connect from (empty/absent = any). */
+  addresses?: string[];
+  /** A LUN map of its own; absent = the target's LUNs. */
+  luns?: LunConfig[];
+  /** Account names (see `accounts`). */
+  chap?: string;
+  mutualChap?: string;
+}
+
+export interface TargetConfig {
+  /** iSCSI qualified name (iqn./eui./naa.). */
+  name: string;
+  tpgt?: number;
+  luns: LunConfig[];
+  /** Empty = every initiator may log in (demo mode); otherwise only the listed initiators. */
+  acls: AclConfig[];
+  chap?: string;
+  mutualChap?: string;
+  /** iSCSI login key overrides (e.g. MaxRecvDataSegmentLength). */
+  params?: Record<string, string>;
+}
+
+export interface PortalConfig {
+  host: string;
+  port: number;
+  tpgt?: number;
+}
+
+export interface IscsiConfig {
+  portals: PortalConfig[];
+  /** Accounts required for SendTargets discovery sessions. */
+  discoveryChap?: string;
+  discoveryMutualChap?: string;
+  /** Seconds between NOP-In pings on idle connections (0 = off). */
+  nopInterval?: number;
+  /** Seconds to wait for the NOP-Out answer before dropping the connection. */
+  nopTimeout?: number;
+}
+
+export interface MetricsConfig {
+  /** Prometheus endpoint address; absent = metrics off. */
+  listen?: { host: string; port: number };
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+export interface VtgtConfig {
+  backstores: BackstoreConfig[];
+  targets: TargetConfig[];
+  accounts: AccountConfig[];
+  iscsi: IscsiConfig;
+  metrics: MetricsConfig;
+  log: { level: LogLevel };
+  /** Sections owned by fabric modules (`ibmvio:`, `xen:` ...), already validated by their module. */
+  fabrics: Record<string, unknown>;
+}
+
+export const LUN_MAX = 16383; // SAM-5 4.7.3: single level flat addressing (14-bit LUN)
