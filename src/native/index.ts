@@ -8,9 +8,54 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** A mapped region as the addon hands it out; only src/native/shm.ts touches it. */
+export interface NativeShmHandle {
+  read(offset: number, dst: Uint8Array, dstOffset: number, length: number): void;
+  write(offset: number, src: Uint8Array, srcOffset: number, length: number): void;
+  gather(segments: Float64Array, dst: Uint8Array, dstOffset: number): number;
+  scatter(segments: Float64Array, src: Uint8Array, srcOffset: number): number;
+  load32(offset: number, bigEndian: boolean): number;
+  store32(offset: number, value: number, bigEndian: boolean): void;
+  close(): void;
+  size(): number;
+  fd(): number;
+}
+
+export interface NativeDevInfo {
+  size: number;
+  isBlockDevice: boolean;
+  logicalBlockSize: number;
+  physicalBlockSize: number;
+  readOnlyDevice: boolean;
+  mode: number;
+}
+
+export interface NativeIoEngineInfo {
+  uring: boolean;
+  uringEntries: number;
+  threads: number;
+  uringUnavailableReason: string;
+}
+
 export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
   crc32cHardware(): boolean;
+  shmCreate(path: string, size: number): NativeShmHandle;
+  shmOpen(path: string, readOnly: boolean): NativeShmHandle;
+  shmFromFd(fd: number, size: number, readOnly: boolean): NativeShmHandle;
+  shmCreateAnonymous(size: number): NativeShmHandle;
+  shmCopy(src: NativeShmHandle, srcOffset: number, dst: NativeShmHandle, dstOffset: number, length: number): void;
+  ioSubmit(
+    op: number,
+    fd: number,
+    buffer: Uint8Array | null,
+    bufferOffset: number,
+    length: number,
+    position: number,
+    mode: number,
+    preferUring: boolean,
+  ): Promise<number | NativeDevInfo>;
+  ioEngineInfo(): NativeIoEngineInfo;
   [name: string]: unknown;
 }
 

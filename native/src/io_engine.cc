@@ -1,0 +1,90 @@
+#include "io_engine.h"
+
+namespace vtgt {
+
+ThreadPool::ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver) : deliver_(std::move(deliver)) {
+  uv_async_init(loop, &async_, &ThreadPool::OnAsync);
+  async_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+  if (threads == 0) threads = 1;
+  for (unsigned i = 0; i < threads; i++) workers_.emplace_back([this] { Work(); });
+}
+
+ThreadPool::~ThreadPool() = default;
+
+void ThreadPool::Submit(IoRequest* req) {
+  // Keep the loop alive while requests are outstanding, like any pending fs call.
+  if (inflight_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    queue_.push_back(req);
+  }
+  cv_.notify_one();
+}
+
+void ThreadPool::Work() {
+  for (;;) {
+    IoRequest* req;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      req = queue_.front();
+      queue_.pop_front();
+    }
+    ExecuteSync(req);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_.push_back(req);
+    }
+    uv_async_send(&async_);
+  }
+}
+
+void ThreadPool::OnAsync(uv_async_t* h) {
+  auto* self = static_cast<ThreadPool*>(h->data);
+  std::vector<IoRequest*> batch;
+  {
+    std::lock_guard<std::mutex> lk(self->mu_);
+    batch.swap(self->done_);
+  }
+  if (batch.empty()) return;
+  self->inflight_ -= batch.size();
+  if (self->inflight_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&self->async_));
+  self->deliver_(batch.data(), batch.size());
+}
+
+void ThreadPool::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  // Requests still queued at teardown are abandoned with their environment.
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) { delete static_cast<ThreadPool*>(h->data); });
+}
+
+IoEngine::IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver deliver) {
+  pool_ = new ThreadPool(loop, threads, deliver);
+  if (want_uring) {
+    uring_ = CreateUringEngine(loop, deliver, 256, &uring_reason_);
+  } else {
+    uring_reason_ = "disabled by VTGT_IO_ENGINE=threadpool";
+  }
+}
+
+void IoEngine::Submit(IoRequest* req, bool prefer_uring) {
+  if (prefer_uring && uring_ && UringSubmit(uring_, req)) return;
+  pool_->Submit(req);
+}
+
+unsigned IoEngine::uring_entries() const { return uring_ ? UringEntries(uring_) : 0; }
+
+void IoEngine::Shutdown() {
+  if (uring_) UringShutdown(uring_);
+  uring_ = nullptr;
+  pool_->Shutdown();
+}
+
+}  // namespace vtgt

@@ -1,0 +1,73 @@
+// Asynchronous block-I/O engine for one Node environment: io_uring for read/write/sync when the addon
+// was built with liburing and the kernel allows it, a thread pool for everything else (and for all
+// ops when io_uring is unavailable). Completions are delivered on the loop thread in batches.
+#pragma once
+#include <uv.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "io_request.h"
+
+namespace vtgt {
+
+// Called on the loop thread with a batch of finished requests. The callee owns them afterwards.
+using IoDeliver = std::function<void(IoRequest** reqs, size_t count)>;
+
+class ThreadPool {
+ public:
+  ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver);
+  ~ThreadPool();
+  void Submit(IoRequest* req);
+  // Joins workers and closes the uv handle; the object deletes itself once the handle is closed.
+  void Shutdown();
+  unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
+
+ private:
+  void Work();
+  static void OnAsync(uv_async_t* h);
+
+  uv_async_t async_;
+  IoDeliver deliver_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<IoRequest*> queue_;
+  std::vector<IoRequest*> done_;
+  std::vector<std::thread> workers_;
+  size_t inflight_ = 0;  // loop thread only
+  bool stop_ = false;
+};
+
+class UringEngine;  // io_uring.cc; opaque so this header does not need liburing
+
+class IoEngine {
+ public:
+  // `threads`: pool size; `want_uring`: try io_uring (VTGT_IO_ENGINE=threadpool turns it off).
+  IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver deliver);
+  // Routes to io_uring when `prefer_uring` and the op is one io_uring does; else to the pool.
+  void Submit(IoRequest* req, bool prefer_uring);
+  void Shutdown();
+  bool uring_active() const { return uring_ != nullptr; }
+  unsigned uring_entries() const;
+  unsigned pool_threads() const { return pool_->threads(); }
+  // Why io_uring is off ("" when on): not built in, or the kernel refused io_uring_setup.
+  const char* uring_unavailable_reason() const { return uring_reason_; }
+
+ private:
+  ThreadPool* pool_;
+  UringEngine* uring_ = nullptr;
+  const char* uring_reason_ = "";
+};
+
+// io_uring.cc
+UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entries, const char** reason);
+bool UringSubmit(UringEngine* e, IoRequest* req);  // false: op not handled by io_uring
+void UringShutdown(UringEngine* e);
+unsigned UringEntries(const UringEngine* e);
+
+}  // namespace vtgt

@@ -1,0 +1,45 @@
+// One asynchronous block-I/O request, as the engines (io_uring, thread pool) execute it.
+// Plain C++: the binding owns the JS side (promise, pinned Buffer) through `js`.
+#pragma once
+#include <cstdint>
+
+namespace vtgt {
+
+// Numbers shared with src/native/io.ts (IoOp there); keep in sync.
+enum class IoOp : uint32_t {
+  kRead = 0,
+  kWrite = 1,
+  kFdatasync = 2,
+  kFsync = 3,
+  kFallocate = 4,   // mode = FALLOC_FL_* flags
+  kBlkDiscard = 5,  // BLKDISCARD ioctl
+  kBlkZeroout = 6,  // BLKZEROOUT ioctl
+  kSeekData = 7,    // result = next data offset, or -1 when none (ENXIO)
+  kSeekHole = 8,    // result = next hole offset, or -1 when past the end (ENXIO)
+  kDevInfo = 9,     // fills info[]
+  kCount = 10,
+};
+
+struct IoRequest {
+  IoOp op = IoOp::kRead;
+  int fd = -1;
+  uint8_t* buf = nullptr;
+  uint64_t len = 0;
+  uint64_t offset = 0;
+  int mode = 0;
+  // Bytes transferred so far: engines resume short reads/writes until len, or EOF for reads.
+  uint64_t done = 0;
+  // Outcome: err == 0 -> result holds the op's value (bytes for read/write); else err is an errno.
+  int64_t result = 0;
+  int err = 0;
+  // kDevInfo: [size, isBlockDevice, logicalBlockSize, physicalBlockSize, readOnlyDevice, mode]
+  double info[6] = {0, 0, 0, 0, 0, 0};
+  void* js = nullptr;
+  IoRequest* next = nullptr;
+};
+
+// Runs a request to completion on the calling thread (thread-pool workers, and tests).
+void ExecuteSync(IoRequest* req);
+const char* IoOpName(IoOp op);
+
+}  // namespace vtgt

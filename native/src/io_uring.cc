@@ -1,0 +1,194 @@
+// io_uring engine: read/write/fsync go straight to the kernel ring; completions are signalled through
+// an eventfd that libuv polls, so they are handled on the loop thread without a helper thread.
+#include "io_engine.h"
+
+#ifdef VTGT_HAVE_LIBURING
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <deque>
+
+namespace vtgt {
+
+class UringEngine {
+ public:
+  io_uring ring;
+  unsigned entries = 0;
+  int efd = -1;
+  uv_poll_t poll;
+  IoDeliver deliver;
+  std::deque<IoRequest*> backlog;  // requests waiting for a free submission slot
+  std::vector<IoRequest*> batch;
+  size_t inflight = 0;  // in the kernel or in backlog
+  bool draining = false;
+  unsigned unsubmitted = 0;
+
+  // One SQE moves at most this much; longer transfers continue as short transfers do.
+  static constexpr uint64_t kMaxChunk = 1u << 30;
+
+  bool Prep(IoRequest* r) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    if (!sqe) return false;
+    unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(r->len - r->done, kMaxChunk));
+    switch (r->op) {
+      case IoOp::kRead:
+        io_uring_prep_read(sqe, r->fd, r->buf + r->done, chunk, r->offset + r->done);
+        break;
+      case IoOp::kWrite:
+        io_uring_prep_write(sqe, r->fd, r->buf + r->done, chunk, r->offset + r->done);
+        break;
+      case IoOp::kFdatasync:
+        io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
+        break;
+      default:
+        io_uring_prep_fsync(sqe, r->fd, 0);
+        break;
+    }
+    io_uring_sqe_set_data(sqe, r);
+    unsubmitted++;
+    return true;
+  }
+
+  void Flush() {
+    if (unsubmitted == 0) return;
+    int n = io_uring_submit(&ring);
+    if (n >= 0) unsubmitted -= std::min<unsigned>(unsubmitted, static_cast<unsigned>(n));
+    // On failure (EAGAIN/EBUSY under memory pressure) the SQEs stay queued; the next completion retries.
+  }
+
+  void Enqueue(IoRequest* r) {
+    if (!backlog.empty() || !Prep(r)) backlog.push_back(r);
+    if (!draining) Flush();
+  }
+
+  void Complete(IoRequest* r, int res) {
+    if (res == -EAGAIN || res == -EINTR) {
+      backlog.push_back(r);
+      return;
+    }
+    if (res < 0) {
+      r->err = -res;
+      r->result = static_cast<int64_t>(r->done);
+    } else if (r->op == IoOp::kRead || r->op == IoOp::kWrite) {
+      if (res == 0) {
+        if (r->op == IoOp::kWrite) r->err = EIO;
+        r->result = static_cast<int64_t>(r->done);  // read: end of file
+      } else {
+        r->done += static_cast<uint64_t>(res);
+        if (r->done < r->len) {  // short transfer: continue where it stopped
+          backlog.push_back(r);
+          return;
+        }
+        r->result = static_cast<int64_t>(r->done);
+      }
+    } else {
+      r->result = 0;
+    }
+    batch.push_back(r);
+    inflight--;
+  }
+
+  static void OnPoll(uv_poll_t* h, int status, int /*events*/) {
+    auto* e = static_cast<UringEngine*>(h->data);
+    if (status < 0) return;
+    uint64_t v;
+    while (read(e->efd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    e->Drain();
+  }
+
+  void Drain() {
+    draining = true;
+    for (int round = 0; round < 64; round++) {
+      io_uring_cqe* cqes[64];
+      unsigned n = io_uring_peek_batch_cqe(&ring, cqes, 64);
+      for (unsigned i = 0; i < n; i++) Complete(static_cast<IoRequest*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res);
+      io_uring_cq_advance(&ring, n);
+      while (!backlog.empty() && Prep(backlog.front())) backlog.pop_front();
+      if (!batch.empty()) {
+        std::vector<IoRequest*> out;
+        out.swap(batch);
+        if (inflight == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&poll));
+        // JS continuations run inside deliver (microtasks drain when its callback scope closes); the
+        // requests they submit are queued and go to the kernel in one io_uring_enter below.
+        deliver(out.data(), out.size());
+      }
+      Flush();
+      if (n < 64) break;
+    }
+    draining = false;
+    Flush();
+  }
+};
+
+UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entries, const char** reason) {
+  auto* e = new UringEngine();
+  int rc = io_uring_queue_init(entries, &e->ring, 0);
+  if (rc < 0) {
+    *reason = "io_uring_setup failed (kernel too old, or io_uring disabled by sysctl/seccomp)";
+    delete e;
+    return nullptr;
+  }
+  e->entries = entries;
+  e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (e->efd < 0 || io_uring_register_eventfd(&e->ring, e->efd) < 0) {
+    *reason = "io_uring eventfd registration failed";
+    if (e->efd >= 0) close(e->efd);
+    io_uring_queue_exit(&e->ring);
+    delete e;
+    return nullptr;
+  }
+  e->deliver = std::move(deliver);
+  uv_poll_init(loop, &e->poll, e->efd);
+  e->poll.data = e;
+  uv_poll_start(&e->poll, UV_READABLE, &UringEngine::OnPoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&e->poll));
+  return e;
+}
+
+bool UringSubmit(UringEngine* e, IoRequest* r) {
+  switch (r->op) {
+    case IoOp::kRead:
+    case IoOp::kWrite:
+    case IoOp::kFdatasync:
+    case IoOp::kFsync:
+      break;
+    default:
+      return false;
+  }
+  if (e->inflight++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(&e->poll));
+  e->Enqueue(r);
+  return true;
+}
+
+unsigned UringEntries(const UringEngine* e) { return e->entries; }
+
+void UringShutdown(UringEngine* e) {
+  uv_poll_stop(&e->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), [](uv_handle_t* h) {
+    auto* eng = static_cast<UringEngine*>(h->data);
+    io_uring_queue_exit(&eng->ring);
+    close(eng->efd);
+    delete eng;
+  });
+}
+
+}  // namespace vtgt
+
+#else  // !VTGT_HAVE_LIBURING
+
+namespace vtgt {
+class UringEngine {};
+UringEngine* CreateUringEngine(uv_loop_t*, IoDeliver, unsigned, const char** reason) {
+  *reason = "built without liburing (install liburing-dev and rebuild)";
+  return nullptr;
+}
+bool UringSubmit(UringEngine*, IoRequest*) { return false; }
+void UringShutdown(UringEngine*) {}
+unsigned UringEntries(const UringEngine*) { return 0; }
+}  // namespace vtgt
+
+#endif

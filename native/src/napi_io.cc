@@ -1,0 +1,176 @@
+// Thin binding over io_engine.cc: ioSubmit(...) -> Promise. The Buffer an op reads into or writes from
+// is pinned by a reference until the op completes; the promise settles on the loop thread.
+#include <napi.h>
+#include <uv.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "addon_data.h"
+#include "io_engine.h"
+
+namespace vtgt {
+namespace {
+
+constexpr double kMaxExact = 9007199254740992.0;
+
+struct JsRequest {
+  napi_deferred deferred = nullptr;
+  napi_ref buffer = nullptr;
+};
+
+}  // namespace
+
+struct IoState {
+  IoEngine* engine = nullptr;
+  napi_env env = nullptr;
+  napi_async_context async_ctx = nullptr;
+  Napi::ObjectReference resource;
+};
+
+namespace {
+
+bool GetIndex(const Napi::Value& v, uint64_t* out) {
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d < kMaxExact) || std::floor(d) != d) return false;
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
+
+void Settle(napi_env env, IoRequest* r) {
+  auto* js = static_cast<JsRequest*>(r->js);
+  Napi::Env e(env);
+  if (r->err) {
+    Napi::Error err = ErrnoError(e, r->err, IoOpName(r->op));
+    err.Set("syscall", Napi::String::New(e, IoOpName(r->op)));
+    err.Set("bytesDone", Napi::Number::New(e, static_cast<double>(r->done)));
+    napi_reject_deferred(env, js->deferred, err.Value());
+  } else if (r->op == IoOp::kDevInfo) {
+    Napi::Object o = Napi::Object::New(e);
+    o.Set("size", r->info[0]);
+    o.Set("isBlockDevice", r->info[1] != 0);
+    o.Set("logicalBlockSize", r->info[2]);
+    o.Set("physicalBlockSize", r->info[3]);
+    o.Set("readOnlyDevice", r->info[4] != 0);
+    o.Set("mode", r->info[5]);
+    napi_resolve_deferred(env, js->deferred, o);
+  } else {
+    napi_resolve_deferred(env, js->deferred, Napi::Number::New(e, static_cast<double>(r->result)));
+  }
+  if (js->buffer) napi_delete_reference(env, js->buffer);
+  delete js;
+  delete r;
+}
+
+IoState* State(Napi::Env env);
+
+void Cleanup(void* arg) {
+  auto* st = static_cast<IoState*>(arg);
+  st->engine->Shutdown();
+  delete st->engine;  // the pool and ring free themselves when their uv handles close
+  napi_async_destroy(st->env, st->async_ctx);
+  AddonData* data = GetAddonData(Napi::Env(st->env));
+  if (data->io == st) data->io = nullptr;
+  delete st;
+}
+
+IoState* State(Napi::Env env) {
+  AddonData* data = GetAddonData(env);
+  if (data->io) return data->io;
+  auto* st = new IoState();
+  st->env = env;
+  data->io = st;
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  unsigned threads = 4;
+  if (const char* t = std::getenv("VTGT_IO_THREADS")) {
+    long v = std::strtol(t, nullptr, 10);
+    if (v >= 1 && v <= 64) threads = static_cast<unsigned>(v);
+  }
+  const char* mode = std::getenv("VTGT_IO_ENGINE");
+  bool want_uring = !(mode && std::strcmp(mode, "threadpool") == 0);
+  Napi::Object resource = Napi::Object::New(env);
+  st->resource = Napi::Persistent(resource);
+  napi_async_init(env, resource, Napi::String::New(env, "vtgt:io"), &st->async_ctx);
+  st->engine = new IoEngine(loop, threads, want_uring, [env, st](IoRequest** reqs, size_t n) {
+    Napi::HandleScope hs(env);
+    // A callback scope so promise continuations (microtasks) run when the batch is settled.
+    Napi::CallbackScope cs(env, st->async_ctx);
+    for (size_t i = 0; i < n; i++) Settle(env, reqs[i]);
+  });
+  napi_add_env_cleanup_hook(env, Cleanup, st);
+  return st;
+}
+
+// ioSubmit(op, fd, buffer|null, bufferOffset, length, position, mode, preferUring) -> Promise<number|object>
+Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t op, fd, boff, len, pos, mode;
+  if (info.Length() < 8 || !GetIndex(info[0], &op) || op >= static_cast<uint64_t>(IoOp::kCount) ||
+      !GetIndex(info[1], &fd) || fd > 0x7fffffff || !GetIndex(info[3], &boff) || !GetIndex(info[4], &len) ||
+      !GetIndex(info[5], &pos) || !GetIndex(info[6], &mode) || mode > 0x7fffffff) {
+    Napi::TypeError::New(env, "ioSubmit: expected (op, fd, buffer, bufferOffset, length, position, mode, preferUring)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* r = new IoRequest();
+  r->op = static_cast<IoOp>(op);
+  r->fd = static_cast<int>(fd);
+  r->len = len;
+  r->offset = pos;
+  r->mode = static_cast<int>(mode);
+  if (pos > static_cast<uint64_t>(INT64_MAX) - len) {
+    delete r;
+    Napi::RangeError::New(env, "ioSubmit: position + length overflows a file offset").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* js = new JsRequest();
+  if (r->op == IoOp::kRead || r->op == IoOp::kWrite) {
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      delete r;
+      delete js;
+      Napi::TypeError::New(env, "ioSubmit: read/write need a Buffer").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array buf = info[2].As<Napi::Uint8Array>();
+    size_t blen = buf.ByteLength();
+    if (boff > blen || len > blen - boff) {
+      delete r;
+      delete js;
+      Napi::RangeError::New(env, "ioSubmit: buffer offset " + std::to_string(boff) + " + length " + std::to_string(len) +
+                                     " exceeds buffer size " + std::to_string(blen))
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    r->buf = buf.Data() + boff;
+    napi_create_reference(env, buf, 1, &js->buffer);
+  }
+  IoState* st = State(env);
+  napi_value promise;
+  napi_create_promise(env, &js->deferred, &promise);
+  r->js = js;
+  st->engine->Submit(r, info[7].ToBoolean().Value());
+  return Napi::Value(env, promise);
+}
+
+Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  IoState* st = State(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("uring", st->engine->uring_active());
+  o.Set("uringEntries", st->engine->uring_entries());
+  o.Set("threads", st->engine->pool_threads());
+  o.Set("uringUnavailableReason", st->engine->uring_unavailable_reason());
+  return o;
+}
+
+}  // namespace
+
+void InitIo(Napi::Env env, Napi::Object exports) {
+  exports.Set("ioSubmit", Napi::Function::New(env, IoSubmit, "ioSubmit"));
+  exports.Set("ioEngineInfo", Napi::Function::New(env, IoEngineInfo, "ioEngineInfo"));
+}
+
+}  // namespace vtgt

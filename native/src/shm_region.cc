@@ -1,0 +1,226 @@
+#include "shm_region.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ring accessors assume a little-endian host");
+
+namespace vtgt {
+namespace {
+
+ShmResult SysError(int err, const std::string& what) {
+  ShmResult r;
+  r.err = err;
+  r.message = what + ": " + std::strerror(err);
+  return r;
+}
+
+ShmResult RangeError(const std::string& what) {
+  ShmResult r;
+  r.err = -1;
+  r.message = what;
+  return r;
+}
+
+// 2^53: the largest offset a JS number carries exactly.
+constexpr double kMaxExact = 9007199254740992.0;
+
+bool ValidIndex(double v) { return v >= 0 && v < kMaxExact && std::floor(v) == v; }
+
+}  // namespace
+
+ShmRegion::~ShmRegion() { Close(); }
+
+void ShmRegion::Close() {
+  if (base_) munmap(base_, size_);
+  base_ = nullptr;
+  size_ = 0;
+  if (owned_fd_ >= 0) close(owned_fd_);
+  owned_fd_ = -1;
+}
+
+ShmResult ShmRegion::MapFd(int fd, uint64_t size, bool read_only) {
+  if (size == 0) return RangeError("cannot map an empty region (size 0)");
+  if (size > static_cast<uint64_t>(SIZE_MAX)) return RangeError("region size too large");
+  int prot = PROT_READ | (read_only ? 0 : PROT_WRITE);
+  void* p = mmap(nullptr, static_cast<size_t>(size), prot, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return SysError(errno, "mmap");
+  base_ = static_cast<uint8_t*>(p);
+  size_ = size;
+  read_only_ = read_only;
+  return {};
+}
+
+ShmResult ShmRegion::Create(const std::string& path, uint64_t size) {
+  if (size == 0) return RangeError("cannot create an empty region (size 0)");
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return SysError(errno, "open " + path);
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int e = errno;
+    close(fd);
+    return SysError(e, "ftruncate " + path);
+  }
+  ShmResult r = MapFd(fd, size, false);
+  close(fd);  // the mapping keeps the file referenced
+  if (!r.ok()) r.message += " " + path;
+  return r;
+}
+
+ShmResult ShmRegion::Open(const std::string& path, bool read_only) {
+  int fd = open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) return SysError(errno, "open " + path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return SysError(e, "fstat " + path);
+  }
+  ShmResult r = MapFd(fd, static_cast<uint64_t>(st.st_size), read_only);
+  close(fd);
+  if (!r.ok()) r.message += " (" + path + ")";
+  return r;
+}
+
+ShmResult ShmRegion::FromFd(int fd, uint64_t size, bool read_only) { return MapFd(fd, size, read_only); }
+
+ShmResult ShmRegion::CreateAnonymous(uint64_t size) {
+  if (size == 0) return RangeError("cannot create an empty region (size 0)");
+  int fd = memfd_create("vtgt-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return SysError(errno, "memfd_create");
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int e = errno;
+    close(fd);
+    return SysError(e, "ftruncate memfd");
+  }
+  // A peer that got the fd may not shrink it under our mapping (that would SIGBUS us).
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+    int e = errno;
+    close(fd);
+    return SysError(e, "seal memfd");
+  }
+  ShmResult r = MapFd(fd, size, false);
+  if (!r.ok()) {
+    close(fd);
+    return r;
+  }
+  owned_fd_ = fd;
+  return r;
+}
+
+ShmResult ShmRegion::Check(const char* op, uint64_t offset, uint64_t length) const {
+  if (!base_) return RangeError(std::string(op) + ": region is closed");
+  if (!InRange(offset, length, size_))
+    return RangeError(std::string(op) + ": offset " + std::to_string(offset) + " + length " + std::to_string(length) +
+                      " exceeds region size " + std::to_string(size_));
+  return {};
+}
+
+ShmResult ShmRegion::Read(uint64_t offset, uint8_t* dst, uint64_t length) const {
+  ShmResult r = Check("read", offset, length);
+  if (r.ok() && length) std::memcpy(dst, base_ + offset, length);
+  return r;
+}
+
+ShmResult ShmRegion::Write(uint64_t offset, const uint8_t* src, uint64_t length) {
+  ShmResult r = Check("write", offset, length);
+  if (!r.ok()) return r;
+  if (read_only_) return SysError(EROFS, "write: region is mapped read-only");
+  if (length) std::memcpy(base_ + offset, src, length);
+  return r;
+}
+
+ShmResult CheckSegments(const double* segments, size_t count, uint64_t region_size, uint64_t* total) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < count; i++) {
+    double o = segments[2 * i], l = segments[2 * i + 1];
+    if (!ValidIndex(o) || !ValidIndex(l))
+      return RangeError("segment " + std::to_string(i) + ": offset and length must be non-negative integers");
+    uint64_t off = static_cast<uint64_t>(o), len = static_cast<uint64_t>(l);
+    if (!ShmRegion::InRange(off, len, region_size))
+      return RangeError("segment " + std::to_string(i) + ": offset " + std::to_string(off) + " + length " +
+                        std::to_string(len) + " exceeds region size " + std::to_string(region_size));
+    sum += len;  // each len <= region_size, count bounded by the caller: no overflow
+  }
+  *total = sum;
+  return {};
+}
+
+ShmResult ShmRegion::Gather(const double* segments, size_t count, uint8_t* dst, uint64_t dst_len,
+                            uint64_t* copied) const {
+  if (!base_) return RangeError("gather: region is closed");
+  uint64_t total = 0;
+  ShmResult r = CheckSegments(segments, count, size_, &total);
+  if (!r.ok()) return r;
+  if (total > dst_len)
+    return RangeError("gather: segments total " + std::to_string(total) + " bytes but the destination has room for " +
+                      std::to_string(dst_len));
+  uint64_t pos = 0;
+  for (size_t i = 0; i < count; i++) {
+    uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
+    if (len) std::memcpy(dst + pos, base_ + off, len);
+    pos += len;
+  }
+  *copied = pos;
+  return {};
+}
+
+ShmResult ShmRegion::Scatter(const double* segments, size_t count, const uint8_t* src, uint64_t src_len,
+                             uint64_t* copied) {
+  if (!base_) return RangeError("scatter: region is closed");
+  if (read_only_) return SysError(EROFS, "scatter: region is mapped read-only");
+  uint64_t total = 0;
+  ShmResult r = CheckSegments(segments, count, size_, &total);
+  if (!r.ok()) return r;
+  if (total > src_len)
+    return RangeError("scatter: segments total " + std::to_string(total) + " bytes but the source has only " +
+                      std::to_string(src_len));
+  uint64_t pos = 0;
+  for (size_t i = 0; i < count; i++) {
+    uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
+    if (len) std::memcpy(base_ + off, src + pos, len);
+    pos += len;
+  }
+  *copied = pos;
+  return {};
+}
+
+ShmResult ShmRegion::Copy(const ShmRegion& src, uint64_t src_off, ShmRegion& dst, uint64_t dst_off, uint64_t length) {
+  ShmResult r = src.Check("copy (source)", src_off, length);
+  if (!r.ok()) return r;
+  r = dst.Check("copy (destination)", dst_off, length);
+  if (!r.ok()) return r;
+  if (dst.read_only_) return SysError(EROFS, "copy: destination region is mapped read-only");
+  // memmove: source and destination may be the same region, overlapping.
+  if (length) std::memmove(dst.base_ + dst_off, src.base_ + src_off, length);
+  return {};
+}
+
+ShmResult ShmRegion::Load32(uint64_t offset, bool big_endian, uint32_t* out) const {
+  ShmResult r = Check("load32", offset, 4);
+  if (!r.ok()) return r;
+  if (offset % 4) return RangeError("load32: offset " + std::to_string(offset) + " is not 4-byte aligned");
+  uint32_t v = __atomic_load_n(reinterpret_cast<const uint32_t*>(base_ + offset), __ATOMIC_ACQUIRE);
+  *out = big_endian ? __builtin_bswap32(v) : v;  // x86-64/aarch64 Linux hosts are little-endian
+  return r;
+}
+
+ShmResult ShmRegion::Store32(uint64_t offset, uint32_t value, bool big_endian) {
+  ShmResult r = Check("store32", offset, 4);
+  if (!r.ok()) return r;
+  if (offset % 4) return RangeError("store32: offset " + std::to_string(offset) + " is not 4-byte aligned");
+  if (read_only_) return SysError(EROFS, "store32: region is mapped read-only");
+  uint32_t v = big_endian ? __builtin_bswap32(value) : value;
+  __atomic_store_n(reinterpret_cast<uint32_t*>(base_ + offset), v, __ATOMIC_RELEASE);
+  // A full barrier so a following load of the peer's index is not reordered before this store
+  // (the Xen ring protocol's "push requests, then check for notify" pattern needs it).
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return r;
+}
+
+}  // namespace vtgt

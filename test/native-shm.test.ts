@@ -1,0 +1,217 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SharedRegion } from '../src/native/shm.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vtgt-shm-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function pattern(n: number, seed = 1): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+describe('SharedRegion basics', () => {
+  it('creates a file of the requested size and shares writes with the file', () => {
+    const path = join(dir, 'a.shm');
+    const r = SharedRegion.create(path, 8192);
+    expect(r.size).toBe(8192);
+    expect(statSync(path).size).toBe(8192);
+    r.write(100, Buffer.from('hello guest'));
+    // MAP_SHARED: the file's page cache is the mapping.
+    expect(readFileSync(path).subarray(100, 111).toString()).toBe('hello guest');
+    const out = Buffer.alloc(11);
+    r.read(100, out);
+    expect(out.toString()).toBe('hello guest');
+    r.close();
+  });
+
+  it('opens an existing file whole, read-only refuses writes', () => {
+    const path = join(dir, 'b.shm');
+    writeFileSync(path, pattern(5000));
+    const r = SharedRegion.open(path, { readOnly: true });
+    expect(r.size).toBe(5000);
+    const out = Buffer.alloc(5000);
+    r.read(0, out);
+    expect(out.equals(pattern(5000))).toBe(true);
+    expect(() => r.write(0, Buffer.alloc(1))).toThrow(/read-only/);
+    expect(() => r.store32le(0, 1)).toThrow(/read-only/);
+    r.close();
+  });
+
+  it('reads and writes with buffer offsets and explicit lengths', () => {
+    const r = SharedRegion.createAnonymous(4096);
+    const src = pattern(64, 7);
+    r.write(10, src, 8, 16);
+    const dst = Buffer.alloc(32, 0xee);
+    r.read(10, dst, 4, 16);
+    expect(dst.subarray(4, 20).equals(src.subarray(8, 24))).toBe(true);
+    expect(dst[3]).toBe(0xee);
+    expect(dst[20]).toBe(0xee);
+    r.close();
+  });
+
+  it('gathers and scatters segment lists', () => {
+    const r = SharedRegion.createAnonymous(1 << 16);
+    const segs = [
+      { offset: 4096, length: 100 },
+      { offset: 0, length: 10 },
+      { offset: 60000, length: 5536 }, // ends exactly at the region end
+      { offset: 77, length: 0 },
+    ];
+    const src = pattern(100 + 10 + 5536, 3);
+    expect(r.scatter(segs, src)).toBe(5646);
+    const check = Buffer.alloc(100);
+    r.read(4096, check);
+    expect(check.equals(src.subarray(0, 100))).toBe(true);
+    const dst = Buffer.alloc(5646 + 5);
+    expect(r.gather(segs, dst, 5)).toBe(5646);
+    expect(dst.subarray(5).equals(src)).toBe(true);
+    r.close();
+  });
+
+  it('copies between regions and within one region (overlapping)', () => {
+    const a = SharedRegion.createAnonymous(4096);
+    const b = SharedRegion.createAnonymous(8192);
+    a.write(0, pattern(4096, 9));
+    SharedRegion.copy(a, 1000, b, 8000, 192);
+    const out = Buffer.alloc(192);
+    b.read(8000, out);
+    expect(out.equals(pattern(4096, 9).subarray(1000, 1192))).toBe(true);
+    SharedRegion.copy(a, 0, a, 1, 100); // memmove semantics
+    const o2 = Buffer.alloc(100);
+    a.read(1, o2);
+    expect(o2.equals(pattern(4096, 9).subarray(0, 100))).toBe(true);
+    expect(() => SharedRegion.copy(a, 4000, b, 0, 97)).toThrow(/4000 \+ length 97 exceeds source region size 4096/);
+    expect(() => SharedRegion.copy(a, 0, b, 8100, 93)).toThrow(RangeError);
+    a.close();
+    b.close();
+  });
+
+  it('loads and stores 32-bit ring indices in both byte orders', () => {
+    const r = SharedRegion.createAnonymous(64);
+    r.store32le(8, 0x11223344);
+    const raw = Buffer.alloc(4);
+    r.read(8, raw);
+    expect([...raw]).toEqual([0x44, 0x33, 0x22, 0x11]);
+    expect(r.load32le(8)).toBe(0x11223344);
+    expect(r.load32be(8)).toBe(0x44332211);
+    r.store32be(60, 0xdeadbeef);
+    r.read(60, raw);
+    expect([...raw]).toEqual([0xde, 0xad, 0xbe, 0xef]);
+    expect(r.load32le(60)).toBe(0xefbeadde);
+    expect(() => r.store32le(4, 2 ** 32)).toThrow(RangeError);
+    r.close();
+  });
+});
+
+describe('SharedRegion hostile offsets', () => {
+  const r = SharedRegion.createAnonymous(4096);
+  const buf = Buffer.alloc(64);
+  const bad: Array<[string, () => unknown, RegExp | typeof RangeError]> = [
+    ['negative offset', () => r.read(-1, buf), RangeError],
+    ['fractional offset', () => r.read(1.5, buf), RangeError],
+    ['NaN offset', () => r.read(Number.NaN, buf), RangeError],
+    ['Infinity offset', () => r.read(Number.POSITIVE_INFINITY, buf), RangeError],
+    ['offset past end', () => r.read(4096, buf, 0, 1), /offset 4096 \+ length 1 exceeds region size 4096/],
+    ['offset + length past end', () => r.write(4090, buf, 0, 7), /4090 \+ length 7 exceeds region size 4096/],
+    ['huge offset (overflow)', () => r.read(2 ** 53 - 1, buf, 0, 2), RangeError],
+    ['length past buffer', () => r.read(0, buf, 0, 65), /buffer offset 0 \+ length 65 exceeds buffer size 64/],
+    ['buffer offset past buffer', () => r.read(0, buf, 65), RangeError],
+    ['string offset', () => r.read('0' as unknown as number, buf), RangeError],
+    ['non-buffer dst', () => r.read(0, [1, 2] as unknown as Buffer), TypeError],
+    ['segment past end', () => r.gather([{ offset: 4000, length: 97 }], Buffer.alloc(200)), /segment 0 offset 4000/],
+    ['segment negative length', () => r.gather([{ offset: 0, length: -1 }], buf), RangeError],
+    ['segments overflow dst', () => r.gather([{ offset: 0, length: 40 }, { offset: 0, length: 40 }], buf), /total 80/],
+    ['segment not an object', () => r.scatter([null as unknown as { offset: number; length: number }], buf), TypeError],
+    ['scatter beyond src', () => r.scatter([{ offset: 0, length: 10 }], buf, 60), /room for 4/],
+    ['unaligned load', () => r.load32le(2), /not 4-byte aligned/],
+    ['load at end', () => r.load32le(4096), RangeError],
+  ];
+  for (const [name, fn, want] of bad) {
+    it(`rejects ${name}`, () => {
+      expect(fn).toThrow(want);
+    });
+  }
+
+  it('rejects zero-sized regions and any use after close', () => {
+    expect(() => SharedRegion.createAnonymous(0)).toThrow(RangeError);
+    expect(() => SharedRegion.create(join(dir, 'z'), 0)).toThrow(RangeError);
+    const c = SharedRegion.createAnonymous(128);
+    c.close();
+    c.close();
+    expect(() => c.read(0, buf, 0, 1)).toThrow(/closed/);
+    expect(() => c.load32le(0)).toThrow(/closed/);
+    expect(() => SharedRegion.copy(r, 0, c, 0, 1)).toThrow(/closed/);
+  });
+
+  it('the C++ layer rechecks bounds when the TypeScript checks are bypassed', async () => {
+    const { loadNative } = await import('../src/native/index.js');
+    const n = loadNative();
+    const h = n.shmCreateAnonymous(256);
+    expect(() => h.read(250, Buffer.alloc(16), 0, 16)).toThrow(/250 \+ length 16 exceeds region size 256/);
+    expect(() => h.read(0, Buffer.alloc(16), 8, 16)).toThrow(/exceeds buffer size 16/);
+    expect(() => h.read(-1, Buffer.alloc(16), 0, 1)).toThrow(TypeError);
+    expect(() => h.gather(new Float64Array([0, 300]), Buffer.alloc(400), 0)).toThrow(/segment 0/);
+    expect(() => h.gather(new Float64Array([0, 1.5]), Buffer.alloc(400), 0)).toThrow(/integers/);
+    expect(() => h.gather(new Float64Array([0, 100, 0, 100]), Buffer.alloc(150), 0)).toThrow(/total 200/);
+    expect(() => h.gather(new Float64Array([0]), Buffer.alloc(150), 0)).toThrow(/pairs/);
+    expect(() => h.load32(3, false)).toThrow(/aligned/);
+    expect(() => n.shmCopy(h, 0, {} as never, 0, 1)).toThrow(TypeError);
+    h.close();
+    expect(() => h.read(0, Buffer.alloc(1), 0, 1)).toThrow(/closed/);
+  });
+
+  it('reports missing files with the path', () => {
+    expect(() => SharedRegion.open(join(dir, 'missing.shm'))).toThrow(/ENOENT.*missing\.shm|missing\.shm.*ENOENT/);
+  });
+});
+
+describe('SharedRegion across processes', () => {
+  it('a child process maps the same memfd and sees and publishes data', () => {
+    const r = SharedRegion.createAnonymous(8192);
+    r.write(1024, Buffer.from('from parent'));
+    r.store32le(0, 41);
+    const addon = join(process.cwd(), 'build', 'Release', 'vtgt_native.node');
+    const child = `
+      const n = require(process.env.VTGT_NATIVE_ADDON || ${JSON.stringify(addon)});
+      const h = n.shmOpen(process.argv[1], false);
+      const b = Buffer.alloc(11);
+      h.read(1024, b, 0, 11);
+      if (b.toString() !== 'from parent') process.exit(3);
+      const idx = h.load32(0, false);
+      const m = Buffer.from('from child ' + idx); h.write(2048, m, 0, m.length);
+      h.store32(0, idx + 1, false);
+      h.close();
+    `;
+    const res = spawnSync(process.execPath, ['-e', child, `/proc/${process.pid}/fd/${r.fd}`], { encoding: 'utf8' });
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    expect(r.load32le(0)).toBe(42);
+    const out = Buffer.alloc(13);
+    r.read(2048, out);
+    expect(out.toString()).toBe('from child 41');
+    r.close();
+  });
+
+  it('a child cannot shrink a sealed memfd under the mapping', () => {
+    const r = SharedRegion.createAnonymous(8192);
+    const res = spawnSync(
+      process.execPath,
+      ['-e', `require('fs').truncateSync(process.argv[1], 10)`, `/proc/${process.pid}/fd/${r.fd}`],
+      { encoding: 'utf8' },
+    );
+    expect(res.status).not.toBe(0);
+    expect(res.stderr).toMatch(/EPERM/);
+    const tail = Buffer.alloc(4);
+    r.read(8188, tail); // still mapped and readable
+    expect(tail.length).toBe(4);
+    r.close();
+  });
+});
