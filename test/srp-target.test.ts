@@ -1,0 +1,295 @@
+import { describe, expect, it } from 'vitest';
+import type { Nexus, ScsiCommandRequest, TmfRequest, TmfResult } from '../src/vscsi/fabric.js';
+import { decodeSamLun } from '../src/vscsi/lun-address.js';
+import type { DirectDescriptor } from '../src/srp/descriptors.js';
+import {
+  decodeLoginRej,
+  decodeLoginRsp,
+  decodeRsp,
+  encodeCmd,
+  encodeILogout,
+  encodeLoginReq,
+  encodeTskMgmt,
+  SrpRspFlag,
+  type SrpRsp,
+} from '../src/srp/iu.js';
+import { SrpChannel, type SrpDataMover } from '../src/srp/target.js';
+
+/** In-test SCSI core stand-in: READ(10)/WRITE(10) on a RAM disk; `hold` keeps commands pending. */
+class FakeNexus implements Nexus {
+  readonly id = 1;
+  readonly initiator = { name: 'x', portSuffix: 'y', protocolId: 4, transportId: Buffer.alloc(24) };
+  disk = Buffer.alloc(64 * 512);
+  hold = false;
+  pending = new Map<bigint, ScsiCommandRequest>();
+  closed = false;
+  tmfs: TmfRequest[] = [];
+  submit(r: ScsiCommandRequest): void {
+    if (this.hold) {
+      this.pending.set(r.tag, r);
+      return;
+    }
+    void this.run(r);
+  }
+  async run(r: ScsiCommandRequest): Promise<void> {
+    const lba = r.cdb.readUInt32BE(2);
+    const len = r.cdb.readUInt16BE(7) * 512;
+    if (r.cdb[0] === 0x28) {
+      const data = Buffer.from(this.disk.subarray(lba * 512, lba * 512 + len));
+      const n = Math.min(len, r.expectedLength);
+      r.port.complete({
+        status: 0,
+        dataIn: data.subarray(0, n),
+        residual: len < r.expectedLength ? { kind: 'underflow', count: r.expectedLength - len } : { kind: 'none' },
+      });
+    } else if (r.cdb[0] === 0x2a) {
+      try {
+        const data = await r.port.fetchDataOut(0, len);
+        data.copy(this.disk, lba * 512);
+        r.port.complete({ status: 0, residual: { kind: 'none' } });
+      } catch {
+        r.port.complete({ status: 2, sense: Buffer.from('700004000000000a0000000008000000', 'hex'), residual: { kind: 'none' } });
+      }
+    } else {
+      r.port.complete({ status: 2, sense: Buffer.alloc(200, 0x70), residual: { kind: 'none' } });
+    }
+  }
+  async taskManagement(t: TmfRequest): Promise<TmfResult> {
+    this.tmfs.push(t);
+    if (t.fn === 'ABORT_TASK') this.pending.delete(t.referencedTag!);
+    else this.pending.clear();
+    return { response: 'FUNCTION_COMPLETE' };
+  }
+  lunNumbers(): number[] {
+    return [0];
+  }
+  activeCommands(): number {
+    return this.pending.size;
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+/** Initiator memory: a flat buffer addressed by va; any access outside fails like a bad TCE. */
+class Memory implements SrpDataMover {
+  mem = Buffer.alloc(1 << 20);
+  copies = 0;
+  private check(s: DirectDescriptor) {
+    if (s.va + BigInt(s.len) > BigInt(this.mem.length)) throw new Error('H_PERMISSION');
+  }
+  async readFromInitiator(segs: readonly DirectDescriptor[], dst: Buffer): Promise<void> {
+    let o = 0;
+    for (const s of segs) {
+      this.check(s);
+      this.copies++;
+      this.mem.copy(dst, o, Number(s.va), Number(s.va) + s.len);
+      o += s.len;
+    }
+  }
+  async writeToInitiator(segs: readonly DirectDescriptor[], src: Buffer): Promise<void> {
+    let o = 0;
+    for (const s of segs) {
+      this.check(s);
+      this.copies++;
+      src.copy(this.mem, Number(s.va), o, o + s.len);
+      o += s.len;
+    }
+  }
+}
+
+function setup(limit = 8) {
+  const nexus = new FakeNexus();
+  const mem = new Memory();
+  const sent: Buffer[] = [];
+  const errors: string[] = [];
+  const ch = new SrpChannel<number>({
+    login: { maxItIuLen: 256, maxTiIuLen: 256, requestLimit: limit, bufFmt: 6, multiChannel: false, requireZeroIdExtension: true },
+    creditPolicy: 'initiator-recredits',
+    openNexus: async () => nexus,
+    decodeLun: decodeSamLun,
+    mover: mem,
+    send: (iu) => void sent.push(iu),
+    onProtocolError: (m) => void errors.push(m),
+    residualStyle: 'overflow-only',
+    maxSenseLength: 96,
+  });
+  return { nexus, mem, sent, errors, ch };
+}
+const tag = (n: number) => {
+  const b = Buffer.alloc(8);
+  b.writeUInt32BE(n, 4);
+  b[0] = 0xa5; // make sure tags are echoed as bytes, not numbers
+  return b;
+};
+const login = (iuLen = 256) =>
+  encodeLoginReq({ tag: tag(0), reqItIuLen: iuLen, reqBufFmt: 6, reqFlags: 0, immDataOffset: 0, initiatorPortId: Buffer.alloc(16), targetPortId: Buffer.alloc(16) });
+const cdb10 = (op: number, lba: number, blocks: number) => {
+  const c = Buffer.alloc(16);
+  c[0] = op;
+  c.writeUInt32BE(lba, 2);
+  c.writeUInt16BE(blocks, 7);
+  return c;
+};
+const d = (va: number, len: number): DirectDescriptor => ({ va: BigInt(va), key: 0, len });
+const rsp = (b: Buffer): SrpRsp => {
+  const r = decodeRsp(b);
+  if (!r.ok) throw new Error(r.error.message);
+  return r.value;
+};
+const flush = () => new Promise((r) => setTimeout(r, 5));
+
+describe('SrpChannel', () => {
+  it('logs in, writes through an external indirect table, reads back through a direct descriptor', async () => {
+    const { ch, mem, sent, nexus, errors } = setup();
+    await ch.handle(login(), 1);
+    const lr = decodeLoginRsp(sent[0]!);
+    expect(lr.ok && lr.value.reqLimDelta).toBe(8);
+    // 12 x 512-byte segments; only the first 10 in the IU (as the Linux VIO client does), table at 0x8000.
+    const segs = Array.from({ length: 12 }, (_, i) => d(0x10000 + i * 0x1000, 512));
+    segs.forEach((s, i) => {
+      mem.mem.writeBigUInt64BE(s.va, 0x8000 + i * 16);
+      mem.mem.writeUInt32BE(512, 0x8000 + i * 16 + 12);
+      mem.mem.fill(i + 1, Number(s.va), Number(s.va) + 512);
+    });
+    await ch.handle(
+      encodeCmd({ tag: tag(1), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x2a, 4, 12),
+        dataOut: { format: 'indirect', table: d(0x8000, 16 * 12), totalLength: 12 * 512, inIu: segs.slice(0, 10) },
+        dataIn: { format: 'none' } }),
+      2,
+    );
+    await flush();
+    const w = rsp(sent[1]!);
+    expect(w.status).toBe(0);
+    expect(w.reqLimDelta).toBe(1);
+    expect(w.tag).toEqual(tag(1));
+    expect(nexus.disk[4 * 512 + 11 * 512]).toBe(12);
+    await ch.handle(
+      encodeCmd({ tag: tag(2), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 4, 12),
+        dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0x40000, 12 * 512) } }),
+      3,
+    );
+    await flush();
+    expect(rsp(sent[2]!).status).toBe(0);
+    expect(mem.mem.subarray(0x40000 + 512 * 11, 0x40000 + 512 * 12).every((x) => x === 12)).toBe(true);
+    expect(errors).toEqual([]);
+    expect(ch.outstandingCredits).toBe(0);
+  });
+
+  it('reports a short read with DIOVER for the VIO client and caps sense at 96 bytes', async () => {
+    const { ch, sent } = setup();
+    await ch.handle(login(), 0);
+    await ch.handle(
+      encodeCmd({ tag: tag(3), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1),
+        dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0x1000, 4096) } }),
+      0,
+    );
+    await ch.handle(
+      encodeCmd({ tag: tag(4), solNot: 0x04, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x12, 0, 0),
+        dataOut: { format: 'none' }, dataIn: { format: 'none' } }),
+      0,
+    );
+    await flush();
+    const short = rsp(sent[1]!);
+    expect(short.residualFlags).toBe(SrpRspFlag.DIOVER);
+    expect(short.dataInResidual).toBe(4096 - 512);
+    const cc = rsp(sent[2]!);
+    expect(cc.status).toBe(2);
+    expect(cc.sense!.length).toBe(96);
+    expect(cc.responseData).toBeUndefined();
+    expect(cc.solNot).toBe(1); // UCSOLNT requested, command failed
+  });
+
+  it('answers descriptor errors with CHECK CONDITION and protocol errors by dropping the connection', async () => {
+    const { ch, sent, errors } = setup(2);
+    await ch.handle(
+      encodeCmd({ tag: tag(9), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1),
+        dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0, 512) } }),
+      0,
+    );
+    expect(errors).toEqual(['SRP_CMD before login']);
+    await ch.handle(login(), 0);
+    await ch.handle(
+      encodeCmd({ tag: tag(5), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1),
+        dataOut: { format: 'none' }, dataIn: { format: 'indirect', table: d(0, 20), totalLength: 512, inIu: [] } }),
+      0,
+    );
+    const r = rsp(sent[1]!);
+    expect(r.status).toBe(2);
+    expect(r.sense![2]).toBe(0x05); // ILLEGAL REQUEST
+    expect(r.reqLimDelta).toBe(1);
+    // A read whose buffer is outside initiator memory: HARDWARE ERROR, the service keeps going.
+    await ch.handle(
+      encodeCmd({ tag: tag(6), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1),
+        dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0xfffffff0, 512) } }),
+      0,
+    );
+    await flush();
+    const hw = rsp(sent[2]!);
+    expect(hw.status).toBe(2);
+    expect(hw.sense![2]).toBe(0x04);
+    // Credit overrun: hold two commands, send a third.
+    const { ch: ch2, nexus: n2, errors: e2 } = setup(2);
+    await ch2.handle(login(), 0);
+    n2.hold = true;
+    for (const t of [10, 11, 12]) {
+      await ch2.handle(
+        encodeCmd({ tag: tag(t), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1),
+          dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0, 512) } }),
+        0,
+      );
+    }
+    expect(e2[0]).toMatch(/credit overrun/);
+    // Unknown opcode and a second login.
+    await ch.handle(Buffer.from('41000000000000000000000000000000', 'hex'), 0);
+    expect(errors[1]).toMatch(/unexpected SRP opcode 0x41/);
+    await ch.handle(login(), 0);
+    const rej = decodeLoginRej(sent[3]!);
+    expect(rej.ok && rej.value.reason).toBe(0x00010006);
+  });
+
+  it('ABORT TASK: the aborted command gets no response and no credit; the TM response carries RSP_CODE 0', async () => {
+    const { ch, sent, nexus } = setup(4);
+    await ch.handle(login(), 0);
+    nexus.hold = true;
+    const read = (t: number) =>
+      encodeCmd({ tag: tag(t), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1),
+        dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0, 512) } });
+    await ch.handle(read(20), 0);
+    await ch.handle(read(21), 0);
+    expect(ch.outstandingCredits).toBe(2);
+    await ch.handle(encodeTskMgmt({ tag: tag(30), solNot: 0, lun: Buffer.alloc(8), func: 0x01, taskTag: tag(20) }), 0);
+    const tm = rsp(sent[1]!);
+    expect(tm.tag).toEqual(tag(30));
+    expect(tm.responseData).toEqual(Buffer.from([0, 0, 0, 0]));
+    expect(tm.reqLimDelta).toBe(1);
+    expect(nexus.tmfs[0]).toMatchObject({ fn: 'ABORT_TASK', lun: 0, referencedTag: tag(20).readBigUInt64BE(0) });
+    expect(ch.outstandingCredits).toBe(1);
+    // The remaining command completes normally with one credit.
+    const r21 = nexus.pending.get(tag(21).readBigUInt64BE(0))!;
+    nexus.pending.clear();
+    await nexus.run(r21);
+    await flush();
+    expect(rsp(sent[2]!).reqLimDelta).toBe(1);
+    expect(sent.length).toBe(3);
+    // LUN RESET retires every held command; unknown functions are "not supported".
+    await ch.handle(read(22), 0);
+    await ch.handle(read(23), 0);
+    await ch.handle(encodeTskMgmt({ tag: tag(31), solNot: 0, lun: Buffer.alloc(8), func: 0x08, taskTag: Buffer.alloc(8) }), 0);
+    expect(ch.activeCount).toBe(0);
+    expect(ch.outstandingCredits).toBe(0);
+    await ch.handle(encodeTskMgmt({ tag: tag(32), solNot: 0, lun: Buffer.alloc(8), func: 0x10, taskTag: Buffer.alloc(8) }), 0);
+    expect(rsp(sent[sent.length - 1]!).responseData).toEqual(Buffer.from([0, 0, 0, 4]));
+  });
+
+  it('I_LOGOUT closes the nexus', async () => {
+    const { ch, nexus } = setup();
+    let loggedOut = false;
+    await ch.handle(login(), 0);
+    (ch as unknown as { opts: { onLogout: () => void } }).opts.onLogout = () => (loggedOut = true);
+    await ch.handle(encodeILogout({ tag: tag(40) }), 0);
+    expect(nexus.closed).toBe(true);
+    expect(ch.loggedIn).toBe(false);
+    expect(loggedOut).toBe(true);
+  });
+});
