@@ -155,6 +155,66 @@ Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   return Napi::Value(env, promise);
 }
 
+// ioDevInfoSync(fd) -> the same object as the async kDevInfo (fstat + block ioctls; cheap, for open time).
+Napi::Value IoDevInfoSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t fd;
+  if (info.Length() < 1 || !GetIndex(info[0], &fd) || fd > 0x7fffffff) {
+    Napi::TypeError::New(env, "ioDevInfoSync: expected (fd)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  IoRequest r;
+  r.op = IoOp::kDevInfo;
+  r.fd = static_cast<int>(fd);
+  ExecuteSync(&r);
+  if (r.err) {
+    Napi::Error e = ErrnoError(env, r.err, IoOpName(r.op));
+    e.Set("syscall", Napi::String::New(env, IoOpName(r.op)));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("size", r.info[0]);
+  o.Set("isBlockDevice", r.info[1] != 0);
+  o.Set("logicalBlockSize", r.info[2]);
+  o.Set("physicalBlockSize", r.info[3]);
+  o.Set("readOnlyDevice", r.info[4] != 0);
+  o.Set("mode", r.info[5]);
+  return o;
+}
+
+// alignedBuffer(size, alignment) -> Buffer whose memory starts on `alignment` (O_DIRECT needs it).
+Napi::Value AlignedBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t size, align;
+  if (info.Length() < 2 || !GetIndex(info[0], &size) || !GetIndex(info[1], &align) || align < sizeof(void*) ||
+      align > (1u << 21) || (align & (align - 1)) || size > (uint64_t{1} << 32)) {
+    Napi::TypeError::New(env, "alignedBuffer: expected (size <= 4 GiB, power-of-two alignment)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  void* p = nullptr;
+  if (posix_memalign(&p, static_cast<size_t>(align), size ? static_cast<size_t>(size) : 1) != 0) {
+    Napi::Error::New(env, "alignedBuffer: out of memory").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::memset(p, 0, static_cast<size_t>(size));
+  return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(p), static_cast<size_t>(size),
+                                    [](Napi::Env, uint8_t* data) { std::free(data); });
+}
+
+// bufferAlignment(buf) -> the largest power of two (up to 4096) its start address is a multiple of.
+Napi::Value BufferAlignment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) {
+    Napi::TypeError::New(env, "bufferAlignment: expected a Buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto addr = reinterpret_cast<uintptr_t>(info[0].As<Napi::Uint8Array>().Data());
+  unsigned a = 1;
+  while (a < 4096 && (addr & (a * 2 - 1)) == 0) a *= 2;
+  return Napi::Number::New(env, a);
+}
+
 Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   IoState* st = State(env);
@@ -170,6 +230,9 @@ Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
 
 void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("ioSubmit", Napi::Function::New(env, IoSubmit, "ioSubmit"));
+  exports.Set("ioDevInfoSync", Napi::Function::New(env, IoDevInfoSync, "ioDevInfoSync"));
+  exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
+  exports.Set("bufferAlignment", Napi::Function::New(env, BufferAlignment, "bufferAlignment"));
   exports.Set("ioEngineInfo", Napi::Function::New(env, IoEngineInfo, "ioEngineInfo"));
 }
 

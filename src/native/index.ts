@@ -56,6 +56,9 @@ export interface NativeAddon {
     preferUring: boolean,
   ): Promise<number | NativeDevInfo>;
   ioEngineInfo(): NativeIoEngineInfo;
+  ioDevInfoSync(fd: number): NativeDevInfo;
+  alignedBuffer(size: number, alignment: number): Buffer;
+  bufferAlignment(buf: Uint8Array): number;
   [name: string]: unknown;
 }
 

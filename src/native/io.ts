@@ -1,0 +1,262 @@
+/**
+ * Async block I/O through the native engine: io_uring (when the addon was built with liburing and the
+ * kernel allows it) or the addon's thread pool. Every argument is validated here before crossing into
+ * C++; the addon pins the Buffer until the operation completes. Failures reject with `NativeIoError`
+ * naming the operation, the file and the offset.
+ */
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { loadNative, type NativeDevInfo, type NativeIoEngineInfo } from './index.js';
+
+/** Operation numbers shared with native/src/io_request.h (IoOp). */
+export const IoOp = {
+  READ: 0,
+  WRITE: 1,
+  FDATASYNC: 2,
+  FSYNC: 3,
+  FALLOCATE: 4,
+  BLKDISCARD: 5,
+  BLKZEROOUT: 6,
+  SEEK_DATA: 7,
+  SEEK_HOLE: 8,
+  DEV_INFO: 9,
+} as const;
+
+/** fallocate(2) mode bits (linux/falloc.h). */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+export type IoEngineKind = 'io_uring' | 'threadpool';
+export type { NativeDevInfo as DeviceInfo };
+
+export class NativeIoError extends Error {
+  constructor(
+    message: string,
+    /** errno name: 'EIO', 'ENOSPC', ... */
+    readonly code: string,
+    readonly syscall: string,
+    readonly path: string,
+  ) {
+    super(message);
+    this.name = 'NativeIoError';
+  }
+}
+
+export interface IoFileOptions {
+  readOnly?: boolean;
+  /** O_DIRECT: bypass the page cache. Buffers, offsets and lengths must be aligned to the logical block size. */
+  direct?: boolean;
+  /** O_DSYNC: every write is durable on completion (write-through). */
+  dsync?: boolean;
+  /** Create the file if absent (mode 0600 before umask); never for block devices. */
+  create?: boolean;
+  /** 'io_uring' (default; falls back to the thread pool when unavailable) or 'threadpool'. */
+  engine?: IoEngineKind;
+}
+
+const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
+
+function checkIndex(op: string, what: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new RangeError(`${op}: ${what} must be a non-negative safe integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+export function ioEngineInfo(): NativeIoEngineInfo {
+  return loadNative().ioEngineInfo();
+}
+
+/** A zero-filled Buffer whose memory starts on `alignment` bytes (for O_DIRECT). */
+export function alignedBuffer(size: number, alignment = 4096): Buffer {
+  checkIndex('alignedBuffer', 'size', size);
+  if (!Number.isInteger(alignment) || alignment < 8 || alignment > 1 << 21 || (alignment & (alignment - 1)) !== 0) {
+    throw new RangeError(`alignedBuffer: alignment ${alignment} must be a power of two between 8 and 2 MiB`);
+  }
+  return loadNative().alignedBuffer(size, alignment);
+}
+
+/** True when the Buffer's memory starts on a multiple of `alignment` (a power of two <= 4096). */
+export function isAligned(buf: Uint8Array, alignment: number): boolean {
+  return loadNative().bufferAlignment(buf) >= alignment;
+}
+
+/** An open file or block device driven by the native engine. */
+export class IoFile {
+  readonly path: string;
+  readonly readOnly: boolean;
+  readonly direct: boolean;
+  readonly engine: IoEngineKind;
+  #fd: number;
+  #inflight = 0;
+  #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(path: string, fd: number, opts: IoFileOptions) {
+    this.path = path;
+    this.#fd = fd;
+    this.readOnly = opts.readOnly === true;
+    this.direct = opts.direct === true;
+    const uring = opts.engine !== 'threadpool' && loadNative().ioEngineInfo().uring;
+    this.engine = uring ? 'io_uring' : 'threadpool';
+  }
+
+  /**
+   * Open synchronously (a config-time operation). Throws Node's usual fs errors (code ENOENT, EACCES,
+   * EINVAL for O_DIRECT on a file system without it), whose messages carry the path.
+   */
+  static openSync(path: string, opts: IoFileOptions = {}): IoFile {
+    if (typeof path !== 'string' || path === '') throw new TypeError('IoFile.openSync: path must be a non-empty string');
+    let flags = (opts.readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR);
+    if (opts.direct) flags |= fsConstants.O_DIRECT;
+    if (opts.dsync) flags |= fsConstants.O_DSYNC;
+    if (opts.create && !opts.readOnly) flags |= fsConstants.O_CREAT;
+    const fd = openSync(path, flags, 0o600);
+    return new IoFile(path, fd, opts);
+  }
+
+  /** Adopt an fd opened elsewhere; close() will close it. */
+  static fromFd(fd: number, path: string, opts: IoFileOptions = {}): IoFile {
+    checkIndex('IoFile.fromFd', 'fd', fd);
+    return new IoFile(path, fd, opts);
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  async #submit(
+    op: number,
+    name: string,
+    buf: Uint8Array | null,
+    bufOffset: number,
+    length: number,
+    position: number,
+    mode = 0,
+  ): Promise<number | NativeDevInfo> {
+    if (this.#fd < 0 || this.#closing) throw new Error(`${name}: ${this.path} is closed`);
+    this.#inflight++;
+    try {
+      return await loadNative().ioSubmit(op, this.#fd, buf, bufOffset, length, position, mode, this.engine === 'io_uring');
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      const code = typeof err.code === 'string' ? err.code : 'EIO';
+      const where = op <= IoOp.WRITE || op === IoOp.FALLOCATE || op === IoOp.BLKDISCARD || op === IoOp.BLKZEROOUT
+        ? ` at offset ${position} length ${length}` : '';
+      throw new NativeIoError(`${name} failed on ${this.path}${where}: ${err.message ?? String(e)}`, code, name, this.path);
+    } finally {
+      if (--this.#inflight === 0 && this.#drained) this.#drained();
+    }
+  }
+
+  #transferArgs(op: string, buf: Uint8Array, bufOffset: number, length: number, position: number): void {
+    if (!(buf instanceof Uint8Array)) throw new TypeError(`${op}: buffer must be a Buffer or Uint8Array`);
+    checkIndex(op, 'bufferOffset', bufOffset);
+    checkIndex(op, 'length', length);
+    checkIndex(op, 'position', position);
+    if (bufOffset > buf.length || length > buf.length - bufOffset) {
+      throw new RangeError(`${op}: buffer offset ${bufOffset} + length ${length} exceeds buffer size ${buf.length}`);
+    }
+    if (position > MAX_OFFSET - length) throw new RangeError(`${op}: position ${position} + length ${length} overflows`);
+  }
+
+  /** Read `length` bytes at `position` into buf[bufOffset...]. Resolves with the bytes read (< length only at EOF). */
+  async read(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
+    this.#transferArgs('pread', buf, bufOffset, length, position);
+    return (await this.#submit(IoOp.READ, 'pread', buf, bufOffset, length, position)) as number;
+  }
+
+  /** Write buf[bufOffset, +length) at `position`; resolves when all bytes are written. */
+  async write(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
+    this.#transferArgs('pwrite', buf, bufOffset, length, position);
+    if (this.readOnly) throw new NativeIoError(`pwrite refused on ${this.path}: opened read-only`, 'EBADF', 'pwrite', this.path);
+    return (await this.#submit(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position)) as number;
+  }
+
+  async datasync(): Promise<void> {
+    await this.#submit(IoOp.FDATASYNC, 'fdatasync', null, 0, 0, 0);
+  }
+
+  async fsync(): Promise<void> {
+    await this.#submit(IoOp.FSYNC, 'fsync', null, 0, 0, 0);
+  }
+
+  #rangeArgs(op: string, offset: number, length: number): void {
+    checkIndex(op, 'offset', offset);
+    checkIndex(op, 'length', length);
+    if (offset > MAX_OFFSET - length) throw new RangeError(`${op}: offset ${offset} + length ${length} overflows`);
+  }
+
+  /** fallocate(2) with the given FALLOC_FL_* mode. */
+  async fallocate(mode: number, offset: number, length: number): Promise<void> {
+    this.#rangeArgs('fallocate', offset, length);
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0x7fffffff) throw new RangeError(`fallocate: bad mode ${mode}`);
+    await this.#submit(IoOp.FALLOCATE, 'fallocate', null, 0, length, offset, mode);
+  }
+
+  /** Deallocate a range of a regular file; it reads back as zeroes and the size is unchanged. */
+  punchHole(offset: number, length: number): Promise<void> {
+    return this.fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+  }
+
+  /** Zero a range of a regular file, keeping it allocated (EOPNOTSUPP on file systems without it). */
+  zeroRange(offset: number, length: number): Promise<void> {
+    return this.fallocate(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length);
+  }
+
+  /** BLKDISCARD on a block device (offset and length aligned to its logical block size). */
+  async blkDiscard(offset: number, length: number): Promise<void> {
+    this.#rangeArgs('blkdiscard', offset, length);
+    await this.#submit(IoOp.BLKDISCARD, 'ioctl(BLKDISCARD)', null, 0, length, offset);
+  }
+
+  /** BLKZEROOUT on a block device. */
+  async blkZeroout(offset: number, length: number): Promise<void> {
+    this.#rangeArgs('blkzeroout', offset, length);
+    await this.#submit(IoOp.BLKZEROOUT, 'ioctl(BLKZEROOUT)', null, 0, length, offset);
+  }
+
+  /** lseek(SEEK_DATA): the first data offset >= offset, or -1 when there is none before EOF. */
+  async seekData(offset: number): Promise<number> {
+    checkIndex('seekData', 'offset', offset);
+    return (await this.#submit(IoOp.SEEK_DATA, 'lseek(SEEK_DATA)', null, 0, 0, offset)) as number;
+  }
+
+  /** lseek(SEEK_HOLE): the first hole offset >= offset (EOF counts as a hole), or -1 past EOF. */
+  async seekHole(offset: number): Promise<number> {
+    checkIndex('seekHole', 'offset', offset);
+    return (await this.#submit(IoOp.SEEK_HOLE, 'lseek(SEEK_HOLE)', null, 0, 0, offset)) as number;
+  }
+
+  /** Size, and for block devices the logical/physical block size (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET). */
+  async devInfo(): Promise<NativeDevInfo> {
+    return (await this.#submit(IoOp.DEV_INFO, 'fstat', null, 0, 0, 0)) as NativeDevInfo;
+  }
+
+  devInfoSync(): NativeDevInfo {
+    if (this.#fd < 0) throw new Error(`fstat: ${this.path} is closed`);
+    try {
+      return loadNative().ioDevInfoSync(this.#fd);
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      throw new NativeIoError(`fstat failed on ${this.path}: ${err.message ?? String(e)}`, err.code ?? 'EIO', 'fstat', this.path);
+    }
+  }
+
+  /** Waits for operations in flight, then closes the fd. Idempotent. */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = (async () => {
+        if (this.#inflight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+        const fd = this.#fd;
+        this.#fd = -1;
+        if (fd >= 0) closeSync(fd);
+      })();
+    }
+    return this.#closing;
+  }
+}

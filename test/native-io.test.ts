@@ -1,0 +1,179 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alignedBuffer, IoFile, ioEngineInfo, isAligned, NativeIoError, type IoEngineKind } from '../src/native/io.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vtgt-io-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function pattern(n: number, seed = 1): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 13 + seed * 7) & 0xff;
+  return b;
+}
+
+it('reports which engine is active', () => {
+  const info = ioEngineInfo();
+  expect(info.threads).toBeGreaterThan(0);
+  // This machine has liburing-dev and an io_uring-capable kernel; say why if not.
+  expect(info.uringUnavailableReason).toBe(info.uring ? '' : info.uringUnavailableReason);
+  if (info.uring) expect(info.uringEntries).toBeGreaterThan(0);
+});
+
+for (const engine of ['io_uring', 'threadpool'] as IoEngineKind[]) {
+  describe(`IoFile on the ${engine} engine`, () => {
+    it('writes and reads back at offsets, with buffer offsets', async () => {
+      const path = join(dir, `rw-${engine}`);
+      const f = IoFile.openSync(path, { create: true, engine });
+      const data = pattern(8192, 3);
+      expect(await f.write(data, 0, 8192, 4096)).toBe(8192);
+      const into = Buffer.alloc(9000, 0xaa);
+      expect(await f.read(into, 100, 4096, 8192)).toBe(4096);
+      expect(into.subarray(100, 4196).equals(data.subarray(4096))).toBe(true);
+      expect(into[99]).toBe(0xaa);
+      expect(into[4196]).toBe(0xaa);
+      await f.datasync();
+      await f.fsync();
+      await f.close();
+      expect(readFileSync(path).subarray(4096).equals(data)).toBe(true);
+    });
+
+    it('returns a short count for reads past end of file', async () => {
+      const path = join(dir, `eof-${engine}`);
+      writeFileSync(path, pattern(1000));
+      const f = IoFile.openSync(path, { readOnly: true, engine });
+      const b = Buffer.alloc(4096);
+      expect(await f.read(b, 0, 4096, 0)).toBe(1000);
+      expect(await f.read(b, 0, 4096, 5000)).toBe(0);
+      await f.close();
+    });
+
+    it('keeps many operations in flight (more than the ring holds)', async () => {
+      const path = join(dir, `qd-${engine}`);
+      const f = IoFile.openSync(path, { create: true, engine });
+      const n = 600;
+      const bufs = Array.from({ length: n }, (_, i) => pattern(512, i));
+      await Promise.all(bufs.map((b, i) => f.write(b, 0, 512, i * 512)));
+      const outs = Array.from({ length: n }, () => Buffer.alloc(512));
+      const counts = await Promise.all(outs.map((b, i) => f.read(b, 0, 512, i * 512)));
+      expect(counts.every((c) => c === 512)).toBe(true);
+      for (let i = 0; i < n; i++) expect(outs[i]!.equals(bufs[i]!)).toBe(true);
+      await f.close();
+    });
+
+    it('punches holes and finds them with SEEK_DATA / SEEK_HOLE', async () => {
+      const path = join(dir, `holes-${engine}`);
+      const f = IoFile.openSync(path, { create: true, engine });
+      const mib = 1 << 20;
+      await f.write(pattern(4 * mib), 0, 4 * mib, 0);
+      await f.datasync();
+      const before = statSync(path).blocks;
+      await f.punchHole(mib, 2 * mib);
+      expect(statSync(path).size).toBe(4 * mib);
+      expect(statSync(path).blocks).toBeLessThan(before);
+      expect(await f.seekData(0)).toBe(0);
+      expect(await f.seekHole(0)).toBe(mib);
+      expect(await f.seekData(mib)).toBe(3 * mib);
+      expect(await f.seekHole(3 * mib)).toBe(4 * mib); // end of file is a hole
+      expect(await f.seekData(4 * mib)).toBe(-1);
+      const z = Buffer.alloc(4096, 1);
+      await f.read(z, 0, 4096, mib + 8192);
+      expect(z.every((v) => v === 0)).toBe(true);
+      await f.close();
+    });
+
+    it('zeroes a range (or says the file system cannot)', async () => {
+      const path = join(dir, `zero-${engine}`);
+      const f = IoFile.openSync(path, { create: true, engine });
+      await f.write(pattern(65536), 0, 65536, 0);
+      try {
+        await f.zeroRange(4096, 8192);
+      } catch (e) {
+        expect((e as NativeIoError).code).toBe('EOPNOTSUPP');
+        await f.close();
+        return;
+      }
+      const b = Buffer.alloc(8192, 1);
+      await f.read(b, 0, 8192, 4096);
+      expect(b.every((v) => v === 0)).toBe(true);
+      await f.close();
+    });
+  });
+}
+
+describe('IoFile errors', () => {
+  it('names the file and errno when an operation fails', async () => {
+    const path = join(dir, 'ro-file');
+    writeFileSync(path, pattern(4096));
+    const f = IoFile.openSync(path, { readOnly: true });
+    await expect(f.write(Buffer.alloc(512), 0, 512, 0)).rejects.toThrow(/read-only/);
+    // The kernel refuses fallocate on an O_RDONLY fd with EBADF.
+    const err = await f.punchHole(0, 4096).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NativeIoError);
+    expect((err as NativeIoError).code).toBe('EBADF');
+    expect((err as NativeIoError).message).toContain(path);
+    expect((err as NativeIoError).message).toContain('at offset 0 length 4096');
+    await f.close();
+  });
+
+  it('maps a block-device ioctl on a regular file to ENOTTY', async () => {
+    const path = join(dir, 'not-a-device');
+    writeFileSync(path, pattern(4096));
+    const f = IoFile.openSync(path);
+    const err = (await f.blkDiscard(0, 4096).catch((e: unknown) => e)) as NativeIoError;
+    expect(err.code).toBe('ENOTTY');
+    expect(err.syscall).toBe('ioctl(BLKDISCARD)');
+    await f.close();
+  });
+
+  it('fails to open a missing file with ENOENT and the path', () => {
+    expect(() => IoFile.openSync(join(dir, 'nope', 'x'))).toThrow(/ENOENT.*nope/);
+  });
+
+  it('validates arguments before crossing into C++', async () => {
+    const f = IoFile.openSync(join(dir, 'args'), { create: true });
+    const b = Buffer.alloc(16);
+    await expect(f.read(b, 0, 17, 0)).rejects.toThrow(/exceeds buffer size 16/);
+    await expect(f.read(b, -1, 1, 0)).rejects.toThrow(RangeError);
+    await expect(f.read(b, 0, 1, 2 ** 60)).rejects.toThrow(RangeError);
+    await expect(f.read('x' as unknown as Buffer, 0, 1, 0)).rejects.toThrow(TypeError);
+    await expect(f.fallocate(-3, 0, 1)).rejects.toThrow(RangeError);
+    await f.close();
+    await expect(f.read(b, 0, 1, 0)).rejects.toThrow(/closed/);
+  });
+
+  it('the C++ layer rechecks the buffer bounds', async () => {
+    const { loadNative } = await import('../src/native/index.js');
+    const n = loadNative();
+    expect(() => n.ioSubmit(0, 0, Buffer.alloc(8), 4, 8, 0, 0, true)).toThrow(/exceeds buffer size 8/);
+    expect(() => n.ioSubmit(99, 0, null, 0, 0, 0, 0, true)).toThrow(TypeError);
+    expect(() => n.ioSubmit(0, 0, null, 0, 8, 0, 0, true)).toThrow(/need a Buffer/);
+    expect(() => n.ioSubmit(0, -1, Buffer.alloc(8), 0, 8, 0, 0, true)).toThrow(TypeError);
+    expect(() => n.ioSubmit(0, 3, Buffer.alloc(8), 0, 8, 2 ** 53, 0, true)).toThrow(TypeError);
+  });
+
+  it('close waits for operations in flight', async () => {
+    const f = IoFile.openSync(join(dir, 'drain'), { create: true });
+    const w = f.write(pattern(1 << 20), 0, 1 << 20, 0);
+    const closed = f.close();
+    expect(await w).toBe(1 << 20);
+    await closed;
+    expect(f.closed).toBe(true);
+    expect(statSync(join(dir, 'drain')).size).toBe(1 << 20);
+  });
+});
+
+describe('aligned buffers', () => {
+  it('allocates aligned zeroed memory and reports alignment', () => {
+    const b = alignedBuffer(8192, 4096);
+    expect(b.length).toBe(8192);
+    expect(isAligned(b, 4096)).toBe(true);
+    expect(b.every((v) => v === 0)).toBe(true);
+    expect(isAligned(b.subarray(1), 2)).toBe(false);
+    expect(() => alignedBuffer(10, 3)).toThrow(RangeError);
+  });
+});
