@@ -1,0 +1,121 @@
+/**
+ * What a command handler sees and returns. Handlers parse their CDB, check it, do the work through the
+ * LU's backstore and return an outcome; the nexus turns outcomes into status, sense and residuals.
+ */
+import type { Logger } from 'pino';
+import type { DataDirection, Residual, ScsiCommandRequest } from './fabric.js';
+import type { LogicalUnit } from './logical-unit.js';
+import type { ScsiFailure } from './sense.js';
+import { failure } from './sense.js';
+import type { CoreServices } from './core-services.js';
+import type { NexusImpl } from './nexus.js';
+
+export type CommandOutcome =
+  | { kind: 'good'; data?: Buffer; conditionMet?: boolean }
+  | { kind: 'check'; failure: ScsiFailure }
+  | { kind: 'conflict' };
+
+export const good = (data?: Buffer): CommandOutcome => (data ? { kind: 'good', data } : { kind: 'good' });
+export const check = (f: ScsiFailure): CommandOutcome => ({ kind: 'check', failure: f });
+
+/** The class of a command, for statistics and for how mismatched data-out lengths are treated. */
+export type CommandClass = 'read' | 'write' | 'other';
+
+export interface CommandSpec {
+  name: string;
+  opcode: number;
+  serviceAction?: number;
+  /**
+   * CDB usage data (SPC-4 6.35.3): for each CDB byte the bits the command uses. Its length is the CDB
+   * length. Any other bit set in a CDB is a reserved bit and fails with INVALID FIELD IN CDB.
+   */
+  usage: readonly number[];
+  /** Accepted with a unit attention pending and on LUNs that do not exist (SPC-4 5.? / SAM-5 5.14). */
+  noUnitAttention?: boolean;
+  /** Runs even when no logical unit is mapped at the LUN (INQUIRY, REPORT LUNS, REQUEST SENSE). */
+  noLogicalUnit?: boolean;
+  /** Needs the medium (NOT READY when the removable medium is out or the unit is stopped). */
+  mediaAccess?: boolean;
+  /** Recommended timeout (seconds) for the RSOC timeouts descriptor. */
+  timeoutSeconds?: number;
+  cls: CommandClass;
+  run(ctx: CommandContext): Promise<CommandOutcome> | CommandOutcome;
+}
+
+/** INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 annex D 0E/03), for write length mismatches. */
+export const INVALID_FIELD_IN_CIU = 'INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT' as const;
+
+export class CommandContext {
+  /** Data-out residual, set by `dataOut`. */
+  outResidual: Residual = { kind: 'none' };
+  /** Bytes moved by the command (stats). */
+  bytes = 0;
+  /** Set by task management: the handler should stop early where it can; its result is discarded. */
+  aborted = false;
+
+  constructor(
+    readonly cdb: Buffer,
+    readonly lun: number,
+    readonly lu: LogicalUnit | undefined,
+    readonly nexus: NexusImpl,
+    readonly services: CoreServices,
+    readonly request: ScsiCommandRequest,
+    readonly logger: Logger | undefined,
+  ) {}
+
+  /** The LU (for handlers whose spec has no `noLogicalUnit`, the nexus guarantees it is there). */
+  get unit(): LogicalUnit {
+    if (!this.lu) throw new Error('command handler needs a logical unit');
+    return this.lu;
+  }
+
+  get direction(): DataDirection {
+    return this.request.direction;
+  }
+
+  /** Expected data-in length. */
+  get expectedIn(): number {
+    const r = this.request;
+    if (r.direction === 'read') return r.expectedLength;
+    if (r.direction === 'bidi') return r.expectedReadLength ?? 0;
+    return 0;
+  }
+
+  /** Expected data-out length. */
+  get expectedOut(): number {
+    const r = this.request;
+    return r.direction === 'write' || r.direction === 'bidi' ? r.expectedLength : 0;
+  }
+
+  /**
+   * Fetch `length` bytes of data-out. `media` commands (WRITE, COMPARE AND WRITE, ...) must be given
+   * exactly what the CDB says: any other expected length fails with INVALID FIELD IN COMMAND
+   * INFORMATION UNIT and nothing is written (FCP-4 / LIO behaviour; libiscsi accepts it). Parameter
+   * lists may come with a longer expected length (underflow); a shorter one fails with INVALID FIELD
+   * IN CDB pointing at the parameter list length.
+   */
+  async dataOut(length: number, kind: 'media' | 'parameters', lengthField?: number): Promise<Buffer | ScsiFailure> {
+    const expected = this.expectedOut;
+    if (expected > length) this.outResidual = { kind: 'underflow', count: expected - length };
+    else if (expected < length) this.outResidual = { kind: 'overflow', count: length - expected };
+    if (kind === 'media' && expected !== length) return failure(INVALID_FIELD_IN_CIU);
+    if (kind === 'parameters' && expected < length) {
+      return failure('INVALID_FIELD_IN_CDB', lengthField === undefined ? {} : { field: { inCdb: true, byte: lengthField } });
+    }
+    if (length === 0) return Buffer.alloc(0);
+    try {
+      const got = await this.request.port.fetchDataOut(0, length);
+      if (!Buffer.isBuffer(got) || got.length !== length) return failure('DATA_PHASE_ERROR');
+      return got;
+    } catch {
+      return failure('DATA_PHASE_ERROR');
+    }
+  }
+
+  /** Data-in limited to the CDB's allocation length (the nexus further limits it to the expected length). */
+  dataIn(data: Buffer, allocationLength: number): CommandOutcome {
+    return good(data.length > allocationLength ? data.subarray(0, allocationLength) : data);
+  }
+}
+
+export const isFailure = (x: Buffer | ScsiFailure): x is ScsiFailure => !Buffer.isBuffer(x);

@@ -1,0 +1,216 @@
+/**
+ * The SCSI target core: logical units, targets, and the nexuses fabrics open on target ports.
+ * This is the object a service builds from configuration and every fabric talks to.
+ */
+import type { Logger } from 'pino';
+import type { Backstore } from '../backstores/backstore.js';
+import type { InitiatorPortId, Nexus } from './fabric.js';
+import { LogicalUnit, type LogicalUnitOptions } from './logical-unit.js';
+import type { LunMap } from './lun-map.js';
+import { NexusImpl, type NexusOwner, type NexusProfile } from './nexus.js';
+export type { NexusProfile } from './nexus.js';
+import type { ReservationFactory } from './reservation-port.js';
+import type { ReasonName } from './sense.js';
+import { cloneLuStats, type CoreStats } from './stats.js';
+import { ScsiTarget, type TargetPort } from './target.js';
+import { abortTasksOfUnit } from './tmf.js';
+
+export { LogicalUnit } from './logical-unit.js';
+export { LunMap } from './lun-map.js';
+export { ScsiTarget, AluaState, type TargetPort, type TargetPortGroup } from './target.js';
+export type { CoreStats, LuStats } from './stats.js';
+export { decodeSamLun, encodeSamLun, INVALID_LUN } from './lun-address.js';
+
+export interface ScsiCoreOptions {
+  logger?: Logger;
+  /** INQUIRY T10 VENDOR IDENTIFICATION default (8 ASCII chars). */
+  vendor?: string;
+  /** INQUIRY PRODUCT IDENTIFICATION default (16 ASCII chars). */
+  product?: string;
+  /**
+   * Opens the reservation manager of each LU (persistent reservations + RESERVE/RELEASE). Without it
+   * PERSISTENT RESERVE and RESERVE/RELEASE are reported as unsupported operation codes.
+   */
+  reservations?: ReservationFactory;
+}
+
+export interface AddLogicalUnitOptions {
+  id: string;
+  backstore: Backstore;
+  serial?: string;
+  /** 128-bit NAA 6 identifier; derived from id and serial when absent. */
+  naaId?: bigint;
+  product?: string;
+  vendor?: string;
+  revision?: string;
+  /** File where APTPL persistent reservation state is kept. */
+  prStatePath?: string;
+}
+
+export class ScsiCore implements NexusOwner {
+  readonly vendor: string;
+  readonly product: string;
+  private readonly units = new Map<string, LogicalUnit>();
+  private readonly targets = new Map<string, ScsiTarget>();
+  private readonly nexusSet = new Set<NexusImpl>();
+  private readonly logger: Logger | undefined;
+  private readonly reservationFactory: ReservationFactory | undefined;
+
+  constructor(opts: ScsiCoreOptions = {}) {
+    this.logger = opts.logger;
+    this.vendor = opts.vendor ?? 'VTGT';
+    this.product = opts.product ?? 'VIRTUAL-DISK';
+    this.reservationFactory = opts.reservations;
+  }
+
+  // ---- logical units ---------------------------------------------------------------------------
+
+  addLogicalUnit(opts: AddLogicalUnitOptions): LogicalUnit {
+    if (this.units.has(opts.id)) throw new Error(`logical unit ${opts.id} already exists; remove it first or pick another id`);
+    const luOpts: LogicalUnitOptions = { ...opts };
+    const lu = new LogicalUnit(luOpts, { vendor: this.vendor, product: this.product }, this.logger?.child({ lu: opts.id }));
+    if (this.reservationFactory) {
+      const factory = this.reservationFactory;
+      lu.ready = factory({ ...(opts.prStatePath ? { aptplPath: opts.prStatePath } : {}), ...(this.logger ? { logger: this.logger } : {}) })
+        .then((r) => {
+          lu.reservations = r;
+        })
+        .catch((err: unknown) => {
+          // Serving without the restored reservations could let a fenced initiator write: stay not ready.
+          lu.mediumPresent = false;
+          this.logger?.error(
+            { err, lu: opts.id, path: opts.prStatePath },
+            'cannot restore persistent reservations; the LU reports NOT READY until the state file is fixed and the LU re-added',
+          );
+        });
+    }
+    this.units.set(opts.id, lu);
+    return lu;
+  }
+
+  getLogicalUnit(id: string): LogicalUnit | undefined {
+    return this.units.get(id);
+  }
+
+  logicalUnits(): LogicalUnit[] {
+    return [...this.units.values()];
+  }
+
+  /** Unmap the LU everywhere, abort its queued work, wait for in-flight I/O. Does not close the backstore. */
+  async removeLogicalUnit(id: string): Promise<void> {
+    const lu = this.units.get(id);
+    if (!lu) return;
+    const holders = this.nexusesOf(lu);
+    lu.removed = true;
+    this.units.delete(id);
+    const first = holders[0]?.nexus;
+    if (first) await abortTasksOfUnit(first, lu);
+    const maps = new Set<LunMap>();
+    for (const t of this.targets.values()) maps.add(t.luns);
+    for (const n of this.nexusSet) maps.add(n.lunMap);
+    for (const m of maps) m.deleteUnit(lu);
+  }
+
+  /**
+   * The backstore changed size: raise CAPACITY DATA HAS CHANGED (SBC-3 4.?) on every nexus that sees
+   * the LU. Call after `backstore.refreshSize()`.
+   */
+  capacityChanged(lu: LogicalUnit): void {
+    const now = lu.capacityBlocks();
+    if (now === lu.reportedBlocks) return;
+    lu.reportedBlocks = now;
+    this.unitAttention(lu, 'CAPACITY_DATA_HAS_CHANGED');
+  }
+
+  // ---- targets ---------------------------------------------------------------------------------
+
+  createTarget(opts: { name: string }): ScsiTarget {
+    if (!opts.name) throw new Error('target name must be a non-empty string');
+    if (this.targets.has(opts.name)) throw new Error(`target ${opts.name} already exists`);
+    const t = new ScsiTarget(opts.name);
+    this.targets.set(opts.name, t);
+    return t;
+  }
+
+  getTarget(name: string): ScsiTarget | undefined {
+    return this.targets.get(name);
+  }
+
+  targetList(): ScsiTarget[] {
+    return [...this.targets.values()];
+  }
+
+  /** Close every nexus of the target (aborting their commands silently) and forget it. */
+  async removeTarget(name: string): Promise<void> {
+    const t = this.targets.get(name);
+    if (!t) return;
+    this.targets.delete(name);
+    await Promise.all(t.nexuses().map((n) => n.close()));
+  }
+
+  // ---- nexuses ---------------------------------------------------------------------------------
+
+  openNexus(opts: {
+    target: ScsiTarget;
+    targetPort: TargetPort;
+    initiator: InitiatorPortId;
+    /** Per-ACL LUN map; the target's default map when absent. */
+    lunMap?: LunMap;
+    profile?: NexusProfile;
+  }): Nexus {
+    if (opts.targetPort.target !== opts.target) {
+      throw new Error(`target port ${opts.targetPort.name} does not belong to target ${opts.target.name}`);
+    }
+    const n = new NexusImpl(
+      opts.initiator,
+      opts.target,
+      opts.targetPort,
+      opts.lunMap ?? opts.target.luns,
+      this,
+      this.logger?.child({ initiator: opts.initiator.name, initiatorPort: opts.initiator.portSuffix }),
+      opts.profile ?? {},
+    );
+    this.nexusSet.add(n);
+    opts.target.attachNexus(n);
+    return n;
+  }
+
+  /** @internal NexusOwner */
+  closeNexus(n: NexusImpl): void {
+    this.nexusSet.delete(n);
+    n.target.detachNexus(n);
+  }
+
+  /** @internal NexusOwner: the nexus is gone or was reset — drop its RESERVE(6) and PREVENT state. */
+  nexusLoss(n: NexusImpl): void {
+    for (const [, lu] of n.lunMap.entries()) {
+      lu.preventers.delete(n.id);
+      lu.reservations?.onNexusLoss(n.prInitiator);
+    }
+  }
+
+  nexusesOf(lu: LogicalUnit): Array<{ nexus: NexusImpl; luns: number[] }> {
+    const out: Array<{ nexus: NexusImpl; luns: number[] }> = [];
+    for (const n of this.nexusSet) {
+      if (n.isClosed) continue;
+      const luns = n.lunMap.lunsOf(lu);
+      if (luns.length > 0) out.push({ nexus: n, luns });
+    }
+    return out;
+  }
+
+  unitAttention(lu: LogicalUnit, reason: ReasonName, except?: NexusImpl): void {
+    for (const { nexus, luns } of this.nexusesOf(lu)) {
+      if (nexus === except) continue;
+      for (const l of luns) nexus.addUnitAttention(l, reason);
+    }
+  }
+
+  stats(): CoreStats {
+    const logicalUnits: CoreStats['logicalUnits'] = {};
+    for (const lu of this.units.values()) logicalUnits[lu.id] = cloneLuStats(lu.stats);
+    let activeCommands = 0;
+    for (const n of this.nexusSet) activeCommands += n.activeCommands();
+    return { logicalUnits, nexuses: this.nexusSet.size, activeCommands };
+  }
+}

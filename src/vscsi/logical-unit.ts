@@ -1,0 +1,123 @@
+/**
+ * A logical unit: a backstore plus everything SCSI keeps per LU — identity (INQUIRY / VPD 0x80 / 0x83),
+ * mode page state, the task set, medium state for removable LUs, reservations and counters.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Backstore } from '../backstores/backstore.js';
+import { defaultModeState, type ModeState } from './mode-pages.js';
+import { RangeLock } from './range-lock.js';
+import type { ReservationPort } from './reservation-port.js';
+import { newLuStats, type LuStats } from './stats.js';
+import { TaskSet } from './task-set.js';
+
+/**
+ * Company id used in derived NAA identifiers. 0x0A.... has the IEEE "X" (locally assigned CID) bit set,
+ * so it cannot collide with a vendor's OUI; sites that own an OUI configure `naaId` instead.
+ */
+export const VTGT_COMPANY_ID = 0x0a7647;
+
+export interface LogicalUnitOptions {
+  id: string;
+  backstore: Backstore;
+  serial?: string;
+  naaId?: bigint;
+  product?: string;
+  vendor?: string;
+  revision?: string;
+  prStatePath?: string;
+}
+
+function deriveNaa(id: string, serial: string): bigint {
+  // NAA 6 (IEEE Registered Extended): 4-bit NAA, 24-bit OUI, 36-bit vendor id + 64-bit extension.
+  const h = createHash('sha256').update(`${id}\0${serial}`).digest();
+  let v = 0x6n << 124n;
+  v |= BigInt(VTGT_COMPANY_ID) << 100n;
+  v |= (h.readBigUInt64BE(0) >> 28n) << 64n; // 36 bits
+  v |= h.readBigUInt64BE(8);
+  return v;
+}
+
+function deriveSerial(id: string): string {
+  return createHash('sha256').update(id).digest('hex').slice(0, 16);
+}
+
+/** Printable ASCII only, padded/truncated to `len` (SPC-4 4.4.1). */
+export function asciiField(s: string, len: number): Buffer {
+  const b = Buffer.alloc(len, 0x20);
+  const clean = s.replace(/[^\x20-\x7e]/g, '_');
+  b.write(clean.slice(0, len), 'ascii');
+  return b;
+}
+
+export class LogicalUnit {
+  readonly id: string;
+  readonly backstore: Backstore;
+  readonly serial: string;
+  /** 128-bit NAA 6 identifier (VPD 0x83). */
+  readonly naaId: bigint;
+  readonly vendor: string;
+  readonly product: string;
+  readonly revision: string;
+  readonly prStatePath: string | undefined;
+  mode: ModeState = defaultModeState();
+  readonly taskSet = new TaskSet();
+  readonly rangeLock = new RangeLock();
+  readonly stats: LuStats = newLuStats();
+  /** Removable media state (SBC-3 START STOP UNIT LOEJ, SPC-4 PREVENT ALLOW MEDIUM REMOVAL). */
+  mediumPresent = true;
+  /** Nexus ids that currently prevent medium removal. */
+  readonly preventers = new Set<number>();
+  /** START STOP UNIT START=0 stops the unit; media access then needs an initializing command. */
+  stopped = false;
+  reservations: ReservationPort | undefined;
+  /** Resolves when the reservation manager is open (APTPL state restored). */
+  ready: Promise<void> = Promise.resolve();
+  /** Capacity in blocks the initiators were last told; a change raises CAPACITY DATA HAS CHANGED. */
+  reportedBlocks: bigint;
+  removed = false;
+  private readonly loggedErrors = new Set<string>();
+
+  constructor(
+    opts: LogicalUnitOptions,
+    readonly defaults: { vendor: string; product: string },
+    readonly logger?: Logger,
+  ) {
+    if (!opts.id) throw new Error('logical unit id must be a non-empty string');
+    this.id = opts.id;
+    this.backstore = opts.backstore;
+    this.serial = opts.serial ?? deriveSerial(opts.id);
+    if (opts.naaId !== undefined && (opts.naaId < 0n || opts.naaId >> 128n !== 0n)) {
+      throw new Error(`logical unit ${opts.id}: naaId must fit in 128 bits`);
+    }
+    this.naaId = opts.naaId ?? deriveNaa(opts.id, this.serial);
+    this.vendor = opts.vendor ?? defaults.vendor;
+    this.product = opts.product ?? defaults.product;
+    this.revision = opts.revision ?? '0001';
+    this.prStatePath = opts.prStatePath;
+    this.reportedBlocks = this.capacityBlocks();
+  }
+
+  get blockSize(): number {
+    return this.backstore.blockSize;
+  }
+
+  capacityBlocks(): bigint {
+    return BigInt(Math.floor(this.backstore.sizeBytes / this.backstore.blockSize));
+  }
+
+  /** Write protected by the backstore (read-only) or by the control page's SWP. */
+  writeProtected(): boolean {
+    return this.backstore.readOnly || this.mode.swp;
+  }
+
+  /** Log a backstore failure once per kind, so a dead disk does not flood the log. */
+  logErrorOnce(kind: string, err: unknown): void {
+    if (this.loggedErrors.has(kind)) return;
+    this.loggedErrors.add(kind);
+    this.logger?.error(
+      { lu: this.id, backstore: this.backstore.describe, kind, err },
+      'backstore I/O failed; the LU reports errors to initiators until the storage is fixed',
+    );
+  }
+}

@@ -1,0 +1,421 @@
+/**
+ * An I_T nexus (SAM-5 4.6.?): one initiator port at one target port. It owns the unit attention queues
+ * of its I_T_L nexuses and its active commands, runs each submitted command through the pipeline
+ * (LUN → unit attention → CDB checks → task set → reservations/readiness → handler) and completes it
+ * with status, sense and residual exactly once — or never, when task management aborted it.
+ */
+import type { Logger } from 'pino';
+import { BackstoreError } from '../backstores/backstore.js';
+import {
+  INVALID_LUN,
+  ScsiStatus,
+  TaskAttribute,
+  type InitiatorPortId,
+  type Nexus,
+  type Residual,
+  type ScsiCommandRequest,
+  type ScsiCompletion,
+  type TmfRequest,
+  type TmfResult,
+} from './fabric.js';
+import { CommandContext, check, type CommandOutcome, type CommandSpec } from './command.js';
+import type { CoreServices } from './core-services.js';
+import type { LogicalUnit } from './logical-unit.js';
+import type { LunMap } from './lun-map.js';
+import { lookupCommand, validateCdb } from './opcodes.js';
+import { prNexusKey, type PrInitiator } from './reservation-port.js';
+import { buildSense, failure, type ReasonName, type ScsiFailure, type SenseFormat } from './sense.js';
+import { recordLatency } from './stats.js';
+import { AluaState, type ScsiTarget, type TargetPort } from './target.js';
+import type { TaskSetEntry } from './task-set.js';
+import { UnitAttentionQueue } from './unit-attention.js';
+import { handleTaskManagement } from './tmf.js';
+
+export type AbortMode = 'silent' | 'taskAborted';
+
+/** One command between submit and completion. */
+export class ActiveCommand {
+  state: 'waiting' | 'running' | 'done' = 'waiting';
+  abortMode: AbortMode | undefined;
+  entry: TaskSetEntry | undefined;
+  ctx: CommandContext | undefined;
+  readonly settled: Promise<void>;
+  private resolveSettled!: () => void;
+  readonly startedAt = performance.now();
+
+  constructor(
+    readonly nexus: NexusImpl,
+    readonly request: ScsiCommandRequest,
+    readonly cdb: Buffer,
+    readonly lu: LogicalUnit | undefined,
+    readonly spec: CommandSpec,
+  ) {
+    this.settled = new Promise((r) => (this.resolveSettled = r));
+  }
+
+  get tag(): bigint {
+    return this.request.tag;
+  }
+
+  get lun(): number {
+    return this.request.lun;
+  }
+
+  markSettled(): void {
+    this.resolveSettled();
+  }
+}
+
+let nextNexusId = 1;
+
+export interface NexusOwner extends CoreServices {
+  closeNexus(n: NexusImpl): void;
+  nexusLoss(n: NexusImpl): void;
+}
+
+/** Per-nexus presentation options (e.g. IBM VIO AIX clients expect IBM identity and LUN encoding). */
+export interface NexusProfile {
+  /** Replaces the LU's INQUIRY vendor / product / revision as seen by this nexus. */
+  inquiryIdentity?: { vendor?: string; product?: string; revision?: string };
+  /** Encodes LUN numbers in REPORT LUNS data (default: `encodeSamLun`). */
+  lunEncoder?: (lun: number) => Buffer;
+}
+
+export class NexusImpl implements Nexus {
+  readonly id = nextNexusId++;
+  readonly prInitiator: PrInitiator;
+  private readonly ua = new Map<number, UnitAttentionQueue>();
+  readonly active = new Map<bigint, ActiveCommand>();
+  private closed = false;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    readonly initiator: InitiatorPortId,
+    readonly target: ScsiTarget,
+    readonly targetPort: TargetPort,
+    readonly lunMap: LunMap,
+    readonly owner: NexusOwner,
+    readonly logger?: Logger,
+    readonly profile: NexusProfile = {},
+  ) {
+    this.prInitiator = {
+      key: prNexusKey(initiator, targetPort.name),
+      initiator,
+      relativeTargetPortId: targetPort.relativeId,
+      targetPortName: targetPort.name,
+    };
+    this.unsubscribe = lunMap.onChange((map) => {
+      for (const n of map.lunNumbers()) this.addUnitAttention(n, 'REPORTED_LUNS_DATA_HAS_CHANGED');
+      // A LUN that disappeared still reports the change on LUN 0 if it is absent too.
+      if (!map.has(0)) this.addUnitAttention(0, 'REPORTED_LUNS_DATA_HAS_CHANGED');
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  lunNumbers(): number[] {
+    return this.lunMap.lunNumbers();
+  }
+
+  activeCommands(): number {
+    return this.active.size;
+  }
+
+  /** The logical unit at `lun` on this nexus, if any. */
+  unitAt(lun: number): LogicalUnit | undefined {
+    if (lun === INVALID_LUN) return undefined;
+    const lu = this.lunMap.get(lun);
+    return lu && !lu.removed ? lu : undefined;
+  }
+
+  senseFormat(lu: LogicalUnit | undefined): SenseFormat {
+    return lu?.mode.dSense ? 'descriptor' : 'fixed';
+  }
+
+  // ---- unit attentions -------------------------------------------------------------------------
+
+  addUnitAttention(lun: number, reason: ReasonName): void {
+    if (this.closed) return;
+    let q = this.ua.get(lun);
+    if (!q) {
+      q = new UnitAttentionQueue();
+      this.ua.set(lun, q);
+    }
+    q.add(reason);
+  }
+
+  unitAttentions(lun: number): UnitAttentionQueue | undefined {
+    const q = this.ua.get(lun);
+    return q && q.size > 0 ? q : undefined;
+  }
+
+  clearUnitAttentions(): void {
+    this.ua.clear();
+  }
+
+  // ---- commands --------------------------------------------------------------------------------
+
+  submit(request: ScsiCommandRequest): void {
+    try {
+      this.submitChecked(request);
+    } catch (err) {
+      this.logger?.error({ err, nexus: this.id }, 'internal error while accepting a command');
+      this.safeComplete(request, {
+        status: ScsiStatus.CHECK_CONDITION,
+        sense: buildSense(failure('INTERNAL_TARGET_FAILURE'), 'fixed'),
+        residual: { kind: 'none' },
+      });
+    }
+  }
+
+  private submitChecked(request: ScsiCommandRequest): void {
+    if (this.closed) {
+      this.safeComplete(request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
+      return;
+    }
+    const cdb = Buffer.from(request.cdb ?? Buffer.alloc(0)); // copy once: the fabric may reuse its buffer
+    const lu = this.unitAt(request.lun);
+    const reject = (f: ScsiFailure): void =>
+      this.completeImmediately(request, lu, { kind: 'check', failure: f });
+
+    if (this.active.has(request.tag)) {
+      // SAM-5 5.? overlapped commands: a tag still in use.
+      reject(failure('OVERLAPPED_COMMANDS_ATTEMPTED'));
+      return;
+    }
+    if (cdb.length === 0) {
+      reject(failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } }));
+      return;
+    }
+    const found = lookupCommand(cdb);
+    const spec = 'spec' in found ? found.spec : undefined;
+    if (!lu && !spec?.noLogicalUnit) {
+      reject(failure('LOGICAL_UNIT_NOT_SUPPORTED'));
+      return;
+    }
+    if (lu && !spec?.noUnitAttention) {
+      const q = this.unitAttentions(request.lun);
+      const reason = q?.take();
+      if (reason) {
+        reject(failure(reason));
+        return;
+      }
+    }
+    if (!spec) {
+      reject((found as { failure: ScsiFailure }).failure);
+      return;
+    }
+    const invalid = validateCdb(spec, cdb);
+    if (invalid) {
+      reject(invalid);
+      return;
+    }
+    if (request.attribute === TaskAttribute.ACA) {
+      // NACA is never accepted, so no ACA condition can exist for an ACA task to address.
+      reject(failure('INVALID_MESSAGE_ERROR'));
+      return;
+    }
+
+    const cmd = new ActiveCommand(this, request, cdb.subarray(0, spec.usage.length), lu, spec);
+    this.active.set(request.tag, cmd);
+    if (!lu) {
+      cmd.state = 'running';
+      void this.execute(cmd);
+      return;
+    }
+    const entry: TaskSetEntry = {
+      nexusId: this.id,
+      tag: request.tag,
+      attribute: request.attribute,
+      state: 'waiting',
+      start: () => {
+        cmd.state = 'running';
+        void this.execute(cmd);
+      },
+    };
+    cmd.entry = entry;
+    lu.taskSet.add(entry);
+  }
+
+  private async execute(cmd: ActiveCommand): Promise<void> {
+    const lu = cmd.lu;
+    const ctx = new CommandContext(cmd.cdb, cmd.lun, lu, this, this.owner, cmd.request, this.logger);
+    cmd.ctx = ctx;
+    let outcome: CommandOutcome;
+    try {
+      outcome = await this.runPipeline(cmd, ctx);
+    } catch (err) {
+      outcome = this.mapError(err, lu, cmd);
+    }
+    this.finish(cmd, ctx, outcome);
+  }
+
+  private async runPipeline(cmd: ActiveCommand, ctx: CommandContext): Promise<CommandOutcome> {
+    const lu = cmd.lu;
+    if (lu) {
+      await lu.ready;
+      if (cmd.abortMode) return { kind: 'good' };
+      if (lu.reservations?.checkConflict(this.prInitiator, cmd.cdb)) return { kind: 'conflict' };
+      const notReady = this.readiness(lu, cmd.spec);
+      if (notReady) return check(notReady);
+    }
+    return await cmd.spec.run(ctx);
+  }
+
+  /** NOT READY conditions: ALUA state of this port, removed medium, stopped unit. */
+  private readiness(lu: LogicalUnit, spec: CommandSpec): ScsiFailure | undefined {
+    if (!spec.mediaAccess) return undefined;
+    const state = this.targetPort.group.state;
+    if (state === AluaState.STANDBY) return failure('LU_NOT_ACCESSIBLE_TARGET_PORT_IN_STANDBY_STATE');
+    if (state === AluaState.UNAVAILABLE || state === AluaState.OFFLINE) {
+      return failure('LU_NOT_ACCESSIBLE_TARGET_PORT_IN_UNAVAILABLE_STATE');
+    }
+    if (state === AluaState.TRANSITIONING) return failure('LU_NOT_ACCESSIBLE_ASYMMETRIC_ACCESS_STATE_TRANSITION');
+    if (!lu.mediumPresent) return failure('MEDIUM_NOT_PRESENT');
+    if (lu.stopped) return failure('LU_NOT_READY_INITIALIZING_COMMAND_REQUIRED');
+    return undefined;
+  }
+
+  /** Backstore errors become sense per LU; anything else is a bug, reported as a target failure. */
+  private mapError(err: unknown, lu: LogicalUnit | undefined, cmd: ActiveCommand): CommandOutcome {
+    if (err instanceof BackstoreError) {
+      lu?.logErrorOnce(err.kind, err);
+      const isWrite = cmd.spec.cls === 'write';
+      const reason: ReasonName =
+        err.kind === 'io'
+          ? isWrite
+            ? 'WRITE_ERROR'
+            : 'UNRECOVERED_READ_ERROR'
+          : err.kind === 'nospace'
+            ? 'SPACE_ALLOCATION_FAILED_WRITE_PROTECT'
+            : err.kind === 'readonly'
+              ? 'WRITE_PROTECTED'
+              : err.kind === 'gone'
+                ? 'LOGICAL_UNIT_COMMUNICATION_FAILURE'
+                : 'INVALID_FIELD_IN_CDB';
+      return check(failure(reason));
+    }
+    this.logger?.error({ err, lu: lu?.id, opcode: cmd.cdb[0] }, 'command handler failed unexpectedly');
+    return check(failure('INTERNAL_TARGET_FAILURE'));
+  }
+
+  private finish(cmd: ActiveCommand, ctx: CommandContext, outcome: CommandOutcome): void {
+    cmd.state = 'done';
+    if (cmd.entry && cmd.lu) cmd.lu.taskSet.remove(cmd.entry);
+    const abortMode = cmd.abortMode;
+    if (abortMode) {
+      if (abortMode === 'taskAborted' && !this.closed) {
+        this.safeComplete(cmd.request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
+      }
+      if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
+      if (cmd.lu) cmd.lu.stats.aborted++;
+      cmd.markSettled();
+      return;
+    }
+    if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
+    const completion = this.buildCompletion(ctx, cmd.lu, outcome);
+    if (cmd.lu) this.account(cmd, ctx, completion);
+    cmd.markSettled();
+    this.safeComplete(cmd.request, completion);
+  }
+
+  private account(cmd: ActiveCommand, ctx: CommandContext, c: ScsiCompletion): void {
+    const s = cmd.lu!.stats;
+    if (cmd.spec.cls === 'read') {
+      s.readCommands++;
+      s.readBytes += c.status === ScsiStatus.GOOD ? ctx.bytes : 0;
+    } else if (cmd.spec.cls === 'write') {
+      s.writeCommands++;
+      s.writeBytes += c.status === ScsiStatus.GOOD ? ctx.bytes : 0;
+    } else s.otherCommands++;
+    if (c.status !== ScsiStatus.GOOD && c.status !== ScsiStatus.CONDITION_MET) s.errors++;
+    recordLatency(s, performance.now() - cmd.startedAt);
+  }
+
+  /** Residuals (SAM-5 / RFC 7143 11.4.5): measured against the initiator's expected length. */
+  buildCompletion(ctx: CommandContext | undefined, lu: LogicalUnit | undefined, outcome: CommandOutcome): ScsiCompletion {
+    const req = ctx?.request;
+    const expectedIn = ctx?.expectedIn ?? 0;
+    const expectedAll = req?.expectedLength ?? 0;
+    const outResidual: Residual = ctx?.outResidual ?? { kind: 'none' };
+    const noData: Residual =
+      outResidual.kind !== 'none' ? outResidual : expectedAll > 0 ? { kind: 'underflow', count: expectedAll } : { kind: 'none' };
+    if (outcome.kind === 'conflict') {
+      return { status: ScsiStatus.RESERVATION_CONFLICT, residual: noData };
+    }
+    if (outcome.kind === 'check') {
+      return {
+        status: ScsiStatus.CHECK_CONDITION,
+        sense: buildSense(outcome.failure, this.senseFormat(lu)),
+        residual: noData,
+      };
+    }
+    const status = outcome.conditionMet ? ScsiStatus.CONDITION_MET : ScsiStatus.GOOD;
+    if (!outcome.data) return { status, residual: ctx?.direction === 'write' || ctx?.direction === 'bidi' ? outResidual : noData };
+    const data = outcome.data;
+    let residual: Residual = { kind: 'none' };
+    if (data.length < expectedIn) residual = { kind: 'underflow', count: expectedIn - data.length };
+    else if (data.length > expectedIn) residual = { kind: 'overflow', count: data.length - expectedIn };
+    const dataIn = data.length > expectedIn ? data.subarray(0, expectedIn) : data;
+    if (req?.direction === 'bidi') return { status, dataIn, residual: outResidual, bidiReadResidual: residual };
+    return { status, dataIn, residual };
+  }
+
+  private completeImmediately(request: ScsiCommandRequest, lu: LogicalUnit | undefined, outcome: CommandOutcome): void {
+    const fake = { request, expectedIn: 0, outResidual: { kind: 'none' }, direction: request.direction } as unknown as CommandContext;
+    const completion = this.buildCompletion(fake, lu, outcome);
+    if (lu) lu.stats.errors++;
+    this.safeComplete(request, completion);
+  }
+
+  private safeComplete(request: ScsiCommandRequest, completion: ScsiCompletion): void {
+    try {
+      request.port.complete(completion);
+    } catch (err) {
+      this.logger?.warn({ err, nexus: this.id }, 'fabric completion callback threw');
+    }
+  }
+
+  /**
+   * Abort `cmd` (task management). Waiting tasks leave the task set at once; running ones finish their
+   * I/O first. The returned promise resolves when the command can no longer touch the medium.
+   */
+  abortCommand(cmd: ActiveCommand, mode: AbortMode): Promise<void> {
+    if (cmd.state === 'done') return cmd.settled;
+    if (!cmd.abortMode || mode === 'silent') cmd.abortMode = mode;
+    if (cmd.ctx) cmd.ctx.aborted = true;
+    if (cmd.state === 'waiting') {
+      cmd.state = 'done';
+      if (cmd.entry && cmd.lu) cmd.lu.taskSet.remove(cmd.entry);
+      if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
+      if (cmd.lu) cmd.lu.stats.aborted++;
+      if (mode === 'taskAborted' && !this.closed) {
+        this.safeComplete(cmd.request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
+      }
+      cmd.markSettled();
+    }
+    return cmd.settled;
+  }
+
+  /** Commands of this nexus addressed to `lu` (any LUN it is mapped at). */
+  commandsFor(lu: LogicalUnit): ActiveCommand[] {
+    return [...this.active.values()].filter((c) => c.lu === lu && c.state !== 'done');
+  }
+
+  taskManagement(request: TmfRequest): Promise<TmfResult> {
+    return handleTaskManagement(this, request);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+    const pending = [...this.active.values()].map((c) => this.abortCommand(c, 'silent'));
+    await Promise.all(pending);
+    this.ua.clear();
+    this.owner.nexusLoss(this);
+    this.owner.closeNexus(this);
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The opcode table: every command the core implements, looked up by operation code and, for
+ * commands with service actions, by the SERVICE ACTION field (byte 1 bits 4-0, SPC-4 4.2.5.1).
+ * CDB validation is driven by each command's CDB usage data, the same bitmap REPORT SUPPORTED
+ * OPERATION CODES reports, so what we check and what we advertise cannot drift apart.
+ */
+import type { CommandSpec } from './command.js';
+import { failure, invalidCdbField, type ScsiFailure } from './sense.js';
+import { spcCommands } from './spc.js';
+import { inquiryCommands } from './inquiry.js';
+import { modeCommands } from './mode-commands.js';
+import { sbcReadWriteCommands } from './sbc-read-write.js';
+import { sbcCommands } from './sbc.js';
+import { sbcUnmapCommands } from './sbc-unmap.js';
+import { maintenanceCommands } from './maintenance-in.js';
+import { reservationCommands } from './reservations.js';
+
+/** Opcodes whose byte 1 bits 4-0 select a service action. */
+const SERVICE_ACTION_OPCODES = new Set([0x5e, 0x5f, 0x9e, 0x9f, 0xa3, 0xa4]);
+
+let table: Map<number, CommandSpec | Map<number, CommandSpec>> | undefined;
+
+function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
+  const t = new Map<number, CommandSpec | Map<number, CommandSpec>>();
+  const all = [
+    ...spcCommands,
+    ...inquiryCommands,
+    ...modeCommands,
+    ...sbcReadWriteCommands,
+    ...sbcCommands,
+    ...sbcUnmapCommands,
+    ...maintenanceCommands,
+    ...reservationCommands,
+  ];
+  for (const spec of all) {
+    if (spec.serviceAction === undefined) {
+      if (t.has(spec.opcode)) throw new Error(`duplicate opcode 0x${spec.opcode.toString(16)}`);
+      t.set(spec.opcode, spec);
+    } else {
+      let m = t.get(spec.opcode);
+      if (!m) {
+        m = new Map();
+        t.set(spec.opcode, m);
+      }
+      if (!(m instanceof Map)) throw new Error(`opcode 0x${spec.opcode.toString(16)} mixes service actions`);
+      m.set(spec.serviceAction, spec);
+    }
+  }
+  return t;
+}
+
+export function commandTable(): Map<number, CommandSpec | Map<number, CommandSpec>> {
+  table ??= build();
+  return table;
+}
+
+/** Every implemented command, sorted by opcode and service action. */
+export function allCommands(): CommandSpec[] {
+  const out: CommandSpec[] = [];
+  for (const v of commandTable().values()) {
+    if (v instanceof Map) out.push(...v.values());
+    else out.push(v);
+  }
+  return out.sort((a, b) => a.opcode - b.opcode || (a.serviceAction ?? 0) - (b.serviceAction ?? 0));
+}
+
+export function hasServiceActions(opcode: number): boolean {
+  return commandTable().get(opcode) instanceof Map;
+}
+
+export function lookupCommand(cdb: Buffer): { spec: CommandSpec } | { failure: ScsiFailure } {
+  const opcode = cdb[0]!;
+  const entry = commandTable().get(opcode);
+  if (!entry) return { failure: failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } }) };
+  if (!(entry instanceof Map)) return { spec: entry };
+  if (cdb.length < 2) return { failure: invalidCdbField(1, 4) };
+  const sa = cdb[1]! & 0x1f;
+  const spec = entry.get(sa);
+  if (!spec) return { failure: invalidCdbField(1, 4) };
+  return { spec };
+}
+
+export function lookupByOpcode(opcode: number, serviceAction?: number): CommandSpec | undefined {
+  const entry = commandTable().get(opcode);
+  if (!entry) return undefined;
+  if (entry instanceof Map) return serviceAction === undefined ? undefined : entry.get(serviceAction);
+  return serviceAction === undefined ? entry : undefined;
+}
+
+export { SERVICE_ACTION_OPCODES };
+
+/** Check CDB length and reserved bits against the usage data; the CONTROL byte's NACA and LINK too. */
+export function validateCdb(spec: CommandSpec, cdb: Buffer): ScsiFailure | undefined {
+  const len = spec.usage.length;
+  if (cdb.length < len) return failure('INVALID_FIELD_IN_CDB', { field: { inCdb: true, byte: 0 } });
+  for (let i = 1; i < len; i++) {
+    const bad = cdb[i]! & ~spec.usage[i]! & 0xff;
+    if (bad) return invalidCdbField(i, 31 - Math.clz32(bad));
+  }
+  return undefined;
+}
