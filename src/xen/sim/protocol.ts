@@ -1,0 +1,27 @@
+/**
+ * Wire format between simulated domains and the simulated hypervisor daemon (`server.ts`): one JSON
+ * object per line over a Unix socket. Requests carry an `id` echoed in the reply; `ev` lines are
+ * asynchronous events (watch fired, event channel notified).
+ */
+export type SimRequest =
+  | { id: number; op: 'hello'; domid: number }
+  | { id: number; op: 'xs.read'; path: string }
+  | { id: number; op: 'xs.write'; path: string; value: string }
+  | { id: number; op: 'xs.rm'; path: string }
+  | { id: number; op: 'xs.dir'; path: string }
+  | { id: number; op: 'xs.watch'; wid: number; path: string }
+  | { id: number; op: 'xs.unwatch'; wid: number }
+  | { id: number; op: 'xs.txstart' }
+  | { id: number; op: 'xs.commit'; generation: number; ops: Array<{ op: 'write'; path: string; value: string } | { op: 'rm'; path: string }> }
+  | { id: number; op: 'ev.alloc'; remote: number }
+  | { id: number; op: 'ev.bind'; remote: number; remotePort: number }
+  | { id: number; op: 'ev.notify'; port: number }
+  | { id: number; op: 'ev.unmask'; port: number }
+  | { id: number; op: 'ev.close'; port: number };
+
+export type SimReply = { id: number; ok: true; result?: unknown } | { id: number; ok: false; code: string; message: string };
+
+export type SimEvent = { ev: 'watch'; wid: number; path: string } | { ev: 'evtchn'; port: number };
+
+/** Longest line either side accepts (a xenstore value is at most 4 KiB; a commit may carry many). */
+export const SIM_MAX_LINE = 1 << 20;

@@ -1,0 +1,236 @@
+/**
+ * The toolstack side of pvSCSI that `xl` lacks (`vtgt xen attach` / `vtgt xen detach`): writes and
+ * removes the xenstore entries a frontend needs, following the protocol comment of vscsiif.h
+ * (xen-vscsiif.md §5.1, §5.4, §5.5). Works against any `XenStore` (the simulated one in tests, the
+ * real one through the addon on a dom0).
+ */
+import type { XenStore } from './hypervisor.js';
+import {
+  XenbusState,
+  backendPath,
+  frontendPath,
+  parseDevName,
+  parseState,
+  parseVirtualAddress,
+  stateName,
+} from './xenbus-nodes.js';
+
+export interface XenLunSpec {
+  /** Logical unit id in vtgt (written as p-dev). */
+  pdev: string;
+  /** Guest address "h:c:t:l". */
+  vdev: string;
+}
+
+export interface XenAttachOptions {
+  xs: XenStore;
+  backendDomid: number;
+  domid: number;
+  vhost: number;
+  luns: XenLunSpec[];
+  /** Wait for hot-plugged LUNs to reach Connected (only when the device is already connected). */
+  wait?: boolean;
+  timeoutMs?: number;
+}
+
+export interface XenDetachOptions {
+  xs: XenStore;
+  backendDomid: number;
+  domid: number;
+  vhost: number;
+  /** Remove only this LUN ("h:c:t:l"); without it the whole virtual host is detached. */
+  vdev?: string;
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+function checkIds(domid: number, vhost: number, backendDomid: number): void {
+  for (const [n, v, max] of [
+    ['domain', domid, 0x7fef],
+    ['vhost', vhost, 0xffff],
+    ['backend domain', backendDomid, 0x7fef],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > max) throw new Error(`xen: ${n} ${v} is invalid (0..${max})`);
+  }
+  if (domid === backendDomid) throw new Error(`xen: domain ${domid} is the backend domain itself; attach to a guest domain`);
+}
+
+function checkLun(l: XenLunSpec): void {
+  if (!parseVirtualAddress(l.vdev)) throw new Error(`xen: v-dev ${JSON.stringify(l.vdev)} must be "host:channel:target:lun" in decimal`);
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(l.pdev)) throw new Error(`xen: p-dev ${JSON.stringify(l.pdev)} must name a vtgt logical unit`);
+}
+
+/** Poll-free wait: re-check `done` on every change under `path` until it returns true or time runs out. */
+export async function waitFor(xs: XenStore, path: string, done: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let resolveFn!: () => void;
+  let rejectFn!: (e: Error) => void;
+  const p = new Promise<void>((res, rej) => {
+    resolveFn = res;
+    rejectFn = rej;
+  });
+  let checking = false;
+  let again = false;
+  const check = async (): Promise<void> => {
+    if (checking) {
+      again = true;
+      return;
+    }
+    checking = true;
+    try {
+      do {
+        again = false;
+        if (await done()) return resolveFn();
+      } while (again);
+    } catch (e) {
+      rejectFn(e as Error);
+    } finally {
+      checking = false;
+    }
+  };
+  const w = await xs.watch(path, () => void check());
+  timer = setTimeout(() => rejectFn(new Error(`xen: timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  try {
+    await check();
+    await p;
+  } finally {
+    clearTimeout(timer);
+    await w.close();
+  }
+}
+
+async function devEntries(xs: XenStore, be: string): Promise<Array<{ n: number; vdev: string | undefined; state: number | undefined }>> {
+  const out = [];
+  for (const name of await xs.directory(`${be}/vscsi-devs`)) {
+    const n = parseDevName(name);
+    if (n === undefined) continue;
+    out.push({
+      n,
+      vdev: await xs.read(`${be}/vscsi-devs/${name}/v-dev`),
+      state: parseState(await xs.read(`${be}/vscsi-devs/${name}/state`)),
+    });
+  }
+  return out;
+}
+
+/**
+ * Create the vscsi device of `domid`/`vhost` with the given LUNs, or hot-plug the LUNs into an
+ * existing one. Returns the dev-N indices used.
+ */
+export async function xenAttach(o: XenAttachOptions): Promise<number[]> {
+  checkIds(o.domid, o.vhost, o.backendDomid);
+  if (o.luns.length === 0) throw new Error('xen: attach needs at least one --lun pdev=h:c:t:l');
+  o.luns.forEach(checkLun);
+  const be = backendPath(o.backendDomid, o.domid, o.vhost);
+  const fe = frontendPath(o.domid, o.vhost);
+  const used: number[] = [];
+  let hotplug = false;
+  await o.xs.transaction(async (tx) => {
+    used.length = 0;
+    const exists = (await tx.read(`${be}/state`)) !== undefined;
+    const existing = exists ? await tx.directory(`${be}/vscsi-devs`) : [];
+    const existingVdevs = new Set<string>();
+    for (const name of existing) {
+      const v = await tx.read(`${be}/vscsi-devs/${name}/v-dev`);
+      const st = parseState(await tx.read(`${be}/vscsi-devs/${name}/state`));
+      if (v !== undefined && st !== XenbusState.Closed && st !== XenbusState.Closing) existingVdevs.add(v);
+    }
+    let next = Math.max(-1, ...existing.map((n) => parseDevName(n) ?? -1)) + 1;
+    for (const l of o.luns) {
+      if (existingVdevs.has(l.vdev)) throw new Error(`xen: dom ${o.domid} vhost ${o.vhost} already has a LUN at ${l.vdev}`);
+      existingVdevs.add(l.vdev);
+      const d = `${be}/vscsi-devs/dev-${next}`;
+      await tx.write(`${d}/p-dev`, l.pdev);
+      await tx.write(`${d}/p-devname`, l.pdev);
+      await tx.write(`${d}/v-dev`, l.vdev);
+      await tx.write(`${d}/state`, String(XenbusState.Initialising));
+      used.push(next++);
+    }
+    if (!exists) {
+      await tx.write(`${be}/frontend`, fe);
+      await tx.write(`${be}/frontend-id`, String(o.domid));
+      await tx.write(`${be}/online`, '1');
+      await tx.write(`${be}/feature-host`, '0');
+      await tx.write(`${be}/state`, String(XenbusState.Initialising));
+      await tx.write(`${fe}/backend`, be);
+      await tx.write(`${fe}/backend-id`, String(o.backendDomid));
+      await tx.write(`${fe}/state`, String(XenbusState.Initialising));
+      hotplug = false;
+    } else {
+      // Hot-plug only through the Reconfiguring handshake when a frontend is connected; otherwise
+      // the new devices are picked up at connect time.
+      hotplug = parseState(await tx.read(`${be}/state`)) === XenbusState.Connected;
+      if (hotplug) await tx.write(`${be}/state`, String(XenbusState.Reconfiguring));
+    }
+  });
+  if (hotplug && o.wait !== false) {
+    const want = new Set(used);
+    await waitFor(
+      o.xs,
+      be,
+      async () => {
+        if (parseState(await o.xs.read(`${be}/state`)) !== XenbusState.Connected) return false;
+        const devs = (await devEntries(o.xs, be)).filter((d) => want.has(d.n));
+        const failed = devs.find((d) => d.state === XenbusState.Closed);
+        if (failed) throw new Error(`xen: dom ${o.domid} vhost ${o.vhost}: dev-${failed.n} (${failed.vdev}) was refused by the backend or the guest`);
+        return devs.every((d) => d.state === XenbusState.Connected);
+      },
+      o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      `dom ${o.domid} vhost ${o.vhost} to connect the hot-plugged LUNs`,
+    );
+  }
+  return used;
+}
+
+/** Unplug one LUN (Reconfiguring handshake) or the whole virtual host (online 0, Closing). */
+export async function xenDetach(o: XenDetachOptions): Promise<void> {
+  checkIds(o.domid, o.vhost, o.backendDomid);
+  const xs = o.xs;
+  const be = backendPath(o.backendDomid, o.domid, o.vhost);
+  const fe = frontendPath(o.domid, o.vhost);
+  const timeout = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const state = parseState(await xs.read(`${be}/state`));
+  if (state === undefined) throw new Error(`xen: dom ${o.domid} has no vscsi vhost ${o.vhost} (no ${be})`);
+  if (o.vdev !== undefined) {
+    if (!parseVirtualAddress(o.vdev)) throw new Error(`xen: v-dev ${JSON.stringify(o.vdev)} must be "host:channel:target:lun"`);
+    const dev = (await devEntries(xs, be)).find((d) => d.vdev === o.vdev && d.state !== XenbusState.Closed);
+    if (!dev) throw new Error(`xen: dom ${o.domid} vhost ${o.vhost} has no LUN at ${o.vdev}`);
+    const d = `${be}/vscsi-devs/dev-${dev.n}`;
+    if (state === XenbusState.Connected) {
+      await xs.transaction(async (tx) => {
+        await tx.write(`${d}/state`, String(XenbusState.Closing));
+        await tx.write(`${be}/state`, String(XenbusState.Reconfiguring));
+      });
+      await waitFor(
+        xs,
+        be,
+        async () =>
+          parseState(await xs.read(`${d}/state`)) === XenbusState.Closed && parseState(await xs.read(`${be}/state`)) === XenbusState.Connected,
+        timeout,
+        `dom ${o.domid} vhost ${o.vhost} to release ${o.vdev}`,
+      );
+    }
+    await xs.rm(d);
+    return;
+  }
+  await xs.transaction(async (tx) => {
+    await tx.write(`${be}/online`, '0');
+    await tx.write(`${be}/state`, String(XenbusState.Closing));
+  });
+  try {
+    await waitFor(
+      xs,
+      be,
+      async () => {
+        const s = parseState(await xs.read(`${be}/state`));
+        return s === XenbusState.Closed || s === undefined;
+      },
+      timeout,
+      `dom ${o.domid} vhost ${o.vhost} to close (backend state ${stateName(state)})`,
+    );
+  } finally {
+    await xs.rm(be);
+    await xs.rm(fe);
+  }
+}
