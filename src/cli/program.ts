@@ -1,0 +1,306 @@
+/**
+ * The `vtgt` command line. Exit codes: 0 success, 1 the operation failed, 2 usage error (bad or
+ * missing arguments). Every command's --help ends with an example.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { join } from 'node:path';
+import { CONTROL_SOCKET_NAME } from '../service/config/default.js';
+import { controlRequest, ControlClientError } from '../service/control/client.js';
+import type { ShowData } from '../service/control/show.js';
+import type { StatsReport } from '../service/stats.js';
+import { renderTable, safe } from './render.js';
+import { showTree } from './show-render.js';
+import { serveCommand } from './serve-command.js';
+import { UsageError } from './errors.js';
+
+export { UsageError };
+
+export interface CliIo {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const DATA_HELP = 'data directory holding the config, images and control socket (default: $VTGT_DATA, then ./vtgt-data)';
+
+function example(cmd: Command, ...lines: string[]): Command {
+  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
+}
+
+function socketPath(cmd: Command): string {
+  const o = cmd.optsWithGlobals<{ data?: string }>();
+  const data = o.data ?? process.env.VTGT_DATA ?? 'vtgt-data';
+  return join(data, CONTROL_SOCKET_NAME);
+}
+
+function jsonWanted(cmd: Command): boolean {
+  return Boolean(cmd.optsWithGlobals<{ json?: boolean }>().json);
+}
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('vtgt')
+    .description('vtgt: a user-space SCSI target (iSCSI, IBM VIO vSCSI, Xen pvSCSI)')
+    .option('-d, --data <dir>', DATA_HELP)
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError('(add --help for usage and an example)')
+    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, '')), writeErr: (s) => io.err(s.replace(/\n$/, '')) })
+    .exitOverride();
+  example(program, 'npx vtgt serve', 'vtgt show', 'vtgt lun create iqn.2026-11.org.vtgt:default --file disk1.img --size 10GiB');
+
+  /** Run a control operation and print its result. */
+  const call = async (cmd: Command, op: string, args: Record<string, unknown>, print?: (r: unknown) => string): Promise<void> => {
+    const result = await controlRequest(socketPath(cmd), op, args);
+    if (jsonWanted(cmd)) {
+      io.out(JSON.stringify(result, null, 2));
+      return;
+    }
+    if (print) {
+      io.out(print(result));
+      return;
+    }
+    const r = result as { changes?: string[]; message?: string } | null;
+    if (r?.message) io.out(r.message);
+    if (r?.changes) io.out(r.changes.length ? r.changes.map(safe).join('\n') : 'nothing changed');
+  };
+  const leaf = (parent: Command, name: string, description: string): Command =>
+    parent.command(name).description(description).option('-d, --data <dir>', DATA_HELP).option('--json', 'machine-readable output');
+
+  serveCommand(program, io);
+
+  example(leaf(program, 'show', 'show backstores, targets, LUNs, ACLs, portals and sessions as a tree'), 'vtgt show', 'vtgt show --json').action(async function (this: Command) {
+    await call(this, 'show', {}, (r) => showTree(r as ShowData));
+  });
+
+  example(leaf(program, 'stats', 'per-LUN IOPS, bytes, latency percentiles and errors; per-session counters'), 'vtgt stats', 'vtgt stats --json | jq .luns').action(async function (this: Command) {
+    await call(this, 'stats', {}, (r) => renderStats(r as StatsReport));
+  });
+
+  // --- target
+  const target = program.command('target').description('create, delete and list iSCSI targets');
+  example(leaf(target, 'create', 'create a target (no LUNs, open to all initiators until an ACL is added)').argument('<iqn>', 'target name').option('--tpgt <n>', 'target portal group tag'), 'vtgt target create iqn.2026-11.org.example:db').action(async function (this: Command, iqn: string) {
+    await call(this, 'target.create', { name: iqn, tpgt: intOpt(this.opts().tpgt, '--tpgt') });
+  });
+  example(leaf(target, 'delete', 'delete a target; its sessions are logged out').argument('<iqn>'), 'vtgt target delete iqn.2026-11.org.example:db').action(async function (this: Command, iqn: string) {
+    await call(this, 'target.delete', { name: iqn });
+  });
+  example(leaf(target, 'list', 'list targets'), 'vtgt target list').action(async function (this: Command) {
+    await call(this, 'target.list', {}, (r) => renderTable(r as Array<Record<string, unknown>>, ['name', 'luns', 'acls']));
+  });
+
+  // --- backstore
+  const backstore = program.command('backstore').description('create, delete and list backstores (storage behind LUNs)');
+  example(backstoreOptions(leaf(backstore, 'create', 'create a backstore').argument('<name>'), true), 'vtgt backstore create scratch --type memory --size 256MiB', 'vtgt backstore create data --type file --path data.img --size 20GiB').action(async function (this: Command, name: string) {
+    await call(this, 'backstore.create', { ...backstoreArgs(this.opts(), true), name });
+  });
+  example(leaf(backstore, 'delete', 'close a backstore that no LUN maps (its file is kept)').argument('<name>'), 'vtgt backstore delete scratch').action(async function (this: Command, name: string) {
+    await call(this, 'backstore.delete', { name });
+  });
+  example(leaf(backstore, 'list', 'list backstores and where they are mapped'), 'vtgt backstore list').action(async function (this: Command) {
+    await call(this, 'backstore.list', {}, (r) => renderTable(r as Array<Record<string, unknown>>, ['name', 'type', 'path', 'size', 'usedBy']));
+  });
+
+  // --- lun
+  const lun = program.command('lun').description('map, unmap and list LUNs of a target (hot: initiators get REPORTED LUNS DATA HAS CHANGED)');
+  example(
+    backstoreOptions(
+      leaf(lun, 'create', 'map a LUN: an existing backstore (--backstore) or a new one (--file/--block/--memory/--null)')
+        .argument('<target>', 'target IQN')
+        .option('--lun <n>', 'LUN number (default: lowest free)')
+        .option('--backstore <name>', 'map an existing backstore')
+        .option('--file <path>', 'new file backstore (relative to the data directory; created sparse with --size)')
+        .option('--block <device>', 'new block-device backstore')
+        .option('--memory <size>', 'new RAM backstore of this size')
+        .option('--null <size>', 'new null backstore of this size (reads zeroes, discards writes)')
+        .option('--initiator <iqn>', "map in this initiator's ACL LUN map instead of the target's"),
+      false,
+    ),
+    'vtgt lun create iqn.2026-11.org.vtgt:default --file disk1.img --size 10GiB',
+    'vtgt lun create iqn.2026-11.org.vtgt:default --backstore scratch --lun 5',
+  ).action(async function (this: Command, iqn: string) {
+    const o = this.opts();
+    const kinds = (['backstore', 'file', 'block', 'memory', 'null'] as const).filter((k) => o[k] !== undefined);
+    if (kinds.length !== 1) throw new UsageError('give exactly one of --backstore, --file, --block, --memory, --null');
+    const args: Record<string, unknown> = { target: iqn, lun: intOpt(o.lun, '--lun'), initiator: o.initiator };
+    if (o.backstore !== undefined) args.backstore = o.backstore;
+    else {
+      const k = kinds[0]!;
+      Object.assign(args, backstoreArgs(o, false), { type: k });
+      if (k === 'file' || k === 'block') args.path = o[k];
+      else args.size = o[k];
+    }
+    await call(this, 'lun.create', args);
+  });
+  example(
+    leaf(lun, 'delete', 'unmap a LUN; I/O in flight is drained, and a backstore no longer mapped anywhere is flushed and closed')
+      .argument('<target>')
+      .argument('<lun>')
+      .option('--initiator <iqn>', "unmap from this initiator's ACL LUN map")
+      .option('--keep-backstore', 'keep the backstore open even if nothing maps it'),
+    'vtgt lun delete iqn.2026-11.org.vtgt:default 1',
+  ).action(async function (this: Command, iqn: string, n: string) {
+    const o = this.opts();
+    await call(this, 'lun.delete', { target: iqn, lun: intOpt(n, 'LUN'), initiator: o.initiator, keepBackstore: Boolean(o.keepBackstore) });
+  });
+  example(leaf(lun, 'list', 'list LUNs').argument('[target]'), 'vtgt lun list', 'vtgt lun list iqn.2026-11.org.vtgt:default').action(async function (this: Command, iqn?: string) {
+    await call(this, 'lun.list', { target: iqn }, (r) => renderTable(r as Array<Record<string, unknown>>, ['target', 'lun', 'backstore']));
+  });
+
+  // --- portal
+  const portal = program.command('portal').description('add, remove and list iSCSI portals (listening addresses)');
+  example(leaf(portal, 'create', 'listen on another address').argument('<address>', 'ADDRESS[:PORT], port 3260 by default').option('--tpgt <n>', 'target portal group tag'), 'vtgt portal create 0.0.0.0:3260', 'vtgt portal create [::1]:3261').action(async function (this: Command, address: string) {
+    await call(this, 'portal.create', { address, tpgt: intOpt(this.opts().tpgt, '--tpgt') });
+  });
+  example(leaf(portal, 'delete', 'stop listening on an address (sessions already there stay)').argument('<address>'), 'vtgt portal delete 0.0.0.0:3260').action(async function (this: Command, address: string) {
+    await call(this, 'portal.delete', { address });
+  });
+  example(leaf(portal, 'list', 'list portals'), 'vtgt portal list').action(async function (this: Command) {
+    await call(this, 'portal.list', {}, (r) => renderTable(r as Array<Record<string, unknown>>, ['address', 'listening', 'tpgt']));
+  });
+
+  // --- acl
+  const acl = program.command('acl').description('admit initiators to a target (a target without ACLs admits everyone)');
+  example(
+    leaf(acl, 'create', 'admit an initiator')
+      .argument('<target>')
+      .argument('<initiator>', 'initiator IQN (see /etc/iscsi/initiatorname.iscsi on Linux)')
+      .option('--chap <account>', 'require CHAP with this account')
+      .option('--mutual-chap <account>', 'also authenticate the target to the initiator')
+      .option('--address <ip...>', 'only from these source addresses'),
+    'vtgt acl create iqn.2026-11.org.vtgt:default iqn.1994-05.com.redhat:client1 --chap client1',
+  ).action(async function (this: Command, iqn: string, initiator: string) {
+    const o = this.opts();
+    await call(this, 'acl.create', { target: iqn, initiator, chap: o.chap, mutualChap: o.mutualChap, addresses: o.address });
+  });
+  example(leaf(acl, 'delete', 'remove an initiator from a target').argument('<target>').argument('<initiator>'), 'vtgt acl delete iqn.2026-11.org.vtgt:default iqn.1994-05.com.redhat:client1').action(async function (this: Command, iqn: string, initiator: string) {
+    await call(this, 'acl.delete', { target: iqn, initiator });
+  });
+  example(leaf(acl, 'list', 'list ACLs').argument('[target]'), 'vtgt acl list').action(async function (this: Command, iqn?: string) {
+    await call(this, 'acl.list', { target: iqn }, (r) => renderTable(r as Array<Record<string, unknown>>, ['target', 'initiator', 'chap', 'mutualChap', 'addresses', 'luns']));
+  });
+
+  // --- account
+  const account = program.command('account').description('CHAP accounts (credentials targets, ACLs and discovery refer to by name)');
+  example(
+    leaf(account, 'create', 'create a CHAP account')
+      .argument('<name>')
+      .requiredOption('--user <user>', 'CHAP user name')
+      .option('--secret <secret>', 'the secret itself (12-256 bytes; it ends up in the config file)')
+      .option('--secret-file <path>', 'read the secret from this file (keep it mode 0600)')
+      .option('--secret-env <var>', 'read the secret from this environment variable of the service'),
+    'vtgt account create client1 --user client1 --secret-file /etc/vtgt/client1.secret',
+  ).action(async function (this: Command, name: string) {
+    const o = this.opts();
+    await call(this, 'account.create', { name, user: o.user, secret: o.secret, secretFile: o.secretFile, secretEnv: o.secretEnv });
+  });
+  example(leaf(account, 'delete', 'delete an account nothing uses').argument('<name>'), 'vtgt account delete client1').action(async function (this: Command, name: string) {
+    await call(this, 'account.delete', { name });
+  });
+  example(leaf(account, 'list', 'list accounts (secrets are never shown)'), 'vtgt account list').action(async function (this: Command) {
+    await call(this, 'account.list', {}, (r) => renderTable(r as Array<Record<string, unknown>>, ['name', 'user', 'secret']));
+  });
+
+  // --- config
+  const config = program.command('config').description('save or load the running configuration');
+  example(leaf(config, 'save', 'write the running configuration atomically (default: the file the service was started with)').argument('[file]'), 'vtgt config save', 'vtgt config save /root/vtgt-backup.yaml').action(async function (this: Command, file?: string) {
+    await call(this, 'config.save', { path: file }, (r) => `saved ${(r as { path: string }).path}`);
+  });
+  example(leaf(config, 'load', 'validate a file and apply the difference to the running service (sessions on unchanged targets stay)').argument('[file]'), 'vtgt config load', 'vtgt config load /root/vtgt-backup.yaml').action(async function (this: Command, file?: string) {
+    await call(this, 'config.load', { path: file });
+  });
+  example(leaf(config, 'show', 'print the running configuration as YAML'), 'vtgt config show').action(async function (this: Command) {
+    await call(this, 'config.show', {}, (r) => (r as { yaml: string }).yaml.replace(/\n$/, ''));
+  });
+
+  return program;
+}
+
+function backstoreOptions(cmd: Command, withType: boolean): Command {
+  if (withType) {
+    cmd.addOption(new Option('--type <type>', 'backstore type').choices(['file', 'block', 'memory', 'null']).makeOptionMandatory());
+    cmd.option('--path <path>', 'file (relative to the data directory) or block device');
+    cmd.option('--size <size>', 'size, e.g. 1GiB (file: created sparse when missing)');
+  } else {
+    cmd.option('--size <size>', 'size of a new --file image (created sparse when missing)');
+    cmd.option('--name <name>', 'name of the new backstore (default: from the file name or type)');
+  }
+  return cmd
+    .addOption(new Option('--block-size <n>', 'logical block size').choices(['512', '4096']))
+    .option('--read-only', 'write protect the LUN')
+    .addOption(new Option('--cache-mode <mode>', 'writeback (initiator flushes) or writethrough').choices(['writeback', 'writethrough']))
+    .option('--direct', 'O_DIRECT (bypass the page cache)')
+    .option('--removable', 'removable medium (START STOP UNIT can eject)');
+}
+
+function backstoreArgs(o: Record<string, unknown>, withType: boolean): Record<string, unknown> {
+  const a: Record<string, unknown> = {
+    name: o.name,
+    size: o.size,
+    blockSize: o.blockSize === undefined ? undefined : Number(o.blockSize),
+    readOnly: Boolean(o.readOnly),
+    cacheMode: o.cacheMode,
+    direct: Boolean(o.direct),
+    removable: Boolean(o.removable),
+  };
+  if (withType) Object.assign(a, { type: o.type, path: o.path });
+  return a;
+}
+
+function intOpt(v: unknown, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`${what} must be a non-negative integer, got "${String(v)}"`);
+  return Number(v);
+}
+
+function fmtRate(n: number | undefined, unit = ''): string {
+  if (n === undefined) return '-';
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M${unit}`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k${unit}`;
+  return `${n.toFixed(n < 10 ? 1 : 0)}${unit}`;
+}
+
+function fmtMs(n: number | undefined): string {
+  if (n === undefined) return '-';
+  return n === Infinity ? '>5s' : `<=${n}ms`;
+}
+
+export function renderStats(s: StatsReport): string {
+  const luns = renderTable(
+    s.luns.map((l) => ({
+      backstore: l.backstore,
+      iops: fmtRate(l.iops),
+      read: fmtRate(l.readBytesPerSec, 'B/s'),
+      write: fmtRate(l.writeBytesPerSec, 'B/s'),
+      reads: l.readCommands,
+      writes: l.writeCommands,
+      p50: fmtMs(l.latencyMs.p50),
+      p99: fmtMs(l.latencyMs.p99),
+      errors: l.errors,
+      aborted: l.aborted,
+    })),
+  );
+  const sessions = s.sessions.length ? renderTable(s.sessions.map((x) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, typeof v === 'string' ? safe(v) : v])))) : '(none)';
+  return `LUNs (rates over the last ${s.windowSeconds ?? '-'} s; ${s.activeCommands} commands in flight, ${s.nexuses} nexuses)\n${luns}\n\nsessions\n${sessions}`;
+}
+
+/** Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' || e.exitCode === 0) return 0;
+      return 2; // commander already printed what was wrong
+    }
+    if (e instanceof UsageError) {
+      io.err(`vtgt: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof ControlClientError) {
+      io.err(`vtgt: ${e.message}`);
+      return e.code === 'usage' ? 2 : 1;
+    }
+    io.err(`vtgt: ${(e as Error).message ?? String(e)}`);
+    return 1;
+  }
+}

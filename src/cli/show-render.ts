@@ -1,0 +1,46 @@
+/** `vtgt show`: the service's objects as a tree. */
+import type { ShowData } from '../service/control/show.js';
+import { renderTree, safe, type TreeNode } from './render.js';
+
+export function showTree(d: ShowData): string {
+  const stores: TreeNode = {
+    label: `backstores [${d.backstores.length}]`,
+    children: d.backstores.map((b) => ({
+      label: `${b.name}  ${b.type} ${b.location}  ${b.size}  ${b.blockSize}B blocks  ${b.cacheMode}${b.readOnly ? '  read-only' : ''}${b.failures.length ? `  FAILED: ${b.failures.join(',')}` : ''}`,
+    })),
+  };
+  const targets: TreeNode = {
+    label: `iscsi targets [${d.targets.length}]  discovery: ${d.discovery}`,
+    children: d.targets.map((t) => ({
+      label: `${t.name}${t.tpgt ? `  tpgt ${t.tpgt}` : ''}  auth: ${t.auth}`,
+      children: [
+        { label: `luns [${t.luns.length}]`, children: t.luns.map((l) => ({ label: `lun${l.lun} -> ${l.backstore}` })) },
+        {
+          label: `acls [${t.acls.length}]`,
+          children: t.acls.map((a) => ({
+            label: `${safe(a.initiator)}${a.chap ? `  chap ${a.chap}` : ''}${a.mutualChap ? ` mutual ${a.mutualChap}` : ''}${a.addresses ? `  from ${a.addresses.join(',')}` : ''}`,
+            children: a.luns?.map((l) => ({ label: `mapped lun${l.lun} -> ${l.backstore}` })) ?? [],
+          })),
+        },
+        {
+          label: `sessions [${t.sessions.length}]`,
+          children: t.sessions.map((s) => ({ label: safe(sessionLabel(s)) })),
+        },
+      ],
+    })),
+  };
+  const portals: TreeNode = {
+    label: `portals [${d.portals.length}]`,
+    children: d.portals.map((p) => ({ label: `${p.listening}${p.tpgt ? `  tpgt ${p.tpgt}` : ''}${p.address !== p.listening ? `  (configured ${p.address})` : ''}` })),
+  };
+  const accounts: TreeNode = { label: `chap accounts [${d.accounts.length}]`, children: d.accounts.map((a) => ({ label: `${a.name}  user ${safe(a.user)}` })) };
+  const fabrics: TreeNode[] = Object.entries(d.fabrics).map(([k, nodes]) => ({ label: k, children: nodes as TreeNode[] }));
+  return renderTree({ label: 'vtgt', children: [stores, targets, portals, accounts, ...fabrics] });
+}
+
+function sessionLabel(s: Record<string, unknown>): string {
+  const ini = s.initiator ?? s.initiatorName ?? '?';
+  const parts = [String(ini)];
+  for (const k of ['isid', 'tsih', 'address', 'peer', 'connections']) if (s[k] !== undefined) parts.push(`${k} ${typeof s[k] === 'object' ? JSON.stringify(s[k]) : String(s[k])}`);
+  return parts.join('  ');
+}

@@ -1,0 +1,68 @@
+/**
+ * Wraps a backstore so that a failure (file vanished, disk full, EIO) is logged once per kind with
+ * what the administrator should do, instead of once per I/O. The error is passed on unchanged: the
+ * core turns it into sense data for that LUN only.
+ */
+import type { Logger } from 'pino';
+import { BackstoreError, type Backstore, type BackstoreErrorKind } from '../backstores/backstore.js';
+
+const ADVICE: Record<BackstoreErrorKind, string> = {
+  io: 'the storage reports I/O errors (initiators get MEDIUM ERROR); check the disk and the kernel log (dmesg)',
+  nospace: 'the file system is full (initiators get SPACE ALLOCATION FAILED WRITE PROTECT); free space or grow it, writes resume by themselves',
+  gone: 'the backing file or device disappeared (initiators get NOT READY); restore it and re-add the LUN (vtgt lun delete/create)',
+  readonly: 'the storage is read-only (initiators get WRITE PROTECTED); remount it read-write or mark the backstore readOnly',
+  unsupported: 'the storage does not support an operation the initiator asked for; this is reported as ILLEGAL REQUEST',
+};
+
+export interface GuardedBackstore extends Backstore {
+  /** Kinds of failure seen since the store was opened (for `vtgt show`). */
+  readonly failures: ReadonlySet<BackstoreErrorKind>;
+}
+
+export function guardBackstore(inner: Backstore, logger: Logger): GuardedBackstore {
+  const failures = new Set<BackstoreErrorKind>();
+  const seen = (e: unknown): never => {
+    const kind: BackstoreErrorKind = e instanceof BackstoreError ? e.kind : 'io';
+    if (!failures.has(kind)) {
+      failures.add(kind);
+      logger.error(
+        { backstore: inner.name, location: inner.describe, kind, errno: (e as { errno?: string; code?: string }).errno ?? (e as { code?: string }).code, err: e },
+        `backstore ${inner.name} (${inner.describe}) failed: ${ADVICE[kind]}`,
+      );
+    }
+    throw e;
+  };
+  const g: GuardedBackstore = {
+    get name() {
+      return inner.name;
+    },
+    get describe() {
+      return inner.describe;
+    },
+    get blockSize() {
+      return inner.blockSize;
+    },
+    get sizeBytes() {
+      return inner.sizeBytes;
+    },
+    get readOnly() {
+      return inner.readOnly;
+    },
+    get cacheMode() {
+      return inner.cacheMode;
+    },
+    get capabilities() {
+      return inner.capabilities;
+    },
+    failures,
+    read: (offset, length, into) => inner.read(offset, length, into).catch(seen),
+    write: (offset, data, fua) => inner.write(offset, data, fua).catch(seen),
+    flush: () => inner.flush().catch(seen),
+    discard: (offset, length) => inner.discard(offset, length).catch(seen),
+    writeZeroes: (offset, length, unmap) => inner.writeZeroes(offset, length, unmap).catch(seen),
+    mapStatus: (offset, length) => inner.mapStatus(offset, length).catch(seen),
+    refreshSize: () => inner.refreshSize().catch(seen),
+    close: () => inner.close(),
+  };
+  return g;
+}

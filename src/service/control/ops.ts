@@ -1,0 +1,345 @@
+/**
+ * Control operations. Every mutation edits a copy of the running config, validates the result with
+ * the same schema as vtgt.yaml, and hands it to `Runtime.apply`, so the CLI can never produce a state
+ * that `config save` would write as an invalid file.
+ */
+import { basename, extname } from 'node:path';
+import { parseConfig } from '../config/schema.js';
+import { configToYaml } from '../config/serialize.js';
+import type { BackstoreConfig, BackstoreType, LunConfig, SecretSource, TargetConfig, VtgtConfig } from '../config/types.js';
+import { LUN_MAX } from '../config/types.js';
+import { checkChapSecret, checkIscsiName, checkObjectName, formatHostPort, formatSize, parseHostPort, parseSize } from '../config/values.js';
+import { DEFAULT_ISCSI_PORT } from '../config/schema.js';
+import type { Runtime } from '../runtime.js';
+import { Args, ControlError } from './protocol.js';
+import { buildShow } from './show.js';
+
+export interface ServiceContext {
+  runtime: Runtime;
+  dataDir: string;
+  configPath: string;
+  /** Load a config file (default: the service's), validate it and apply the difference. */
+  load(path?: string): Promise<string[]>;
+  /** Save the running config atomically (default: the service's config file); returns the path. */
+  save(path?: string): Promise<string>;
+  stats(): unknown;
+}
+
+type Handler = (ctx: ServiceContext, a: Args) => Promise<unknown>;
+
+async function mutate(ctx: ServiceContext, edit: (c: VtgtConfig) => string | void): Promise<{ changes: string[]; message?: string }> {
+  const cfg = ctx.runtime.config();
+  const message = edit(cfg) ?? undefined;
+  const check = parseConfig('(running configuration)', configToYaml(cfg), { baseDir: ctx.dataDir });
+  if (!check.ok) {
+    throw new ControlError('invalid', check.issues.map((i) => `${i.path ? `${i.path}: ` : ''}${i.message}`).join('; '));
+  }
+  const changes = await ctx.runtime.apply(check.config);
+  return message ? { changes, message } : { changes };
+}
+
+function findTarget(c: VtgtConfig, name: string): TargetConfig {
+  const t = c.targets.find((x) => x.name === name);
+  if (!t) throw new ControlError('not_found', `no target ${name}; "vtgt target list" shows the targets`);
+  return t;
+}
+
+function checked(v: string, check: (s: string) => string | undefined): string {
+  const bad = check(v);
+  if (bad) throw new ControlError('usage', bad);
+  return v;
+}
+
+function size(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = parseSize(v);
+  if (typeof s === 'string') throw new ControlError('usage', s);
+  return s;
+}
+
+/** Backstore described inline by `lun create` / `backstore create` arguments. */
+function backstoreFromArgs(c: VtgtConfig, a: Args, nameHint?: string): BackstoreConfig {
+  const type = a.str('type') as BackstoreType;
+  if (!['file', 'block', 'memory', 'null'].includes(type)) throw new ControlError('usage', `backstore type "${type}" is not one of file, block, memory, null`);
+  const path = a.optStr('path');
+  let name = a.optStr('name') ?? nameHint;
+  if (name === undefined) {
+    const base = path ? basename(path, extname(path)).replace(/[^A-Za-z0-9_.-]/g, '_') || type : type;
+    name = base;
+    for (let i = 1; c.backstores.some((b) => b.name === name); i++) name = `${base}${i}`;
+  }
+  checked(name, checkObjectName);
+  if (c.backstores.some((b) => b.name === name)) throw new ControlError('exists', `backstore ${name} already exists; choose another --name or map it with --backstore ${name}`);
+  const b: BackstoreConfig = { name, type };
+  if (path !== undefined) b.path = path;
+  const sz = size(a.optStr('size'));
+  if (sz !== undefined) b.size = sz;
+  const bs = a.optInt('blockSize', 512, 4096);
+  if (bs !== undefined) {
+    if (bs !== 512 && bs !== 4096) throw new ControlError('usage', 'block size must be 512 or 4096');
+    b.blockSize = bs;
+  }
+  if (a.bool('readOnly')) b.readOnly = true;
+  const cm = a.optStr('cacheMode');
+  if (cm !== undefined) {
+    if (cm !== 'writeback' && cm !== 'writethrough') throw new ControlError('usage', 'cache mode must be writeback or writethrough');
+    b.cacheMode = cm;
+  }
+  if (a.bool('direct')) b.direct = true;
+  if (a.bool('removable')) b.removable = true;
+  if ((type === 'file' || type === 'block') && !path) throw new ControlError('usage', `a ${type} backstore needs a path`);
+  if ((type === 'memory' || type === 'null') && b.size === undefined) throw new ControlError('usage', `a ${type} backstore needs a size (e.g. 1GiB)`);
+  return b;
+}
+
+function usedBy(c: VtgtConfig, backstore: string): string[] {
+  const out: string[] = [];
+  for (const t of c.targets) {
+    for (const l of t.luns) if (l.backstore === backstore) out.push(`${t.name} LUN ${l.lun}`);
+    for (const acl of t.acls) for (const l of acl.luns ?? []) if (l.backstore === backstore) out.push(`${t.name} ACL ${acl.initiator} LUN ${l.lun}`);
+  }
+  return out;
+}
+
+function lunList(c: VtgtConfig, t: TargetConfig, initiator: string | undefined): LunConfig[] {
+  if (initiator === undefined) return t.luns;
+  const acl = t.acls.find((x) => x.initiator === initiator);
+  if (!acl) throw new ControlError('not_found', `target ${t.name} has no ACL for ${initiator}; create it with "vtgt acl create ${t.name} ${initiator}"`);
+  void c;
+  return (acl.luns ??= t.luns.map((l) => ({ ...l })));
+}
+
+function secretFromArgs(a: Args): SecretSource {
+  const s = a.optStr('secret');
+  const f = a.optStr('secretFile');
+  const e = a.optStr('secretEnv');
+  const given = [s, f, e].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new ControlError('usage', 'give exactly one of --secret, --secret-file, --secret-env');
+  if (s !== undefined) return { kind: 'inline', value: checked(s, checkChapSecret) };
+  if (f !== undefined) return { kind: 'file', path: f };
+  return { kind: 'env', name: e! };
+}
+
+const handlers: Record<string, Handler> = {
+  async show(ctx) {
+    return buildShow(ctx.runtime);
+  },
+  async stats(ctx) {
+    return ctx.stats();
+  },
+  async ping() {
+    return { pid: process.pid };
+  },
+
+  // --- targets
+  async 'target.list'(ctx) {
+    return ctx.runtime.config().targets.map((t) => ({ name: t.name, luns: t.luns.length, acls: t.acls.length }));
+  },
+  async 'target.create'(ctx, a) {
+    const name = checked(a.str('name'), checkIscsiName);
+    const tpgt = a.optInt('tpgt', 1, 65535);
+    return mutate(ctx, (c) => {
+      if (c.targets.some((t) => t.name === name)) throw new ControlError('exists', `target ${name} already exists`);
+      c.targets.push({ name, luns: [], acls: [], ...(tpgt === undefined ? {} : { tpgt }) });
+    });
+  },
+  async 'target.delete'(ctx, a) {
+    const name = a.str('name');
+    return mutate(ctx, (c) => {
+      findTarget(c, name);
+      c.targets = c.targets.filter((t) => t.name !== name);
+    });
+  },
+
+  // --- backstores
+  async 'backstore.list'(ctx) {
+    const c = ctx.runtime.config();
+    return c.backstores.map((b) => ({ ...b, ...(b.size ? { size: formatSize(b.size) } : {}), usedBy: usedBy(c, b.name) }));
+  },
+  async 'backstore.create'(ctx, a) {
+    return mutate(ctx, (c) => {
+      c.backstores.push(backstoreFromArgs(c, a));
+    });
+  },
+  async 'backstore.delete'(ctx, a) {
+    const name = a.str('name');
+    return mutate(ctx, (c) => {
+      if (!c.backstores.some((b) => b.name === name)) throw new ControlError('not_found', `no backstore ${name}`);
+      const users = usedBy(c, name);
+      if (users.length) throw new ControlError('busy', `backstore ${name} is mapped at ${users.join(', ')}; delete those LUNs first`);
+      c.backstores = c.backstores.filter((b) => b.name !== name);
+    });
+  },
+
+  // --- LUNs
+  async 'lun.list'(ctx, a) {
+    const c = ctx.runtime.config();
+    const only = a.optStr('target');
+    const targets = only ? [findTarget(c, only)] : c.targets;
+    return targets.flatMap((t) => t.luns.map((l) => ({ target: t.name, ...l })));
+  },
+  async 'lun.create'(ctx, a) {
+    const target = a.str('target');
+    const initiator = a.optStr('initiator');
+    const existing = a.optStr('backstore');
+    const wanted = a.optInt('lun', 0, LUN_MAX);
+    let result = '';
+    const r = await mutate(ctx, (c) => {
+      const t = findTarget(c, target);
+      const luns = lunList(c, t, initiator);
+      let backstore: string;
+      if (existing !== undefined) {
+        if (!c.backstores.some((b) => b.name === existing)) throw new ControlError('not_found', `no backstore ${existing}; "vtgt backstore list" shows them`);
+        backstore = existing;
+      } else {
+        const b = backstoreFromArgs(c, a);
+        c.backstores.push(b);
+        backstore = b.name;
+      }
+      let lun = wanted;
+      if (lun === undefined) {
+        lun = 0;
+        while (luns.some((l) => l.lun === lun)) lun++;
+      } else if (luns.some((l) => l.lun === lun)) {
+        throw new ControlError('exists', `LUN ${lun} of ${target}${initiator ? ` for ${initiator}` : ''} is already mapped (to ${luns.find((l) => l.lun === lun)!.backstore})`);
+      }
+      luns.push({ lun, backstore });
+      luns.sort((x, y) => x.lun - y.lun);
+      result = `LUN ${lun} -> ${backstore}`;
+      return result;
+    });
+    return r;
+  },
+  async 'lun.delete'(ctx, a) {
+    const target = a.str('target');
+    const lun = a.int('lun', 0, LUN_MAX);
+    const initiator = a.optStr('initiator');
+    const keep = a.bool('keepBackstore');
+    return mutate(ctx, (c) => {
+      const t = findTarget(c, target);
+      const luns = lunList(c, t, initiator);
+      const i = luns.findIndex((l) => l.lun === lun);
+      if (i < 0) throw new ControlError('not_found', `${target} has no LUN ${lun}${initiator ? ` for ${initiator}` : ''}`);
+      const [gone] = luns.splice(i, 1);
+      // A backstore nobody maps any more is closed too: its LU is drained and flushed first.
+      if (!keep && usedBy(c, gone!.backstore).length === 0) {
+        c.backstores = c.backstores.filter((b) => b.name !== gone!.backstore);
+        return `LUN ${lun} removed; backstore ${gone!.backstore} closed (its file is kept)`;
+      }
+      return `LUN ${lun} removed`;
+    });
+  },
+
+  // --- portals
+  async 'portal.list'(ctx) {
+    return [...ctx.runtime.portals.values()].map((p) => ({
+      address: formatHostPort(p.config.host, p.config.port),
+      listening: formatHostPort(p.bound.host, p.bound.port),
+      ...(p.config.tpgt === undefined ? {} : { tpgt: p.config.tpgt }),
+    }));
+  },
+  async 'portal.create'(ctx, a) {
+    const hp = parseHostPort(a.str('address'), DEFAULT_ISCSI_PORT);
+    if (typeof hp === 'string') throw new ControlError('usage', hp);
+    const tpgt = a.optInt('tpgt', 1, 65535);
+    return mutate(ctx, (c) => {
+      if (c.iscsi.portals.some((p) => p.host === hp.host && p.port === hp.port && p.port !== 0)) throw new ControlError('exists', `portal ${formatHostPort(hp.host, hp.port)} already exists`);
+      c.iscsi.portals.push(tpgt === undefined ? hp : { ...hp, tpgt });
+    });
+  },
+  async 'portal.delete'(ctx, a) {
+    const hp = parseHostPort(a.str('address'), DEFAULT_ISCSI_PORT);
+    if (typeof hp === 'string') throw new ControlError('usage', hp);
+    return mutate(ctx, (c) => {
+      // Match the configured address or the bound one (for portals configured with port 0).
+      const bound = [...ctx.runtime.portals.values()].find((p) => p.bound.host === hp.host && p.bound.port === hp.port);
+      const i = c.iscsi.portals.findIndex((p) => (p.host === hp.host && p.port === hp.port) || (bound && p.host === bound.config.host && p.port === bound.config.port));
+      if (i < 0) throw new ControlError('not_found', `no portal ${formatHostPort(hp.host, hp.port)}; "vtgt portal list" shows them`);
+      c.iscsi.portals.splice(i, 1);
+    });
+  },
+
+  // --- ACLs
+  async 'acl.list'(ctx, a) {
+    const c = ctx.runtime.config();
+    const only = a.optStr('target');
+    const targets = only ? [findTarget(c, only)] : c.targets;
+    return targets.flatMap((t) => t.acls.map((acl) => ({ target: t.name, ...acl })));
+  },
+  async 'acl.create'(ctx, a) {
+    const target = a.str('target');
+    const initiator = checked(a.str('initiator'), checkIscsiName);
+    const chap = a.optStr('chap');
+    const mutualChap = a.optStr('mutualChap');
+    const addresses = a.strList('addresses');
+    return mutate(ctx, (c) => {
+      const t = findTarget(c, target);
+      if (t.acls.some((x) => x.initiator === initiator)) throw new ControlError('exists', `target ${target} already has an ACL for ${initiator}`);
+      for (const acc of [chap, mutualChap]) {
+        if (acc !== undefined && !c.accounts.some((x) => x.name === acc)) throw new ControlError('not_found', `no account ${acc}; create it with "vtgt account create ${acc} --user USER --secret-file FILE"`);
+      }
+      t.acls.push({ initiator, ...(addresses?.length ? { addresses } : {}), ...(chap ? { chap } : {}), ...(mutualChap ? { mutualChap } : {}) });
+      if (t.acls.length === 1) return `target ${target} now admits only the initiators in its ACLs`;
+    });
+  },
+  async 'acl.delete'(ctx, a) {
+    const target = a.str('target');
+    const initiator = a.str('initiator');
+    return mutate(ctx, (c) => {
+      const t = findTarget(c, target);
+      if (!t.acls.some((x) => x.initiator === initiator)) throw new ControlError('not_found', `target ${target} has no ACL for ${initiator}`);
+      t.acls = t.acls.filter((x) => x.initiator !== initiator);
+      if (t.acls.length === 0) return `target ${target} has no ACLs left: every initiator may log in`;
+    });
+  },
+
+  // --- CHAP accounts
+  async 'account.list'(ctx) {
+    return ctx.runtime.config().accounts.map((acc) => ({
+      name: acc.name,
+      user: acc.user,
+      secret: acc.secret.kind === 'inline' ? '(in config)' : acc.secret.kind === 'file' ? `file ${acc.secret.path}` : `env ${acc.secret.name}`,
+    }));
+  },
+  async 'account.create'(ctx, a) {
+    const name = checked(a.str('name'), checkObjectName);
+    const user = a.str('user');
+    const secret = secretFromArgs(a);
+    return mutate(ctx, (c) => {
+      if (c.accounts.some((x) => x.name === name)) throw new ControlError('exists', `account ${name} already exists`);
+      c.accounts.push({ name, user, secret });
+    });
+  },
+  async 'account.delete'(ctx, a) {
+    const name = a.str('name');
+    return mutate(ctx, (c) => {
+      if (!c.accounts.some((x) => x.name === name)) throw new ControlError('not_found', `no account ${name}`);
+      const users = c.targets.flatMap((t) => [
+        ...(t.chap === name || t.mutualChap === name ? [t.name] : []),
+        ...t.acls.filter((x) => x.chap === name || x.mutualChap === name).map((x) => `${t.name} ACL ${x.initiator}`),
+      ]);
+      if (c.iscsi.discoveryChap === name || c.iscsi.discoveryMutualChap === name) users.push('discovery');
+      if (users.length) throw new ControlError('busy', `account ${name} is used by ${users.join(', ')}; remove it there first`);
+      c.accounts = c.accounts.filter((x) => x.name !== name);
+    });
+  },
+
+  // --- config files
+  async 'config.save'(ctx, a) {
+    return { path: await ctx.save(a.optStr('path')) };
+  },
+  async 'config.load'(ctx, a) {
+    return { changes: await ctx.load(a.optStr('path')) };
+  },
+  async 'config.show'(ctx) {
+    return { yaml: configToYaml(ctx.runtime.config()), path: ctx.configPath };
+  },
+};
+
+export const OPS = Object.keys(handlers);
+
+export async function dispatch(ctx: ServiceContext, op: string, args: Record<string, unknown>): Promise<unknown> {
+  const h = handlers[op];
+  if (!h) throw new ControlError('usage', `unknown operation "${op}"; known: ${OPS.join(', ')}`);
+  return h(ctx, new Args(args));
+}

@@ -1,0 +1,352 @@
+/**
+ * The running state of the service and the one way to change it: `apply(next)` brings backstores,
+ * logical units, targets, LUN maps, ACLs, portals and fabric sections from the current config to
+ * `next`, touching only what differs, so sessions on unaffected targets keep running (SIGHUP reload,
+ * `vtgt config load` and every CLI mutation go through here).
+ */
+import { open, mkdir } from 'node:fs/promises';
+import { isDeepStrictEqual } from 'node:util';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { Backstore } from '../backstores/backstore.js';
+import { LunMap } from '../vscsi/lun-map.js';
+import type { ScsiTarget } from '../vscsi/target.js';
+import type { LogicalUnit } from '../vscsi/logical-unit.js';
+import { guardBackstore, type GuardedBackstore } from './backstore-guard.js';
+import { resolveSecret } from './config/secrets.js';
+import { cloneConfig } from './config/serialize.js';
+import type { AccountConfig, BackstoreConfig, LunConfig, PortalConfig, TargetConfig, VtgtConfig } from './config/types.js';
+import { formatHostPort } from './config/values.js';
+import { fabricSection, type FabricRuntimeContext } from './fabrics/index.js';
+import type { ChapCredentials, IscsiApi, IscsiTargetSpec, LogicalUnitHandle, Platform } from './platform.js';
+
+export interface RunningBackstore {
+  config: BackstoreConfig;
+  store: GuardedBackstore;
+  lu: LogicalUnitHandle;
+}
+
+export interface RunningTarget {
+  config: TargetConfig;
+  target: ScsiTarget;
+  /** Per-initiator LUN maps of ACLs that have their own `luns`. */
+  aclMaps: Map<string, LunMap>;
+}
+
+export interface RunningPortal {
+  config: PortalConfig;
+  bound: { host: string; port: number };
+}
+
+/** Raised when a desired state cannot be applied; nothing of the failing step was left half-done. */
+export class ApplyError extends Error {
+  override name = 'ApplyError';
+}
+
+export class Runtime {
+  readonly backstores = new Map<string, RunningBackstore>();
+  readonly targets = new Map<string, RunningTarget>();
+  readonly portals = new Map<string, RunningPortal>();
+  readonly iscsi: IscsiApi;
+  private current: VtgtConfig;
+  /** Serialises applies: a SIGHUP during a CLI change waits its turn. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly fabricCtx: FabricRuntimeContext;
+
+  constructor(
+    readonly platform: Platform,
+    readonly dataDir: string,
+    private readonly logger: Logger,
+    initialIscsi: { nopInterval?: number; nopTimeout?: number } = {},
+  ) {
+    this.iscsi = platform.createIscsi({ logger: logger.child({ component: 'iscsi' }), ...initialIscsi });
+    this.current = { backstores: [], targets: [], accounts: [], iscsi: { portals: [] }, metrics: {}, log: { level: 'info' }, fabrics: {} };
+    this.fabricCtx = {
+      core: platform.core,
+      logger,
+      dataDir,
+      logicalUnit: (name) => this.backstores.get(name)?.lu,
+    };
+  }
+
+  /** The config the running state reflects (a copy: callers edit it and pass it back to `apply`). */
+  config(): VtgtConfig {
+    return cloneConfig(this.current);
+  }
+
+  apply(next: VtgtConfig): Promise<string[]> {
+    const run = this.queue.then(() => this.applyNow(cloneConfig(next)));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Absolute path of a file backstore (relative paths live in the data directory). */
+  backstorePath(b: BackstoreConfig): string | undefined {
+    if (b.path === undefined) return undefined;
+    return b.type === 'file' && !isAbsolute(b.path) ? resolve(this.dataDir, b.path) : b.path;
+  }
+
+  private async applyNow(next: VtgtConfig): Promise<string[]> {
+    const changes: string[] = [];
+    const prev = this.current;
+    // 1. Everything that can fail without side effects: secrets, then opening new/changed stores.
+    const creds = this.resolveAccounts(next.accounts);
+    const changedStores = next.backstores.filter((b) => {
+      const old = this.backstores.get(b.name);
+      return !old || !isDeepStrictEqual(old.config, b);
+    });
+    const opened = new Map<string, GuardedBackstore>();
+    try {
+      for (const b of changedStores) opened.set(b.name, await this.openBackstore(b));
+    } catch (e) {
+      await Promise.all([...opened.values()].map((s) => s.close().catch(() => undefined)));
+      throw e;
+    }
+
+    // 2. Targets that go away or whose LUNs point at stores being replaced lose those mappings first.
+    const nextTargets = new Map(next.targets.map((t) => [t.name, t]));
+    for (const name of [...this.targets.keys()]) {
+      if (!nextTargets.has(name)) {
+        await this.iscsi.removeTarget(name);
+        await this.platform.core.removeTarget?.(name);
+        this.targets.delete(name);
+        changes.push(`removed target ${name}`);
+      }
+    }
+    const nextStores = new Map(next.backstores.map((b) => [b.name, b]));
+    for (const [name, rb] of [...this.backstores]) {
+      if (nextStores.has(name) && !opened.has(name)) continue;
+      // Removing the LU unmaps it from every map (the core raises REPORTED LUNS DATA HAS CHANGED)
+      // and waits for its in-flight commands before the store is flushed and closed.
+      await this.platform.core.removeLogicalUnit(rb.lu.id);
+      await this.closeStore(rb.store);
+      this.backstores.delete(name);
+      if (!nextStores.has(name)) changes.push(`removed backstore ${name}`);
+    }
+    for (const [name, store] of opened) {
+      const lu = this.platform.core.addLogicalUnit({ id: name, backstore: store });
+      const existed = prev.backstores.some((b) => b.name === name);
+      this.backstores.set(name, { config: nextStores.get(name)!, store, lu });
+      changes.push(`${existed ? 'replaced' : 'added'} backstore ${name} (${store.describe})`);
+    }
+
+    // 3. Targets: LUN maps first (initiators see the change as a unit attention), then fabric specs.
+    for (const t of next.targets) {
+      let rt = this.targets.get(t.name);
+      const isNew = !rt;
+      if (!rt) {
+        rt = { config: t, target: this.platform.core.createTarget({ name: t.name }), aclMaps: new Map() };
+        this.targets.set(t.name, rt);
+      }
+      const lunChanges = this.syncLunMap(rt.target.luns, t.luns);
+      const aclMapChanged = this.syncAclMaps(rt, t);
+      const spec = this.iscsiSpec(rt, t, creds);
+      if (isNew) {
+        this.iscsi.addTarget(spec);
+        changes.push(`added target ${t.name}`);
+      } else if (aclMapChanged || !isDeepStrictEqual(withoutLuns(rt.config), withoutLuns(t)) || accountsChanged(prev, next, t)) {
+        this.iscsi.updateTarget(spec);
+        changes.push(`updated target ${t.name}`);
+      }
+      for (const c of lunChanges) changes.push(`target ${t.name}: ${c}`);
+      rt.config = t;
+    }
+
+    // 4. Portals and discovery authentication.
+    await this.syncPortals(next.iscsi.portals, changes);
+    const dc = next.iscsi.discoveryChap;
+    const dm = next.iscsi.discoveryMutualChap;
+    if (dc !== prev.iscsi.discoveryChap || dm !== prev.iscsi.discoveryMutualChap || (dc && accountChanged(prev, next, dc)) || (dm && accountChanged(prev, next, dm))) {
+      this.iscsi.setDiscoveryAuth(dc ? creds.get(dc) : undefined, dm ? creds.get(dm) : undefined);
+      changes.push(dc ? `discovery requires CHAP account ${dc}` : 'discovery open to all initiators');
+    }
+
+    // 5. Fabric sections.
+    const keys = new Set([...Object.keys(prev.fabrics), ...Object.keys(next.fabrics)]);
+    for (const key of keys) {
+      const a = prev.fabrics[key];
+      const b = next.fabrics[key];
+      if (isDeepStrictEqual(a, b)) continue;
+      const mod = fabricSection(key);
+      if (!mod) throw new ApplyError(`no fabric module for the "${key}" section in this build`);
+      await mod.apply(this.fabricCtx, a, b);
+      changes.push(`${key}: ${a === undefined ? 'started' : b === undefined ? 'stopped' : 'updated'}`);
+    }
+
+    this.current = next;
+    if (changes.length) this.logger.info({ changes }, `configuration applied (${changes.length} change${changes.length === 1 ? '' : 's'})`);
+    return changes;
+  }
+
+  private resolveAccounts(accounts: AccountConfig[]): Map<string, ChapCredentials> {
+    const out = new Map<string, ChapCredentials>();
+    for (const a of accounts) {
+      const r = resolveSecret(a.secret, this.dataDir);
+      if (!r.ok) throw new ApplyError(`account ${a.name}: ${r.error}`);
+      if (r.warning) this.logger.warn({ account: a.name }, r.warning);
+      out.set(a.name, { user: a.user, secret: r.value });
+    }
+    return out;
+  }
+
+  private async openBackstore(b: BackstoreConfig): Promise<GuardedBackstore> {
+    const path = this.backstorePath(b);
+    if (b.type === 'file' && path && b.size !== undefined) await createSparseIfMissing(path, b.size);
+    try {
+      const spec = { ...b, ...(path === undefined ? {} : { path }) };
+      const store: Backstore = await this.platform.createBackstore(spec);
+      return guardBackstore(store, this.logger.child({ component: 'backstore' }));
+    } catch (e) {
+      const where = path ? ` at ${path}` : '';
+      throw new ApplyError(`cannot open backstore ${b.name} (${b.type}${where}): ${(e as Error).message}`);
+    }
+  }
+
+  private async closeStore(store: Backstore): Promise<void> {
+    try {
+      await store.flush();
+    } catch (e) {
+      this.logger.error({ backstore: store.name, err: e }, `flushing backstore ${store.name} (${store.describe}) before closing it failed; recent writes may be lost`);
+    }
+    await store.close().catch((e: unknown) => this.logger.warn({ backstore: store.name, err: e }, `closing backstore ${store.name} failed`));
+  }
+
+  /** Makes `map` hold exactly `luns`; returns a description of each change. */
+  private syncLunMap(map: LunMap, luns: LunConfig[]): string[] {
+    const out: string[] = [];
+    const want = new Map(luns.map((l) => [l.lun, l.backstore]));
+    for (const n of map.lunNumbers()) {
+      if (!want.has(n)) {
+        map.delete(n);
+        out.push(`unmapped LUN ${n}`);
+      }
+    }
+    for (const [n, name] of want) {
+      const lu = this.backstores.get(name)?.lu as unknown as LogicalUnit | undefined;
+      if (!lu) throw new ApplyError(`LUN ${n} refers to backstore ${name}, which is not open`);
+      if (map.get(n) !== lu) {
+        map.set(n, lu);
+        out.push(`mapped LUN ${n} to ${name}`);
+      }
+    }
+    return out;
+  }
+
+  private syncAclMaps(rt: RunningTarget, t: TargetConfig): boolean {
+    let changed = false;
+    const want = new Map(t.acls.filter((a) => a.luns).map((a) => [a.initiator, a.luns!]));
+    for (const ini of [...rt.aclMaps.keys()]) {
+      if (!want.has(ini)) {
+        rt.aclMaps.delete(ini);
+        changed = true;
+      }
+    }
+    for (const [ini, luns] of want) {
+      let map = rt.aclMaps.get(ini);
+      if (!map) {
+        map = new LunMap();
+        rt.aclMaps.set(ini, map);
+        changed = true;
+      }
+      this.syncLunMap(map, luns);
+    }
+    return changed;
+  }
+
+  private iscsiSpec(rt: RunningTarget, t: TargetConfig, creds: Map<string, ChapCredentials>): IscsiTargetSpec {
+    const spec: IscsiTargetSpec = {
+      target: rt.target,
+      acls: t.acls.map((a) => ({
+        initiator: a.initiator,
+        ...(a.addresses ? { addresses: a.addresses } : {}),
+        ...(rt.aclMaps.has(a.initiator) ? { lunMap: rt.aclMaps.get(a.initiator)! } : {}),
+        ...(a.chap ? { chap: creds.get(a.chap)! } : {}),
+        ...(a.mutualChap ? { mutualChap: creds.get(a.mutualChap)! } : {}),
+      })),
+    };
+    if (t.tpgt !== undefined) spec.tpgt = t.tpgt;
+    if (t.chap) spec.chap = creds.get(t.chap)!;
+    if (t.mutualChap) spec.mutualChap = creds.get(t.mutualChap)!;
+    if (t.params) spec.params = t.params;
+    return spec;
+  }
+
+  private async syncPortals(want: PortalConfig[], changes: string[]): Promise<void> {
+    const key = (p: PortalConfig) => `${formatHostPort(p.host, p.port)}/${p.tpgt ?? 1}`;
+    const wanted = new Map(want.map((p) => [key(p), p]));
+    for (const [k, rp] of [...this.portals]) {
+      if (wanted.has(k)) continue;
+      await this.iscsi.removePortal(rp.bound.host, rp.bound.port);
+      this.portals.delete(k);
+      changes.push(`removed portal ${formatHostPort(rp.bound.host, rp.bound.port)}`);
+    }
+    for (const [k, p] of wanted) {
+      if (this.portals.has(k)) continue;
+      try {
+        const bound = await this.iscsi.addPortal(p.tpgt === undefined ? { host: p.host, port: p.port } : { host: p.host, port: p.port, tpgt: p.tpgt });
+        this.portals.set(k, { config: p, bound });
+        changes.push(`listening on ${formatHostPort(bound.host, bound.port)}`);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        const hint = code === 'EADDRINUSE' ? ' (another process listens there: stop it or choose another port)' : code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : code === 'EADDRNOTAVAIL' ? ' (no interface has this address)' : '';
+        throw new ApplyError(`cannot listen on iSCSI portal ${formatHostPort(p.host, p.port)}: ${(e as Error).message}${hint}`);
+      }
+    }
+  }
+
+  /** Graceful stop: no new logins, initiators asked to log out, LUs drained, stores flushed and closed. */
+  async shutdown(logoutTimeoutMs: number): Promise<void> {
+    await this.queue;
+    for (const rp of this.portals.values()) await this.iscsi.removePortal(rp.bound.host, rp.bound.port).catch(() => undefined);
+    this.portals.clear();
+    for (const [key, value] of Object.entries(this.current.fabrics)) {
+      await fabricSection(key)?.shutdown?.(this.fabricCtx, value);
+    }
+    await this.iscsi.requestLogoutAll(logoutTimeoutMs).catch((e: unknown) => this.logger.warn({ err: e }, 'asking initiators to log out failed'));
+    await this.iscsi.close();
+    for (const rb of this.backstores.values()) {
+      await Promise.resolve(this.platform.core.removeLogicalUnit(rb.lu.id)).catch(() => undefined);
+      await this.closeStore(rb.store);
+    }
+    this.backstores.clear();
+  }
+
+  /** Flush every write-back store (before exit, and for `vtgt stats`-independent durability checks). */
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.backstores.values()].map((rb) => rb.store.flush()));
+  }
+}
+
+function withoutLuns(t: TargetConfig): unknown {
+  return { ...t, luns: undefined, acls: t.acls.map((a) => ({ ...a, luns: a.luns ? true : undefined })) };
+}
+
+function accountChanged(prev: VtgtConfig, next: VtgtConfig, name: string): boolean {
+  return !isDeepStrictEqual(
+    prev.accounts.find((a) => a.name === name),
+    next.accounts.find((a) => a.name === name),
+  );
+}
+
+function accountsChanged(prev: VtgtConfig, next: VtgtConfig, t: TargetConfig): boolean {
+  const names = [t.chap, t.mutualChap, ...t.acls.flatMap((a) => [a.chap, a.mutualChap])].filter((n): n is string => !!n);
+  return names.some((n) => accountChanged(prev, next, n));
+}
+
+/** A thin-provisioned image: a file of the configured size with no blocks allocated. */
+async function createSparseIfMissing(path: string, size: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  let fh;
+  try {
+    fh = await open(path, 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw new ApplyError(`cannot create image file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    await fh.truncate(size);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
