@@ -26,14 +26,15 @@ struct IoRequest {
   uint8_t* buf = nullptr;
   uint64_t len = 0;
   uint64_t offset = 0;
+  // kFallocate: FALLOC_FL_* flags; kWrite/kRead: RWF_* flags (RWF_DSYNC for a FUA write).
   int mode = 0;
   // Bytes transferred so far: engines resume short reads/writes until len, or EOF for reads.
   uint64_t done = 0;
   // Outcome: err == 0 -> result holds the op's value (bytes for read/write); else err is an errno.
   int64_t result = 0;
   int err = 0;
-  // kDevInfo: [size, isBlockDevice, logicalBlockSize, physicalBlockSize, readOnlyDevice, mode]
-  double info[6] = {0, 0, 0, 0, 0, 0};
+  // kDevInfo: [size, isBlockDevice, logicalBlockSize, physicalBlockSize, readOnlyDevice, mode, rdevMajor, rdevMinor]
+  double info[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   void* js = nullptr;
   IoRequest* next = nullptr;
 };

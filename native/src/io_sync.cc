@@ -3,6 +3,8 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,8 +33,9 @@ namespace {
 
 void Transfer(IoRequest* r, bool write) {
   while (r->done < r->len) {
-    ssize_t n = write ? pwrite(r->fd, r->buf + r->done, r->len - r->done, static_cast<off_t>(r->offset + r->done))
-                      : pread(r->fd, r->buf + r->done, r->len - r->done, static_cast<off_t>(r->offset + r->done));
+    iovec iov{r->buf + r->done, static_cast<size_t>(r->len - r->done)};
+    off_t at = static_cast<off_t>(r->offset + r->done);
+    ssize_t n = write ? pwritev2(r->fd, &iov, 1, at, r->mode) : preadv2(r->fd, &iov, 1, at, r->mode);
     if (n < 0) {
       if (errno == EINTR) continue;
       r->err = errno;
@@ -65,6 +68,8 @@ void DevInfo(IoRequest* r) {
     return;
   }
   r->info[5] = st.st_mode;
+  r->info[6] = major(st.st_rdev);
+  r->info[7] = minor(st.st_rdev);
   if (S_ISBLK(st.st_mode)) {
     uint64_t size = 0;
     int lbs = 0;

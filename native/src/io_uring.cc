@@ -47,6 +47,7 @@ class UringEngine {
         io_uring_prep_fsync(sqe, r->fd, 0);
         break;
     }
+    if (r->op == IoOp::kRead || r->op == IoOp::kWrite) sqe->rw_flags = r->mode;
     io_uring_sqe_set_data(sqe, r);
     unsubmitted++;
     return true;

@@ -39,6 +39,20 @@ bool GetIndex(const Napi::Value& v, uint64_t* out) {
   return true;
 }
 
+Napi::Value ResultValue(Napi::Env e, const IoRequest& r) {
+  if (r.op != IoOp::kDevInfo) return Napi::Number::New(e, static_cast<double>(r.result));
+  Napi::Object o = Napi::Object::New(e);
+  o.Set("size", r.info[0]);
+  o.Set("isBlockDevice", r.info[1] != 0);
+  o.Set("logicalBlockSize", r.info[2]);
+  o.Set("physicalBlockSize", r.info[3]);
+  o.Set("readOnlyDevice", r.info[4] != 0);
+  o.Set("mode", r.info[5]);
+  o.Set("rdevMajor", r.info[6]);
+  o.Set("rdevMinor", r.info[7]);
+  return o;
+}
+
 void Settle(napi_env env, IoRequest* r) {
   auto* js = static_cast<JsRequest*>(r->js);
   Napi::Env e(env);
@@ -47,17 +61,8 @@ void Settle(napi_env env, IoRequest* r) {
     err.Set("syscall", Napi::String::New(e, IoOpName(r->op)));
     err.Set("bytesDone", Napi::Number::New(e, static_cast<double>(r->done)));
     napi_reject_deferred(env, js->deferred, err.Value());
-  } else if (r->op == IoOp::kDevInfo) {
-    Napi::Object o = Napi::Object::New(e);
-    o.Set("size", r->info[0]);
-    o.Set("isBlockDevice", r->info[1] != 0);
-    o.Set("logicalBlockSize", r->info[2]);
-    o.Set("physicalBlockSize", r->info[3]);
-    o.Set("readOnlyDevice", r->info[4] != 0);
-    o.Set("mode", r->info[5]);
-    napi_resolve_deferred(env, js->deferred, o);
   } else {
-    napi_resolve_deferred(env, js->deferred, Napi::Number::New(e, static_cast<double>(r->result)));
+    napi_resolve_deferred(env, js->deferred, ResultValue(e, *r));
   }
   if (js->buffer) napi_delete_reference(env, js->buffer);
   delete js;
@@ -155,17 +160,25 @@ Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   return Napi::Value(env, promise);
 }
 
-// ioDevInfoSync(fd) -> the same object as the async kDevInfo (fstat + block ioctls; cheap, for open time).
-Napi::Value IoDevInfoSync(const Napi::CallbackInfo& info) {
+// ioExecuteSync(op, fd, position, length, mode) -> number | device info. For ops without a buffer
+// (fallocate probes, device info, seeks) at configuration time, on the calling thread.
+Napi::Value IoExecuteSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint64_t fd;
-  if (info.Length() < 1 || !GetIndex(info[0], &fd) || fd > 0x7fffffff) {
-    Napi::TypeError::New(env, "ioDevInfoSync: expected (fd)").ThrowAsJavaScriptException();
+  uint64_t op, fd, pos, len, mode;
+  if (info.Length() < 5 || !GetIndex(info[0], &op) || op >= static_cast<uint64_t>(IoOp::kCount) ||
+      op == static_cast<uint64_t>(IoOp::kRead) || op == static_cast<uint64_t>(IoOp::kWrite) || !GetIndex(info[1], &fd) ||
+      fd > 0x7fffffff || !GetIndex(info[2], &pos) || !GetIndex(info[3], &len) || !GetIndex(info[4], &mode) ||
+      mode > 0x7fffffff) {
+    Napi::TypeError::New(env, "ioExecuteSync: expected (op other than read/write, fd, position, length, mode)")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   IoRequest r;
-  r.op = IoOp::kDevInfo;
+  r.op = static_cast<IoOp>(op);
   r.fd = static_cast<int>(fd);
+  r.offset = pos;
+  r.len = len;
+  r.mode = static_cast<int>(mode);
   ExecuteSync(&r);
   if (r.err) {
     Napi::Error e = ErrnoError(env, r.err, IoOpName(r.op));
@@ -173,14 +186,7 @@ Napi::Value IoDevInfoSync(const Napi::CallbackInfo& info) {
     e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("size", r.info[0]);
-  o.Set("isBlockDevice", r.info[1] != 0);
-  o.Set("logicalBlockSize", r.info[2]);
-  o.Set("physicalBlockSize", r.info[3]);
-  o.Set("readOnlyDevice", r.info[4] != 0);
-  o.Set("mode", r.info[5]);
-  return o;
+  return ResultValue(env, r);
 }
 
 // alignedBuffer(size, alignment) -> Buffer whose memory starts on `alignment` (O_DIRECT needs it).
@@ -230,7 +236,7 @@ Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
 
 void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("ioSubmit", Napi::Function::New(env, IoSubmit, "ioSubmit"));
-  exports.Set("ioDevInfoSync", Napi::Function::New(env, IoDevInfoSync, "ioDevInfoSync"));
+  exports.Set("ioExecuteSync", Napi::Function::New(env, IoExecuteSync, "ioExecuteSync"));
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("bufferAlignment", Napi::Function::New(env, BufferAlignment, "bufferAlignment"));
   exports.Set("ioEngineInfo", Napi::Function::New(env, IoEngineInfo, "ioEngineInfo"));

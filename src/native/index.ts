@@ -27,7 +27,11 @@ export interface NativeDevInfo {
   logicalBlockSize: number;
   physicalBlockSize: number;
   readOnlyDevice: boolean;
+  /** st_mode */
   mode: number;
+  /** Device numbers of a block device (for /sys/dev/block/MAJ:MIN). */
+  rdevMajor: number;
+  rdevMinor: number;
 }
 
 export interface NativeIoEngineInfo {
@@ -56,7 +60,7 @@ export interface NativeAddon {
     preferUring: boolean,
   ): Promise<number | NativeDevInfo>;
   ioEngineInfo(): NativeIoEngineInfo;
-  ioDevInfoSync(fd: number): NativeDevInfo;
+  ioExecuteSync(op: number, fd: number, position: number, length: number, mode: number): number | NativeDevInfo;
   alignedBuffer(size: number, alignment: number): Buffer;
   bufferAlignment(buf: Uint8Array): number;
   [name: string]: unknown;

@@ -25,6 +25,8 @@ export const IoOp = {
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
+/** pwritev2(2) flag: this write is durable on completion (a FUA write), linux/fs.h. */
+export const RWF_DSYNC = 0x02;
 
 export type IoEngineKind = 'io_uring' | 'threadpool';
 export type { NativeDevInfo as DeviceInfo };
@@ -170,11 +172,14 @@ export class IoFile {
     return (await this.#submit(IoOp.READ, 'pread', buf, bufOffset, length, position)) as number;
   }
 
-  /** Write buf[bufOffset, +length) at `position`; resolves when all bytes are written. */
-  async write(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
+  /**
+   * Write buf[bufOffset, +length) at `position`; resolves when all bytes are written. `dsync`: the data
+   * (and the metadata needed to read it) is on stable storage when it resolves (RWF_DSYNC).
+   */
+  async write(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync = false): Promise<number> {
     this.#transferArgs('pwrite', buf, bufOffset, length, position);
     if (this.readOnly) throw new NativeIoError(`pwrite refused on ${this.path}: opened read-only`, 'EBADF', 'pwrite', this.path);
-    return (await this.#submit(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position)) as number;
+    return (await this.#submit(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0)) as number;
   }
 
   async datasync(): Promise<void> {
@@ -237,14 +242,32 @@ export class IoFile {
     return (await this.#submit(IoOp.DEV_INFO, 'fstat', null, 0, 0, 0)) as NativeDevInfo;
   }
 
-  devInfoSync(): NativeDevInfo {
-    if (this.#fd < 0) throw new Error(`fstat: ${this.path} is closed`);
+  #sync(op: number, name: string, position: number, length: number, mode: number): number | NativeDevInfo {
+    if (this.#fd < 0 || this.#closing) throw new Error(`${name}: ${this.path} is closed`);
     try {
-      return loadNative().ioDevInfoSync(this.#fd);
+      return loadNative().ioExecuteSync(op, this.#fd, position, length, mode);
     } catch (e) {
       const err = e as { code?: string; message?: string };
-      throw new NativeIoError(`fstat failed on ${this.path}: ${err.message ?? String(e)}`, err.code ?? 'EIO', 'fstat', this.path);
+      throw new NativeIoError(`${name} failed on ${this.path}: ${err.message ?? String(e)}`, err.code ?? 'EIO', name, this.path);
     }
+  }
+
+  /** Device info on the calling thread (configuration time). */
+  devInfoSync(): NativeDevInfo {
+    return this.#sync(IoOp.DEV_INFO, 'fstat', 0, 0, 0) as NativeDevInfo;
+  }
+
+  /** lseek(SEEK_HOLE) on the calling thread (feature probe: EINVAL/ENXIO where unsupported). */
+  seekHoleSync(offset: number): number {
+    checkIndex('seekHole', 'offset', offset);
+    return this.#sync(IoOp.SEEK_HOLE, 'lseek(SEEK_HOLE)', offset, 0, 0) as number;
+  }
+
+  /** fallocate(2) on the calling thread (feature probes at open time). */
+  fallocateSync(mode: number, offset: number, length: number): void {
+    this.#rangeArgs('fallocate', offset, length);
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0x7fffffff) throw new RangeError(`fallocate: bad mode ${mode}`);
+    this.#sync(IoOp.FALLOCATE, 'fallocate', offset, length, mode);
   }
 
   /** Waits for operations in flight, then closes the fd. Idempotent. */

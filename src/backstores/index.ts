@@ -1,0 +1,187 @@
+/**
+ * createBackstore: from a config-like spec to an open Backstore, with validation errors that name the
+ * backstore and the field. Synchronous: files and devices are opened at configuration time.
+ */
+import type { Logger } from 'pino';
+import type { Backstore, CacheMode } from './backstore.js';
+import { BlockBackstore } from './block.js';
+import { FileBackstore, type FileIoEngine } from './file.js';
+import { MemoryBackstore } from './memory.js';
+import { NullBackstore } from './null.js';
+
+export * from './backstore.js';
+export { BlockBackstore } from './block.js';
+export { FileBackstore, type FileIoEngine } from './file.js';
+export { MemoryBackstore } from './memory.js';
+export { NullBackstore } from './null.js';
+
+export type BackstoreType = 'file' | 'block' | 'memory' | 'null';
+
+export interface BackstoreSpec {
+  type: BackstoreType;
+  name: string;
+  /** file: image path (created sparse if absent); block: device path. */
+  path?: string;
+  /** Bytes. Required for memory and null, and for file when the file does not exist yet. */
+  size?: number;
+  blockSize?: 512 | 4096;
+  readOnly?: boolean;
+  cacheMode?: CacheMode;
+  /** O_DIRECT for file and block. */
+  direct?: boolean;
+  removable?: boolean;
+  /** file only: how reads and writes reach the file (default 'native'; see bench/IO-ENGINE.md). */
+  engine?: FileIoEngine;
+}
+
+export interface CreateBackstoreOptions {
+  logger?: Logger;
+}
+
+/** A spec that cannot be turned into a backstore; the message names the backstore and the field. */
+export class BackstoreSpecError extends Error {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'BackstoreSpecError';
+  }
+}
+
+const TYPES: readonly string[] = ['file', 'block', 'memory', 'null'];
+const KNOWN_FIELDS = new Set([
+  'type',
+  'name',
+  'path',
+  'size',
+  'blockSize',
+  'readOnly',
+  'cacheMode',
+  'direct',
+  'removable',
+  'engine',
+]);
+/** Largest LUN: LBAs must fit READ CAPACITY 16 and byte offsets must stay exact in a JS number. */
+const MAX_SIZE = Number.MAX_SAFE_INTEGER - (Number.MAX_SAFE_INTEGER % 4096);
+
+/** Validate a spec without opening anything. Returns it typed, or throws BackstoreSpecError. */
+export function validateBackstoreSpec(input: unknown): BackstoreSpec {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new BackstoreSpecError('backstore spec must be an object');
+  }
+  const s = input as Record<string, unknown>;
+  const name = s.name;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128 || !/^[A-Za-z0-9._:-]+$/.test(name)) {
+    throw new BackstoreSpecError(
+      `backstore name ${JSON.stringify(name)} is invalid: use 1-128 letters, digits, '.', '_', ':' or '-'`,
+      'name',
+    );
+  }
+  const where = `backstore ${name}`;
+  for (const k of Object.keys(s)) {
+    if (!KNOWN_FIELDS.has(k)) {
+      throw new BackstoreSpecError(`${where}: unknown field "${k}" (known: ${[...KNOWN_FIELDS].join(', ')})`, k);
+    }
+  }
+  if (typeof s.type !== 'string' || !TYPES.includes(s.type)) {
+    throw new BackstoreSpecError(`${where}: type must be one of ${TYPES.join(', ')}, got ${JSON.stringify(s.type)}`, 'type');
+  }
+  const type = s.type as BackstoreType;
+  const bool = (k: string): boolean | undefined => {
+    if (s[k] === undefined) return undefined;
+    if (typeof s[k] !== 'boolean') throw new BackstoreSpecError(`${where}: ${k} must be true or false`, k);
+    return s[k] as boolean;
+  };
+  const blockSize = s.blockSize;
+  if (blockSize !== undefined && blockSize !== 512 && blockSize !== 4096) {
+    throw new BackstoreSpecError(`${where}: blockSize must be 512 or 4096, got ${JSON.stringify(blockSize)}`, 'blockSize');
+  }
+  const size = s.size;
+  if (size !== undefined) {
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0 || size > MAX_SIZE) {
+      throw new BackstoreSpecError(`${where}: size must be a positive whole number of bytes, got ${JSON.stringify(size)}`, 'size');
+    }
+    const bs = (blockSize as number | undefined) ?? 512;
+    if (size % bs !== 0) {
+      throw new BackstoreSpecError(`${where}: size ${size} is not a multiple of the ${bs}-byte block size`, 'size');
+    }
+  }
+  if (s.cacheMode !== undefined && s.cacheMode !== 'writeback' && s.cacheMode !== 'writethrough') {
+    throw new BackstoreSpecError(`${where}: cacheMode must be "writeback" or "writethrough"`, 'cacheMode');
+  }
+  if (s.engine !== undefined) {
+    if (type !== 'file') throw new BackstoreSpecError(`${where}: engine applies to file backstores only`, 'engine');
+    if (s.engine !== 'native' && s.engine !== 'native-threadpool' && s.engine !== 'fs') {
+      throw new BackstoreSpecError(`${where}: engine must be "native", "native-threadpool" or "fs"`, 'engine');
+    }
+  }
+  const path = s.path;
+  if (type === 'file' || type === 'block') {
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+      throw new BackstoreSpecError(`${where}: path is required for a ${type} backstore`, 'path');
+    }
+    if (type === 'block' && size !== undefined) {
+      throw new BackstoreSpecError(`${where}: size comes from the device; remove it`, 'size');
+    }
+  } else {
+    if (path !== undefined) throw new BackstoreSpecError(`${where}: a ${type} backstore takes no path`, 'path');
+    if (size === undefined) throw new BackstoreSpecError(`${where}: size is required for a ${type} backstore`, 'size');
+    if (s.direct !== undefined) throw new BackstoreSpecError(`${where}: direct applies to file and block only`, 'direct');
+    if (s.cacheMode === 'writeback') {
+      throw new BackstoreSpecError(`${where}: a ${type} backstore has no write cache; cacheMode can only be "writethrough"`, 'cacheMode');
+    }
+  }
+  const spec: BackstoreSpec = { type, name };
+  if (path !== undefined) spec.path = path as string;
+  if (size !== undefined) spec.size = size as number;
+  if (blockSize !== undefined) spec.blockSize = blockSize as 512 | 4096;
+  const readOnly = bool('readOnly');
+  if (readOnly !== undefined) spec.readOnly = readOnly;
+  if (s.cacheMode !== undefined) spec.cacheMode = s.cacheMode as CacheMode;
+  const direct = bool('direct');
+  if (direct !== undefined) spec.direct = direct;
+  const removable = bool('removable');
+  if (removable !== undefined) spec.removable = removable;
+  if (s.engine !== undefined) spec.engine = s.engine as FileIoEngine;
+  return spec;
+}
+
+/**
+ * Validate `spec` and open the backstore. Throws BackstoreSpecError for a bad spec and BackstoreError
+ * (kind + errno, message naming the file and what to do) when the file or device cannot be used.
+ */
+export function createBackstore(spec: BackstoreSpec, opts: CreateBackstoreOptions = {}): Backstore {
+  const s = validateBackstoreSpec(spec);
+  const logger = opts.logger?.child({ backstore: s.name });
+  const common = {
+    name: s.name,
+    ...(s.blockSize === undefined ? {} : { blockSize: s.blockSize }),
+    ...(s.readOnly === undefined ? {} : { readOnly: s.readOnly }),
+    ...(s.removable === undefined ? {} : { removable: s.removable }),
+  };
+  switch (s.type) {
+    case 'memory':
+      return new MemoryBackstore({ ...common, size: s.size as number });
+    case 'null':
+      return new NullBackstore({ ...common, size: s.size as number });
+    case 'file':
+      return FileBackstore.open({
+        ...common,
+        path: s.path as string,
+        ...(s.size === undefined ? {} : { size: s.size }),
+        ...(s.cacheMode === undefined ? {} : { cacheMode: s.cacheMode }),
+        ...(s.direct === undefined ? {} : { direct: s.direct }),
+        ...(s.engine === undefined ? {} : { engine: s.engine }),
+        ...(logger ? { logger } : {}),
+      });
+    case 'block':
+      return BlockBackstore.open({
+        ...common,
+        path: s.path as string,
+        ...(s.cacheMode === undefined ? {} : { cacheMode: s.cacheMode }),
+        ...(s.direct === undefined ? {} : { direct: s.direct }),
+        ...(logger ? { logger } : {}),
+      });
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The `memory` backstore: sparse and volatile. Storage is a map of fixed-size chunks allocated on first
+ * write, so a 1 GiB LUN costs nothing until written; discard frees whole chunks (and zeroes partial
+ * ones), and mapStatus reports allocated chunks as mapped.
+ */
+import type { Backstore, BackstoreCapabilities, LbaStatusExtent } from './backstore.js';
+import { checkRange, readOnlyError, readTarget } from './errors.js';
+
+export interface MemoryBackstoreOptions {
+  name: string;
+  size: number;
+  blockSize?: 512 | 4096;
+  readOnly?: boolean;
+  removable?: boolean;
+  /** Allocation unit in bytes (power of two, multiple of blockSize); default 64 KiB. */
+  chunkSize?: number;
+}
+
+const DEFAULT_CHUNK = 64 * 1024;
+
+export class MemoryBackstore implements Backstore {
+  readonly name: string;
+  readonly describe: string;
+  readonly blockSize: 512 | 4096;
+  readonly sizeBytes: number;
+  readonly readOnly: boolean;
+  // Nothing volatile sits between a completed write and the "medium": no write cache to report.
+  readonly cacheMode = 'writethrough' as const;
+  readonly capabilities: BackstoreCapabilities;
+  readonly chunkSize: number;
+  readonly #chunks = new Map<number, Buffer>();
+
+  constructor(opts: MemoryBackstoreOptions) {
+    this.name = opts.name;
+    this.describe = `memory backstore ${opts.name}`;
+    this.blockSize = opts.blockSize ?? 512;
+    this.sizeBytes = opts.size;
+    this.readOnly = opts.readOnly === true;
+    const chunk = opts.chunkSize ?? DEFAULT_CHUNK;
+    if (!Number.isInteger(chunk) || chunk < this.blockSize || (chunk & (chunk - 1)) !== 0 || chunk > 1 << 24) {
+      throw new RangeError(`${this.describe}: chunkSize ${chunk} must be a power of two between ${this.blockSize} and 16 MiB`);
+    }
+    this.chunkSize = chunk;
+    this.capabilities = {
+      discard: true,
+      discardZeroes: true,
+      lbaStatus: true,
+      thinProvisioned: true,
+      removable: opts.removable === true,
+    };
+  }
+
+  /** Bytes currently allocated (for tests and stats). */
+  get allocatedBytes(): number {
+    return this.#chunks.size * this.chunkSize;
+  }
+
+  #check(op: string, offset: number, length: number): void {
+    checkRange(op, this.describe, offset, length, this.blockSize, this.sizeBytes);
+  }
+
+  /** Calls fn for each chunk piece of [offset, offset+length): (chunk index, offset in chunk, length, position in the range). */
+  #pieces(offset: number, length: number, fn: (idx: number, at: number, len: number, pos: number) => void): void {
+    let pos = 0;
+    while (pos < length) {
+      const abs = offset + pos;
+      const idx = Math.floor(abs / this.chunkSize);
+      const at = abs - idx * this.chunkSize;
+      const len = Math.min(this.chunkSize - at, length - pos);
+      fn(idx, at, len, pos);
+      pos += len;
+    }
+  }
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    this.#check('read', offset, length);
+    const out = readTarget('read', this.describe, length, into);
+    this.#pieces(offset, length, (idx, at, len, pos) => {
+      const c = this.#chunks.get(idx);
+      if (c) c.copy(out, pos, at, at + len);
+      else out.fill(0, pos, pos + len);
+    });
+    return out;
+  }
+
+  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
+    this.#check('write', offset, data.length);
+    if (this.readOnly) throw readOnlyError(this.describe, 'write');
+    this.#pieces(offset, data.length, (idx, at, len, pos) => {
+      let c = this.#chunks.get(idx);
+      if (!c) {
+        c = Buffer.alloc(this.chunkSize);
+        this.#chunks.set(idx, c);
+      }
+      data.copy(c, at, pos, pos + len);
+    });
+  }
+
+  async flush(): Promise<void> {}
+
+  #deallocate(offset: number, length: number): void {
+    this.#pieces(offset, length, (idx, at, len) => {
+      const c = this.#chunks.get(idx);
+      if (!c) return;
+      if (len === this.chunkSize) this.#chunks.delete(idx);
+      else c.fill(0, at, at + len);
+    });
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.#check('discard', offset, length);
+    if (this.readOnly) throw readOnlyError(this.describe, 'discard');
+    this.#deallocate(offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number, _unmap: boolean): Promise<void> {
+    this.#check('write zeroes', offset, length);
+    if (this.readOnly) throw readOnlyError(this.describe, 'write zeroes');
+    // Zeroed chunks are freed either way: an unallocated chunk reads as zeroes (LBPRZ).
+    this.#deallocate(offset, length);
+  }
+
+  async mapStatus(offset: number, length: number): Promise<LbaStatusExtent[]> {
+    this.#check('map status', offset, length);
+    if (offset >= this.sizeBytes) return [];
+    const cs = this.chunkSize;
+    // Report whole chunks: at least the one holding `offset`, through the chunk holding the range end.
+    const startIdx = Math.floor(offset / cs);
+    const endIdx = Math.ceil(Math.max(offset + length, offset + this.blockSize) / cs);
+    const stop = Math.min(endIdx * cs, this.sizeBytes);
+    // Walk allocated chunks (not the address space) so a huge sparse LUN costs only what is written.
+    const keys = [...this.#chunks.keys()].filter((k) => k >= startIdx && k < endIdx).sort((a, b) => a - b);
+    const out: LbaStatusExtent[] = [];
+    const push = (from: number, to: number, mapped: boolean): void => {
+      if (to <= from) return;
+      const last = out[out.length - 1];
+      if (last && last.mapped === mapped && last.offset + last.length === from) last.length += to - from;
+      else out.push({ offset: from, length: to - from, mapped });
+    };
+    let pos = offset;
+    for (const k of keys) {
+      const from = Math.max(k * cs, offset);
+      push(pos, from, false);
+      const to = Math.min((k + 1) * cs, this.sizeBytes);
+      push(from, to, true);
+      pos = to;
+    }
+    push(pos, stop, false);
+    return out;
+  }
+
+  async refreshSize(): Promise<number> {
+    return this.sizeBytes;
+  }
+
+  async close(): Promise<void> {
+    this.#chunks.clear();
+  }
+}

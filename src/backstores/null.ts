@@ -1,0 +1,76 @@
+/**
+ * The `null` backstore: reads return zeroes, writes are discarded. A performance baseline for fabrics
+ * and the smallest example of the Backstore contract.
+ */
+import type { Backstore, BackstoreCapabilities, LbaStatusExtent } from './backstore.js';
+import { checkRange, readOnlyError, readTarget } from './errors.js';
+
+export interface NullBackstoreOptions {
+  name: string;
+  size: number;
+  blockSize?: 512 | 4096;
+  readOnly?: boolean;
+  removable?: boolean;
+}
+
+export class NullBackstore implements Backstore {
+  readonly name: string;
+  readonly describe: string;
+  readonly blockSize: 512 | 4096;
+  readonly sizeBytes: number;
+  readonly readOnly: boolean;
+  readonly cacheMode = 'writethrough' as const;
+  readonly capabilities: BackstoreCapabilities;
+
+  constructor(opts: NullBackstoreOptions) {
+    this.name = opts.name;
+    this.describe = `null backstore ${opts.name}`;
+    this.blockSize = opts.blockSize ?? 512;
+    this.sizeBytes = opts.size;
+    this.readOnly = opts.readOnly === true;
+    this.capabilities = {
+      discard: true,
+      discardZeroes: true,
+      lbaStatus: false,
+      thinProvisioned: false,
+      removable: opts.removable === true,
+    };
+  }
+
+  #check(op: string, offset: number, length: number): void {
+    checkRange(op, this.describe, offset, length, this.blockSize, this.sizeBytes);
+  }
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    this.#check('read', offset, length);
+    return readTarget('read', this.describe, length, into).fill(0);
+  }
+
+  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
+    this.#check('write', offset, data.length);
+    if (this.readOnly) throw readOnlyError(this.describe, 'write');
+  }
+
+  async flush(): Promise<void> {}
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.#check('discard', offset, length);
+    if (this.readOnly) throw readOnlyError(this.describe, 'discard');
+  }
+
+  async writeZeroes(offset: number, length: number, _unmap: boolean): Promise<void> {
+    this.#check('write zeroes', offset, length);
+    if (this.readOnly) throw readOnlyError(this.describe, 'write zeroes');
+  }
+
+  async mapStatus(offset: number, length: number): Promise<LbaStatusExtent[]> {
+    this.#check('map status', offset, length);
+    return offset < this.sizeBytes ? [{ offset, length: this.sizeBytes - offset, mapped: true }] : [];
+  }
+
+  async refreshSize(): Promise<number> {
+    return this.sizeBytes;
+  }
+
+  async close(): Promise<void> {}
+}
