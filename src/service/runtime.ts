@@ -272,7 +272,14 @@ export class Runtime {
   }
 
   private async syncPortals(want: PortalConfig[], changes: string[]): Promise<void> {
-    const key = (p: PortalConfig) => `${formatHostPort(p.host, p.port)}/${p.tpgt ?? 1}`;
+    // Several "port 0" portals on one address are distinct listeners: number them.
+    const seen = new Map<string, number>();
+    const key = (p: PortalConfig) => {
+      const k = `${formatHostPort(p.host, p.port)}/${p.tpgt ?? 1}`;
+      const n = (seen.get(k) ?? 0) + 1;
+      seen.set(k, n);
+      return `${k}#${n}`;
+    };
     const wanted = new Map(want.map((p) => [key(p), p]));
     for (const [k, rp] of [...this.portals]) {
       if (wanted.has(k)) continue;

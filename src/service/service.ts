@@ -11,6 +11,7 @@ import { configToYaml } from './config/serialize.js';
 import type { PortalConfig, VtgtConfig } from './config/types.js';
 import { formatHostPort } from './config/values.js';
 import { ControlServer } from './control/server.js';
+import { ControlError } from './control/protocol.js';
 import { safeSessions } from './control/show.js';
 import type { ServiceContext } from './control/ops.js';
 import { createLogger } from './logger.js';
@@ -95,7 +96,7 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
     async load(path) {
       const file = path ? resolve(path) : configPath;
       const r = await loadConfigFile(file);
-      if (!r.ok) throw new ConfigError(`${issuesMessage(r)}\nthe running configuration was kept`);
+      if (!r.ok) throw new ControlError('invalid', `${issuesMessage(r)}\nthe running configuration was kept`);
       for (const w of r.warnings) logger.warn({ path: file }, w);
       const changes = await runtime.apply(withOverrides(r.config));
       logger.level = r.config.log.level;

@@ -82,7 +82,7 @@ export function parseConfig(file: string, text: string, opts: ParseOptions = {})
   if (iscsi) {
     refAccount(iscsi.fields.discoveryChap, iscsi.v.discoveryChap);
     refAccount(iscsi.fields.discoveryMutualChap, iscsi.v.discoveryMutualChap);
-    unique(r, iscsi.portals, (p) => `${p.v.host}:${p.v.port}`, 'portal');
+    unique(r, iscsi.portals.filter((p) => p.v.port !== 0), (p) => `${p.v.host}:${p.v.port}`, 'portal'); // port 0: each gets its own
   }
 
   const common = {

@@ -253,7 +253,9 @@ const handlers: Record<string, Handler> = {
     return mutate(ctx, (c) => {
       // Match the configured address or the bound one (for portals configured with port 0).
       const bound = [...ctx.runtime.portals.values()].find((p) => p.bound.host === hp.host && p.bound.port === hp.port);
-      const i = c.iscsi.portals.findIndex((p) => (p.host === hp.host && p.port === hp.port) || (bound && p.host === bound.config.host && p.port === bound.config.port));
+      let i = c.iscsi.portals.findIndex((p) => p.host === hp.host && p.port === hp.port);
+      if (i < 0 && bound) i = c.iscsi.portals.lastIndexOf(bound.config);
+      if (i < 0 && bound) i = c.iscsi.portals.findIndex((p) => p.host === bound.config.host && p.port === bound.config.port && p.tpgt === bound.config.tpgt);
       if (i < 0) throw new ControlError('not_found', `no portal ${formatHostPort(hp.host, hp.port)}; "vtgt portal list" shows them`);
       c.iscsi.portals.splice(i, 1);
     });

@@ -103,8 +103,10 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    const server = this.server;
+    if (!server?.listening) return; // never bound: the socket file, if any, belongs to someone else
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
     await unlink(this.path).catch(() => undefined);
   }
 }

@@ -1,0 +1,177 @@
+// The service assembled in-process on a stand-in platform (fake core/iSCSI, memory stores): config
+// file handling, the control socket, CLI commands and their exit codes, reload and graceful stop.
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/program.js';
+import { parseConfig } from '../src/service/config/schema.js';
+import { controlRequest } from '../src/service/control/client.js';
+import { serve, type RunningService } from '../src/service/service.js';
+import { fakePlatform, type FakePlatform } from '../src/service/testing/fake-platform.js';
+
+const silent = pino({ level: 'silent' });
+let dir: string;
+let svc: RunningService;
+let plat: FakePlatform;
+const lines: string[] = [];
+const T = 'iqn.2026-11.org.vtgt:default';
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(['--data', dir, ...args], { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'vtgt-svc-'));
+  plat = fakePlatform();
+  svc = await serve({ dataDir: dir, portals: [{ host: '127.0.0.1', port: 0 }], logger: silent, platform: plat, out: (l) => lines.push(l) });
+});
+afterAll(async () => {
+  await svc?.stop('test end');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('vtgt serve (stand-in platform)', () => {
+  it('starts on the embedded default and prints the bound portal', () => {
+    const listen = lines.find((l) => l.startsWith('vtgt: listening on '));
+    expect(listen).toMatch(/^vtgt: listening on iscsi:\/\/127\.0\.0\.1:(\d+)$/);
+    const port = Number(/:(\d+)$/.exec(listen!)![1]);
+    expect(port).toBeGreaterThan(0);
+    expect(plat.iscsi.servers.has(`127.0.0.1:${port}`)).toBe(true);
+    expect(lines).toContain('vtgt: ready');
+    expect(lines.some((l) => l.includes(`iscsi-inq iscsi://127.0.0.1:${port}/${T}/0`))).toBe(true);
+    // Default config written, image created sparse (1 GiB apparent, next to nothing allocated).
+    const cfg = parseConfig(join(dir, 'vtgt.yaml'), readFileSync(join(dir, 'vtgt.yaml'), 'utf8'));
+    expect(cfg.ok && cfg.config.targets[0]!.name).toBe(T);
+    const st = statSync(join(dir, 'disk0.img'));
+    expect(st.size).toBe(1024 ** 3);
+    expect(st.blocks * 512).toBeLessThan(1024 * 1024);
+    expect(plat.stores[0]!.spec.path).toBe(join(dir, 'disk0.img'));
+  });
+
+  it('keeps the control socket private to its owner', () => {
+    expect(statSync(join(dir, 'vtgt.sock')).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a second service on the same data directory', async () => {
+    await expect(serve({ dataDir: dir, portals: [{ host: '127.0.0.1', port: 0 }], logger: silent, platform: fakePlatform(), out: () => undefined })).rejects.toThrow(
+      /another vtgt is already running with this data directory/,
+    );
+    // The first one still answers.
+    expect(await controlRequest(join(dir, 'vtgt.sock'), 'ping')).toEqual({ pid: process.pid });
+  });
+
+  it('hot-adds and removes a LUN; the target LUN map changes in place', async () => {
+    const target = plat.core.targets.get(T)!;
+    let mapChanges = 0;
+    const off = target.luns.onChange(() => mapChanges++);
+    const add = await cli('lun', 'create', T, '--memory', '64MiB', '--name', 'scratch');
+    expect(add).toMatchObject({ code: 0 });
+    expect(add.out).toContain('mapped LUN 1 to scratch');
+    expect(target.luns.lunNumbers()).toEqual([0, 1]);
+    expect(mapChanges).toBe(1);
+    expect(plat.iscsi.log.filter((l) => l === `update-target ${T}`)).toHaveLength(0);
+
+    const del = await cli('lun', 'delete', T, '1');
+    expect(del.code).toBe(0);
+    expect(del.out).toContain('backstore scratch closed');
+    expect(target.luns.lunNumbers()).toEqual([0]);
+    const scratch = plat.stores.find((s) => s.name === 'scratch')!;
+    expect(scratch.closed).toBe(true);
+    expect(scratch.flushes).toBeGreaterThan(0);
+    expect(plat.core.log).toContain('remove-lu scratch');
+    off();
+  });
+
+  it('maps LUNs per initiator ACL and passes CHAP accounts to the iSCSI server', async () => {
+    const ini = 'iqn.1994-05.com.redhat:client1';
+    expect((await cli('account', 'create', 'c1', '--user', 'client1', '--secret', 'a-long-enough-secret')).code).toBe(0);
+    expect((await cli('acl', 'create', T, ini, '--chap', 'c1')).code).toBe(0);
+    expect((await cli('lun', 'create', T, '--initiator', ini, '--null', '1GiB', '--lun', '7')).code).toBe(0);
+    const spec = plat.iscsi.targets.get(T)!;
+    expect(spec.acls).toHaveLength(1);
+    expect(spec.acls![0]).toMatchObject({ initiator: ini, chap: { user: 'client1', secret: 'a-long-enough-secret' } });
+    expect(spec.acls![0]!.lunMap!.lunNumbers()).toEqual([0, 7]);
+    const show = JSON.parse((await cli('show', '--json')).out);
+    expect(show.targets[0].acls[0]).toMatchObject({ initiator: ini, chap: 'c1' });
+    expect(show.accounts).toEqual([{ name: 'c1', user: 'client1' }]);
+    const tree = (await cli('show')).out;
+    expect(tree).toContain(`${T}  auth: ACL`);
+    expect(tree).toContain('lun7 -> null');
+    // The account list never shows the secret.
+    expect((await cli('account', 'list')).out).not.toContain('a-long-enough-secret');
+  });
+
+  it('answers with exit code 2 for usage errors and 1 for failed operations', async () => {
+    expect((await cli('lun', 'create', T)).code).toBe(2); // no storage given
+    expect((await cli('lun', 'create', T, '--lun', 'x', '--memory', '1MiB')).code).toBe(2);
+    const bogus = await cli('frobnicate');
+    expect(bogus.code).toBe(2);
+    expect(bogus.err).toContain("unknown command 'frobnicate'");
+    const missing = await cli('lun', 'delete', T, '42');
+    expect(missing).toMatchObject({ code: 1 });
+    expect(missing.err).toContain(`${T} has no LUN 42`);
+    const dup = await cli('target', 'create', T);
+    expect(dup.code).toBe(1);
+    expect(dup.err).toContain('already exists');
+    const badName = await cli('target', 'create', 'not-an-iqn');
+    expect(badName.code).toBe(2);
+    expect(badName.err).toContain('is not an iSCSI name');
+    const busy = await cli('account', 'delete', 'c1');
+    expect(busy.err).toContain('account c1 is used by');
+    expect((await cli('lun', 'delete', '--help')).code).toBe(0);
+    const gone = await runCli(['--data', join(dir, 'nope'), 'show'], { out: () => undefined, err: () => undefined });
+    expect(gone).toBe(1);
+  });
+
+  it('adds and removes portals', async () => {
+    const r = await cli('portal', 'create', '127.0.0.1:0');
+    expect(r.code).toBe(0);
+    const list = JSON.parse((await cli('portal', 'list', '--json')).out) as Array<{ listening: string }>;
+    expect(list).toHaveLength(2);
+    const second = list[1]!.listening;
+    expect((await cli('portal', 'delete', second)).code).toBe(0);
+    expect(JSON.parse((await cli('portal', 'list', '--json')).out)).toHaveLength(1);
+  });
+
+  it('saves atomically and reloads only what changed; an invalid file is rejected', async () => {
+    const save = await cli('config', 'save');
+    expect(save.code).toBe(0);
+    const file = join(dir, 'vtgt.yaml');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain('initiator: iqn.1994-05.com.redhat:client1');
+
+    // Add a second target by editing the file, then reload (what SIGHUP does).
+    const before = plat.iscsi.log.length;
+    writeFileSync(file, `${text}\n`.replace('targets:\n', 'targets:\n  - name: iqn.2026-11.org.vtgt:second\n    luns: [{lun: 0, backstore: disk0}]\n'));
+    const changes = await svc.reload();
+    expect(changes).toContain('added target iqn.2026-11.org.vtgt:second');
+    const after = plat.iscsi.log.slice(before);
+    expect(after).toContain('add-target iqn.2026-11.org.vtgt:second');
+    expect(after.some((l) => l.includes(T))).toBe(false); // the default target's sessions are untouched
+
+    writeFileSync(file, 'targets:\n  - name: iqn.2026-11.org.vtgt:x\n    luns: [{lun: 0, backstore: missing}]\n');
+    const load = await cli('config', 'load');
+    expect(load.code).toBe(1);
+    expect(load.err).toContain(`${file}:3:32: targets[0].luns[0].backstore: no backstore named "missing"`);
+    expect(load.err).toContain('running configuration was kept');
+    expect(plat.iscsi.targets.has('iqn.2026-11.org.vtgt:second')).toBe(true);
+  });
+
+  it('stops gracefully: portals closed, logout requested, stores flushed and closed', async () => {
+    const code = await svc.stop('test');
+    expect(code).toBe(0);
+    expect(plat.iscsi.loggedOut).toBe(true);
+    expect(plat.iscsi.closed).toBe(true);
+    expect(plat.iscsi.servers.size).toBe(0);
+    const disk0 = plat.stores.find((s) => s.name === 'disk0' && !s.closed);
+    expect(disk0).toBeUndefined();
+    expect(plat.stores.filter((s) => s.name === 'disk0').every((s) => s.flushes > 0)).toBe(true);
+    expect(() => statSync(join(dir, 'vtgt.sock'))).toThrow();
+  });
+});
