@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { BackstoreError } from '../src/backstores/backstore.js';
+import { MemoryBackstore } from '../src/backstores/memory.js';
+import { NullBackstore } from '../src/backstores/null.js';
+
+const GiB = 1 << 30;
+function pattern(n: number, seed = 1): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 5 + seed) & 0xff;
+  return b;
+}
+
+describe('memory backstore', () => {
+  it('a 1 GiB store costs nothing until written', async () => {
+    const m = new MemoryBackstore({ name: 'm', size: GiB });
+    expect(m.allocatedBytes).toBe(0);
+    expect((await m.read(GiB - 4096, 4096)).every((v) => v === 0)).toBe(true);
+    expect(m.allocatedBytes).toBe(0);
+    expect(await m.mapStatus(0, GiB)).toEqual([{ offset: 0, length: GiB, mapped: false }]);
+  });
+
+  it('round-trips writes that span chunks', async () => {
+    const m = new MemoryBackstore({ name: 'm', size: 4 << 20, chunkSize: 65536 });
+    const data = pattern(200 * 512, 3);
+    await m.write(65536 - 1024, data, true);
+    expect((await m.read(65536 - 1024, data.length)).equals(data)).toBe(true);
+    expect(m.allocatedBytes).toBe(3 * 65536);
+    const into = Buffer.alloc(2048, 0xff);
+    await m.read(65536 - 1024, 1024, into);
+    expect(into.subarray(0, 1024).equals(data.subarray(0, 1024))).toBe(true);
+    expect(into[1024]).toBe(0xff);
+  });
+
+  it('discard frees whole chunks and zeroes partial ones; mapStatus follows', async () => {
+    const cs = 65536;
+    const m = new MemoryBackstore({ name: 'm', size: 16 * cs, chunkSize: cs });
+    await m.write(0, pattern(4 * cs), false);
+    await m.discard(cs, 2 * cs);
+    expect(m.allocatedBytes).toBe(2 * cs);
+    await m.discard(3 * cs, 512); // partial: stays allocated, reads zero
+    expect(m.allocatedBytes).toBe(2 * cs);
+    expect((await m.read(3 * cs, 512)).every((v) => v === 0)).toBe(true);
+    expect((await m.read(3 * cs + 512, 512)).equals(pattern(4 * cs).subarray(3 * cs + 512, 3 * cs + 1024))).toBe(true);
+    expect(await m.mapStatus(0, 16 * cs)).toEqual([
+      { offset: 0, length: cs, mapped: true },
+      { offset: cs, length: 2 * cs, mapped: false },
+      { offset: 3 * cs, length: cs, mapped: true },
+      { offset: 4 * cs, length: 12 * cs, mapped: false },
+    ]);
+    expect(await m.mapStatus(3 * cs + 512, 512)).toEqual([{ offset: 3 * cs + 512, length: cs - 512, mapped: true }]);
+    await m.writeZeroes(0, cs, false);
+    expect(m.allocatedBytes).toBe(cs);
+  });
+
+  it('maps status of a huge sparse store quickly (walks allocations, not the address space)', async () => {
+    const size = 2 ** 50; // 1 PiB
+    const m = new MemoryBackstore({ name: 'huge', size, blockSize: 4096 });
+    await m.write(size - 4096, pattern(4096), false);
+    const st = await m.mapStatus(0, size);
+    expect(st).toEqual([
+      { offset: 0, length: size - 65536, mapped: false },
+      { offset: size - 65536, length: 65536, mapped: true },
+    ]);
+  });
+
+  it('read-only refuses modification; bad ranges are programming errors', async () => {
+    const m = new MemoryBackstore({ name: 'm', size: 1 << 20, readOnly: true });
+    await expect(m.write(0, Buffer.alloc(512), false)).rejects.toBeInstanceOf(BackstoreError);
+    await expect(m.discard(0, 512)).rejects.toMatchObject({ kind: 'readonly' });
+    await expect(m.read(100, 512)).rejects.toThrow(RangeError);
+    await expect(m.read(1 << 20, 512)).rejects.toThrow(/past the end/);
+    expect(() => new MemoryBackstore({ name: 'm', size: 1 << 20, chunkSize: 1000 })).toThrow(/power of two/);
+  });
+});
+
+describe('null backstore', () => {
+  it('reads zeroes, discards writes, and checks ranges', async () => {
+    const n = new NullBackstore({ name: 'n', size: GiB, blockSize: 4096 });
+    await n.write(0, pattern(4096), true);
+    const into = Buffer.alloc(8192, 0xaa);
+    const out = await n.read(0, 8192, into);
+    expect(out.every((v) => v === 0)).toBe(true);
+    expect(n.cacheMode).toBe('writethrough');
+    await expect(n.read(512, 4096)).rejects.toThrow(RangeError);
+    const ro = new NullBackstore({ name: 'n', size: GiB, readOnly: true });
+    await expect(ro.write(0, Buffer.alloc(512), false)).rejects.toMatchObject({ kind: 'readonly' });
+    expect(await ro.mapStatus(0, 512)).toEqual([{ offset: 0, length: GiB, mapped: true }]);
+  });
+});
