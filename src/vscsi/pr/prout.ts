@@ -169,6 +169,9 @@ function register(
       const t = parseTransportId(p, off, end);
       if (!t.ok) return check(invalidParamField(t.errorOffset));
       off += t.length;
+      // Without ALL_TG_PT the new I_T nexuses are at the receiving target port, so only initiator
+      // ports of its protocol can form them.
+      if (!allTgPt && t.identity.protocolId !== nexus.identity.protocolId) return check(invalidParamField(off - t.length));
       if (targets.some((x) => sameIdentity(x.identity, t.identity))) continue; // listed twice, or the sender
       // Each named I_T nexus must not be registered yet (SPC-4 5.12.7).
       const tidOffset = off - t.length;
@@ -316,6 +319,9 @@ function registerAndMove(s: PrState, nexus: NexusView, type: PrType, p: Buffer, 
   if (targetPortName === undefined) return check(invalidParamField(RM_RELATIVE_TARGET_PORT_IDENTIFIER));
   const t = parseTransportId(p, RM_TRANSPORTID, RM_TRANSPORTID + tidLength);
   if (!t.ok) return check(invalidParamField(t.errorOffset));
+  // The destination shares the sender's fabric: a TransportID of another protocol cannot name an
+  // I_T nexus we could reach through a target port of this one.
+  if (t.identity.protocolId !== nexus.identity.protocolId) return check(invalidParamField(RM_TRANSPORTID));
   const dest: NexusView = { key: '', identity: t.identity, targetPortName, relativeTargetPortId: rtpi };
   // Moving to oneself is meaningless (SPC-4 5.12.8): INVALID FIELD IN PARAMETER LIST. (A move between
   // ports of one ALL_TG_PT registration is refused the same way: the registration already holds it.)
