@@ -1,0 +1,546 @@
+/**
+ * One iSCSI connection: framing (receiver.ts), the login phase (login.ts), then Full Feature Phase
+ * dispatch of every initiator PDU (RFC 7143 §11) to its handler, StatSN, target NOP-In keepalives and
+ * connection-scoped task allegiance. Hostile input never throws out of here: it gets a Reject, a login
+ * failure or a dropped connection, and other connections carry on.
+ */
+import type { Logger } from 'pino';
+import {
+  AsyncEvent,
+  InitiatorOpcode,
+  IscsiTaskAttr,
+  LogoutReason,
+  LogoutResponseCode,
+  RESERVED_TAG,
+  RejectReason,
+  TmfCode,
+  TmfResponseCode,
+} from './constants.js';
+import { type OutPdu, type Pdu, opcodeOf } from './pdu.js';
+import { PduReceiver, frameOut } from './receiver.js';
+import { parseDataOut, parseScsiCommand, type SeqNumbers } from './pdu-scsi.js';
+import { buildLogoutResponse, parseLoginRequest, parseLogoutRequest, parseTextRequest } from './pdu-login.js';
+import { buildAsyncMessage, buildNopIn, buildReject, buildTmfResponse, parseNopOut, parseTmfRequest } from './pdu-misc.js';
+import { LoginMachine, type LoginHost } from './login.js';
+import { type OperationalParams, RFC_DEFAULTS } from './params.js';
+import { ScsiTask, type TaskConnection } from './scsi-task.js';
+import type { IscsiSession, SessionConnection } from './session.js';
+import type { IscsiTransport } from './tcp.js';
+import { TextExchange, type TextResponder } from './text.js';
+import { decodeSamLun } from './core-types.js';
+import { INVALID_LUN, TaskAttribute, type TmfFunction, TmfResponse, type TmfRequest } from '../vscsi/fabric.js';
+
+/** What a connection needs from the server. */
+export interface ConnectionServer {
+  readonly logger: Logger | undefined;
+  /** Seconds between keepalive NOP-Ins on an idle connection (0 = off), and how long to wait for the answer. */
+  readonly nopInterval: number;
+  readonly nopTimeout: number;
+  loginHost(conn: IscsiConnection): LoginHost;
+  textResponder(conn: IscsiConnection): TextResponder;
+  connectionClosed(conn: IscsiConnection): void;
+}
+
+/** Login must finish within this time or the connection is dropped. */
+const LOGIN_TIMEOUT_MS = 30_000;
+/** Remember this many finished tasks whose data may still be in flight, to drop their late Data-Out quietly. */
+const TOMBSTONES = 256;
+/** Data segments accepted during login (before our MaxRecvDataSegmentLength is declared). */
+const LOGIN_MAX_SEGMENT = 65536;
+
+let nextConnectionId = 1;
+
+export class IscsiConnection implements TaskConnection, SessionConnection {
+  readonly id = nextConnectionId++;
+  readonly createdAt = Date.now();
+  phase: 'login' | 'ffp' | 'logout' | 'closed' = 'login';
+  session: IscsiSession | undefined;
+  cid = 0;
+  params: OperationalParams = { ...RFC_DEFAULTS };
+  private statSn: number;
+  private readonly receiver = new PduReceiver({ headerDigest: false, dataDigest: false, maxRecvDataSegmentLength: LOGIN_MAX_SEGMENT });
+  private busy = false;
+  private readonly login: LoginMachine;
+  private readonly tasks = new Set<ScsiTask>();
+  private readonly tombstones: number[] = [];
+  private tttCounter = 1;
+  private text: TextExchange | undefined;
+  private loginTimer: NodeJS.Timeout | undefined;
+  private nopTimer: NodeJS.Timeout | undefined;
+  private pingTtt: number | undefined;
+  private pingSentAt = 0;
+  private lastRx = Date.now();
+  readonly log: Logger | undefined;
+  /** PDUs received / sent (management view). */
+  rxPdus = 0;
+  txPdus = 0;
+
+  constructor(
+    readonly transport: IscsiTransport,
+    private readonly server: ConnectionServer,
+    readonly tpgt: number,
+  ) {
+    this.log = server.logger?.child({ conn: this.id, peer: `${transport.remoteAddress}:${transport.remotePort}` });
+    this.statSn = (Math.random() * 0x7fffffff) >>> 0;
+    this.login = new LoginMachine(server.loginHost(this), this.statSn);
+    this.loginTimer = setTimeout(() => this.drop('login did not complete in time'), LOGIN_TIMEOUT_MS);
+    this.loginTimer.unref();
+    transport.start(
+      (chunk) => this.onData(chunk),
+      (err) => this.onClose(err),
+    );
+  }
+
+  get closed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  get headerDigest(): boolean {
+    return this.params.HeaderDigest;
+  }
+  get dataDigest(): boolean {
+    return this.params.DataDigest;
+  }
+  /** Commands of this connection not yet completed. */
+  get activeTasks(): number {
+    return this.tasks.size;
+  }
+
+  // ---------------------------------------------------------------- output
+
+  send(pdu: OutPdu): void {
+    if (this.phase === 'closed') return;
+    this.txPdus++;
+    this.transport.send(frameOut(pdu.bhs, pdu.data, this.params.HeaderDigest, this.params.DataDigest));
+  }
+
+  peekSeq(): SeqNumbers {
+    const s = this.session;
+    return { statSn: this.statSn, expCmdSn: s ? s.expCmdSn : 0, maxCmdSn: s ? s.maxCmdSn : 0 };
+  }
+
+  takeSeq(): SeqNumbers {
+    const seq = this.peekSeq();
+    this.statSn = (this.statSn + 1) >>> 0;
+    return seq;
+  }
+
+  allocTtt(): number {
+    const t = this.tttCounter;
+    this.tttCounter = this.tttCounter >= 0xfffffffe ? 1 : this.tttCounter + 1;
+    return t;
+  }
+
+  taskFinished(task: ScsiTask, transferOpen: boolean): void {
+    this.tasks.delete(task);
+    const s = this.session;
+    if (s && s.tasks.get(task.itt) === task) s.tasks.delete(task.itt);
+    if (transferOpen) {
+      this.tombstones.push(task.itt);
+      if (this.tombstones.length > TOMBSTONES) this.tombstones.shift();
+    }
+  }
+
+  private reject(reason: number, bhs: Buffer): void {
+    if (this.session) this.session.counters.rejects++;
+    this.send(buildReject(reason, bhs, this.takeSeq()));
+  }
+
+  /** RFC 7143 §11.9: ask the initiator to log out within `seconds` (AsyncEvent 1). */
+  requestLogout(seconds: number): void {
+    if (this.phase !== 'ffp') return;
+    this.send(buildAsyncMessage({ event: AsyncEvent.REQUEST_LOGOUT, parameter3: Math.min(0xffff, Math.max(0, seconds)) }, this.takeSeq()));
+  }
+
+  /** Drop the connection now (reinstatement, fatal protocol error, dead peer, removal). */
+  drop(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.log?.info({ reason }, 'dropping iSCSI connection');
+    this.transport.destroy();
+    this.onClose();
+  }
+
+  /** Close after what is queued has been written (after a Logout Response or a login failure). */
+  private finish(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'logout';
+    this.transport.end();
+  }
+
+  // ---------------------------------------------------------------- input
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closed' || this.phase === 'logout') return;
+    this.lastRx = Date.now();
+    this.pingTtt = undefined;
+    this.receiver.push(chunk);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.busy && (this.phase === 'login' || this.phase === 'ffp')) {
+      const r = this.receiver.next();
+      if (r.kind === 'need') return;
+      if (r.kind === 'error') {
+        this.log?.warn({ error: r.message, opcode: r.bhs[0]! & 0x3f }, 'iSCSI framing error');
+        if (this.phase === 'ffp' && r.code === 'data-digest') {
+          // §7.8: a data digest error is answered with Reject; SCSI data cannot be recovered at ERL 0.
+          this.reject(RejectReason.DATA_DIGEST_ERROR, r.bhs);
+          const op = opcodeOf(r.bhs);
+          if (op === InitiatorOpcode.SCSI_COMMAND || op === InitiatorOpcode.DATA_OUT) this.drop('data digest error on SCSI data');
+          continue;
+        }
+        if (this.phase === 'ffp' && r.code !== 'header-digest') this.reject(RejectReason.PROTOCOL_ERROR, r.bhs);
+        this.drop(r.message);
+        return;
+      }
+      this.rxPdus++;
+      try {
+        if (this.phase === 'login') this.onLoginPdu(r.pdu);
+        else this.dispatch(r.pdu);
+      } catch (e) {
+        // A handler bug must not take the service down: drop this connection only.
+        this.log?.error({ err: e }, 'internal error handling an iSCSI PDU');
+        this.drop('internal error');
+        return;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- login phase
+
+  private onLoginPdu(pdu: Pdu): void {
+    if (opcodeOf(pdu.bhs) !== InitiatorOpcode.LOGIN_REQUEST) {
+      // §6.3: only Login Requests before Full Feature Phase.
+      this.drop(`opcode 0x${opcodeOf(pdu.bhs).toString(16)} before login completed`);
+      return;
+    }
+    const req = parseLoginRequest(pdu);
+    this.busy = true;
+    this.login
+      .handle(req)
+      .then((step) => {
+        if (this.phase === 'closed') return;
+        for (const r of step.responses) this.send(r);
+        if (step.outcome === 'fail') {
+          this.log?.info({ status: step.failure?.status.toString(16), reason: step.failure?.message }, 'iSCSI login failed');
+          this.finish();
+          return;
+        }
+        if (step.outcome === 'ffp') {
+          clearTimeout(this.loginTimer);
+          this.statSn = this.login.nextStatSn;
+          this.phase = 'ffp';
+          const p = step.result!.params;
+          this.params = { ...this.params, ...p };
+          this.receiver.limits = {
+            headerDigest: p.HeaderDigest,
+            dataDigest: p.DataDigest,
+            maxRecvDataSegmentLength: p.TargetMaxRecvDataSegmentLength,
+          };
+          this.text = new TextExchange(this.server.textResponder(this));
+          this.startKeepalive();
+          this.log?.info(
+            { initiator: step.result!.initiatorName, target: step.result!.targetName, sessionType: step.result!.sessionType, tsih: this.session?.tsih },
+            'iSCSI login complete',
+          );
+        }
+        this.busy = false;
+        this.pump();
+      })
+      .catch((e: unknown) => {
+        this.log?.error({ err: e }, 'iSCSI login failed internally');
+        this.drop('internal error during login');
+      });
+  }
+
+  // ---------------------------------------------------------------- full feature phase
+
+  private dispatch(pdu: Pdu): void {
+    const op = opcodeOf(pdu.bhs);
+    switch (op) {
+      case InitiatorOpcode.SCSI_COMMAND:
+        return this.onScsiCommand(pdu);
+      case InitiatorOpcode.DATA_OUT:
+        return this.onDataOut(pdu);
+      case InitiatorOpcode.NOP_OUT:
+        return this.onNopOut(pdu);
+      case InitiatorOpcode.TASK_MGMT_REQUEST:
+        return this.onTmf(pdu);
+      case InitiatorOpcode.TEXT_REQUEST:
+        return this.onText(pdu);
+      case InitiatorOpcode.LOGOUT_REQUEST:
+        return this.onLogout(pdu);
+      case InitiatorOpcode.LOGIN_REQUEST:
+        // §6.3: a Login Request in Full Feature Phase is a protocol error.
+        return this.reject(RejectReason.PROTOCOL_ERROR, pdu.bhs);
+      case InitiatorOpcode.SNACK_REQUEST:
+        // ErrorRecoveryLevel 0: no SNACK support (§11.16).
+        return this.reject(RejectReason.COMMAND_NOT_SUPPORTED, pdu.bhs);
+      default:
+        return this.reject(RejectReason.COMMAND_NOT_SUPPORTED, pdu.bhs);
+    }
+  }
+
+  private onScsiCommand(pdu: Pdu): void {
+    const s = this.session!;
+    if (s.type === 'Discovery' || !s.nexus) return this.reject(RejectReason.PROTOCOL_ERROR, pdu.bhs);
+    const parsed = parseScsiCommand(pdu);
+    if (!parsed.ok) {
+      this.log?.warn({ error: parsed.error }, 'malformed SCSI Command PDU');
+      return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
+    }
+    const cmd = parsed.value;
+    if (cmd.itt === RESERVED_TAG) return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
+    const problem = ScsiTask.check(cmd, this.params);
+    if (problem) {
+      this.log?.warn({ error: problem }, 'SCSI Command violates negotiated parameters');
+      return this.reject(RejectReason.PROTOCOL_ERROR, pdu.bhs);
+    }
+    if (s.tasks.has(cmd.itt)) return this.reject(RejectReason.TASK_IN_PROGRESS, pdu.bhs);
+    if (!cmd.immediate && !s.inWindow(cmd.cmdSn)) {
+      // §4.2.2.1: outside the window: silently ignored.
+      this.log?.debug({ cmdSn: cmd.cmdSn, expCmdSn: s.expCmdSn }, 'command outside the CmdSN window ignored');
+      return;
+    }
+    const task = new ScsiTask(this, cmd, decodeSamLun(cmd.lunField));
+    s.tasks.set(cmd.itt, task);
+    this.tasks.add(task);
+    const delivered = s.order(cmd.cmdSn, cmd.immediate, () => this.submit(task));
+    if (!delivered) task.abort();
+  }
+
+  private submit(task: ScsiTask): void {
+    const s = this.session!;
+    if (task.state !== 'active') return;
+    if (this.phase !== 'ffp') {
+      task.abort();
+      return;
+    }
+    const cmd = task.cmd;
+    s.counters.commands++;
+    if (cmd.write) s.counters.writeBytes += cmd.edtl;
+    if (cmd.read) s.counters.readBytes += cmd.bidiReadLength ?? cmd.edtl;
+    const attribute =
+      cmd.attr === IscsiTaskAttr.ORDERED
+        ? TaskAttribute.ORDERED
+        : cmd.attr === IscsiTaskAttr.HEAD_OF_QUEUE
+          ? TaskAttribute.HEAD_OF_QUEUE
+          : cmd.attr === IscsiTaskAttr.ACA
+            ? TaskAttribute.ACA
+            : TaskAttribute.SIMPLE;
+    s.nexus!.submit({
+      lun: task.lun,
+      cdb: cmd.cdb,
+      attribute,
+      tag: BigInt(cmd.itt),
+      direction: task.direction,
+      expectedLength: cmd.edtl,
+      ...(task.direction === 'bidi' ? { expectedReadLength: cmd.bidiReadLength ?? 0 } : {}),
+      port: task,
+    });
+  }
+
+  private onDataOut(pdu: Pdu): void {
+    const d = parseDataOut(pdu);
+    const task = this.session?.tasks.get(d.itt);
+    if (!task || !this.tasks.has(task)) {
+      if (this.tombstones.includes(d.itt)) return; // late data of a finished or aborted task (§4.2.5)
+      this.log?.warn({ itt: d.itt, ttt: d.ttt }, 'Data-Out for an unknown task');
+      return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
+    }
+    const r = task.dataOut(d);
+    if (!r.ok) {
+      this.log?.warn({ itt: d.itt, error: r.message }, 'invalid Data-Out');
+      this.reject(r.reason, pdu.bhs);
+      if (r.fatal) this.drop(`Data-Out sequence error: ${r.message}`);
+    }
+  }
+
+  private onNopOut(pdu: Pdu): void {
+    const n = parseNopOut(pdu);
+    if (n.ttt !== RESERVED_TAG) {
+      // Answer to our ping (§11.18.3): nothing to send back.
+      return;
+    }
+    if (n.itt === RESERVED_TAG) {
+      // §11.18.2: no response wanted; must be immediate.
+      if (!n.immediate) return this.reject(RejectReason.PROTOCOL_ERROR, pdu.bhs);
+      return;
+    }
+    const data = n.data.length ? Buffer.from(n.data) : undefined;
+    const lun = Buffer.from(n.lunField);
+    this.session!.order(n.cmdSn, n.immediate, () => {
+      if (this.phase !== 'ffp') return;
+      this.send(buildNopIn(n.itt, RESERVED_TAG, lun, this.takeSeq(), data));
+    });
+  }
+
+  private onText(pdu: Pdu): void {
+    const t = parseTextRequest(pdu);
+    if (t.itt === RESERVED_TAG) return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
+    const copy = { ...t, data: Buffer.from(t.data) };
+    const bhs = Buffer.from(pdu.bhs);
+    this.session!.order(t.cmdSn, t.immediate, () => {
+      if (this.phase !== 'ffp') return;
+      const out = this.text!.handle(copy, () => this.takeSeq(), this.params.MaxRecvDataSegmentLength);
+      if (!out.ok) return this.reject(out.reason, bhs);
+      this.send(out.pdu);
+    });
+  }
+
+  private onLogout(pdu: Pdu): void {
+    const l = parseLogoutRequest(pdu);
+    const s = this.session!;
+    s.order(l.cmdSn, l.immediate, () => {
+      if (this.phase !== 'ffp') return;
+      let code: number = LogoutResponseCode.SUCCESS;
+      let closeSelf = false;
+      let closeOther: SessionConnection | undefined;
+      if (l.reason === LogoutReason.CLOSE_SESSION) {
+        closeSelf = true;
+      } else if (l.reason === LogoutReason.CLOSE_CONNECTION) {
+        const target = s.connections.get(l.cid);
+        if (!target) code = LogoutResponseCode.CID_NOT_FOUND;
+        else if (target === this) closeSelf = true;
+        else closeOther = target;
+      } else if (l.reason === LogoutReason.REMOVE_CONNECTION_FOR_RECOVERY) {
+        code = LogoutResponseCode.RECOVERY_NOT_SUPPORTED; // ErrorRecoveryLevel 0
+      } else {
+        return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
+      }
+      this.send(buildLogoutResponse(l.itt, code, this.takeSeq(), this.params.DefaultTime2Wait, this.params.DefaultTime2Retain));
+      if (closeOther) closeOther.drop('logged out by another connection of the session');
+      if (l.reason === LogoutReason.CLOSE_SESSION) {
+        for (const c of [...s.connections.values()]) if (c !== this) c.drop('session logged out');
+      }
+      if (closeSelf) {
+        this.log?.info({ reason: l.reason }, 'iSCSI logout');
+        this.abortTasks();
+        this.finish();
+      }
+    });
+  }
+
+  private onTmf(pdu: Pdu): void {
+    const t = parseTmfRequest(pdu);
+    const s = this.session!;
+    if (s.type === 'Discovery' || !s.nexus) return this.reject(RejectReason.PROTOCOL_ERROR, pdu.bhs);
+    const lunField = Buffer.from(t.lunField);
+    s.order(t.cmdSn, t.immediate, () => {
+      s.counters.tmfs++;
+      this.runTmf({ ...t, lunField }).then(
+        ({ code, additional }) => {
+          if (this.phase !== 'ffp') return;
+          this.send(buildTmfResponse(t.itt, code, this.takeSeq(), additional));
+          if (t.fn === TmfCode.TARGET_COLD_RESET) {
+            // §11.5.1: after a cold reset the target drops all connections of the session.
+            for (const c of [...s.connections.values()]) c.drop('target cold reset');
+          }
+        },
+        (e: unknown) => {
+          this.log?.error({ err: e }, 'task management function failed');
+          if (this.phase === 'ffp') this.send(buildTmfResponse(t.itt, TmfResponseCode.FUNCTION_REJECTED, this.takeSeq()));
+        },
+      );
+    });
+  }
+
+  private async runTmf(t: ReturnType<typeof parseTmfRequest>): Promise<{ code: number; additional?: Buffer }> {
+    const s = this.session!;
+    const nexus = s.nexus!;
+    const lun = decodeSamLun(t.lunField);
+    const fnMap: Partial<Record<number, TmfFunction>> = {
+      [TmfCode.ABORT_TASK]: 'ABORT_TASK',
+      [TmfCode.ABORT_TASK_SET]: 'ABORT_TASK_SET',
+      [TmfCode.CLEAR_ACA]: 'CLEAR_ACA',
+      [TmfCode.CLEAR_TASK_SET]: 'CLEAR_TASK_SET',
+      [TmfCode.LOGICAL_UNIT_RESET]: 'LOGICAL_UNIT_RESET',
+      [TmfCode.TARGET_WARM_RESET]: 'TARGET_RESET',
+      [TmfCode.TARGET_COLD_RESET]: 'TARGET_RESET',
+      [TmfCode.QUERY_TASK]: 'QUERY_TASK',
+      [TmfCode.QUERY_TASK_SET]: 'QUERY_TASK_SET',
+      [TmfCode.I_T_NEXUS_RESET]: 'I_T_NEXUS_RESET',
+      [TmfCode.QUERY_ASYNC_EVENT]: 'QUERY_ASYNCHRONOUS_EVENT',
+    };
+    if (t.fn === TmfCode.TASK_REASSIGN) return { code: TmfResponseCode.TASK_REASSIGNMENT_NOT_SUPPORTED };
+    const fn = fnMap[t.fn];
+    if (!fn) return { code: TmfResponseCode.TMF_NOT_SUPPORTED };
+    const lunScoped = fn !== 'TARGET_RESET' && fn !== 'I_T_NEXUS_RESET';
+    if (lunScoped && lun === INVALID_LUN) return { code: TmfResponseCode.LUN_DOES_NOT_EXIST };
+    let referenced: ScsiTask | undefined;
+    if (fn === 'ABORT_TASK' || fn === 'QUERY_TASK') {
+      referenced = s.tasks.get(t.referencedTaskTag);
+      if (!referenced || referenced.lun !== lun) {
+        // §11.5.1: a task not (yet) received whose RefCmdSN is in the window counts as aborted.
+        if (fn === 'ABORT_TASK' && !referenced && s.inWindow(t.refCmdSn) && t.refCmdSn !== s.expCmdSn) {
+          return { code: TmfResponseCode.FUNCTION_COMPLETE };
+        }
+        return { code: TmfResponseCode.TASK_DOES_NOT_EXIST };
+      }
+    }
+    const req: TmfRequest = { fn, lun: lunScoped ? lun : 0 };
+    if (referenced) req.referencedTag = BigInt(t.referencedTaskTag);
+    const result = await nexus.taskManagement(req);
+    if (result.response === TmfResponse.FUNCTION_COMPLETE) {
+      // The core never completes aborted tasks: release them here.
+      if (fn === 'ABORT_TASK') referenced?.abort();
+      else if (fn === 'ABORT_TASK_SET' || fn === 'CLEAR_TASK_SET' || fn === 'LOGICAL_UNIT_RESET') {
+        for (const task of [...s.tasks.values()]) if (task.lun === lun) task.abort();
+      } else if (fn === 'TARGET_RESET' || fn === 'I_T_NEXUS_RESET') {
+        for (const task of [...s.tasks.values()]) task.abort();
+      }
+    }
+    const codes: Record<string, number> = {
+      [TmfResponse.FUNCTION_COMPLETE]: TmfResponseCode.FUNCTION_COMPLETE,
+      [TmfResponse.FUNCTION_SUCCEEDED]: TmfResponseCode.FUNCTION_SUCCEEDED,
+      [TmfResponse.FUNCTION_REJECTED]: TmfResponseCode.FUNCTION_REJECTED,
+      [TmfResponse.INCORRECT_LOGICAL_UNIT_NUMBER]: TmfResponseCode.LUN_DOES_NOT_EXIST,
+      [TmfResponse.SERVICE_DELIVERY_OR_TARGET_FAILURE]: TmfResponseCode.FUNCTION_REJECTED,
+    };
+    const out: { code: number; additional?: Buffer } = { code: codes[result.response] ?? TmfResponseCode.FUNCTION_REJECTED };
+    const a = result.additionalResponseInfo;
+    if (a) out.additional = Buffer.from([(a.uaPending ? 0x10 : 0) | (a.senseKey & 0x0f), a.asc, a.ascq]);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- keepalive and teardown
+
+  private startKeepalive(): void {
+    const interval = this.server.nopInterval;
+    if (!interval || interval <= 0) return;
+    const timeoutMs = Math.max(1, this.server.nopTimeout || interval) * 1000;
+    const tick = Math.min(interval * 1000, timeoutMs);
+    this.nopTimer = setInterval(() => {
+      if (this.phase !== 'ffp') return;
+      const now = Date.now();
+      if (this.pingTtt !== undefined) {
+        if (now - this.pingSentAt >= timeoutMs) this.drop(`no answer to NOP-In within ${timeoutMs / 1000}s`);
+        return;
+      }
+      if (now - this.lastRx >= interval * 1000) {
+        this.pingTtt = this.allocTtt();
+        this.pingSentAt = now;
+        this.send(buildNopIn(RESERVED_TAG, this.pingTtt, undefined, this.peekSeq()));
+      }
+    }, tick);
+    this.nopTimer.unref();
+  }
+
+  /** Tasks with allegiance to this connection end with it (ERL 0): never answered. */
+  private abortTasks(): void {
+    for (const t of [...this.tasks]) t.abort();
+  }
+
+  private onClose(err?: Error): void {
+    if (this.phase === 'closed') return;
+    const wasMidPdu = this.receiver.midPdu;
+    this.phase = 'closed';
+    clearTimeout(this.loginTimer);
+    clearInterval(this.nopTimer);
+    this.abortTasks();
+    if (err || wasMidPdu) this.log?.debug({ err, midPdu: wasMidPdu }, 'iSCSI connection closed');
+    this.server.connectionClosed(this);
+  }
+}
+

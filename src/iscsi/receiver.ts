@@ -1,0 +1,188 @@
+/**
+ * Receive framing (RFC 7143 §11.2): an explicit state machine fed with TCP chunks. `next()` returns a
+ * whole PDU (views into the received chunks where possible), "need more bytes", or a typed error. It
+ * never throws on hostile input; lengths are validated from the header before any payload is awaited.
+ */
+import { BHS_LENGTH } from './constants.js';
+import { type Pdu, dataSegmentLengthOf, padLength, totalAhsLengthOf } from './pdu.js';
+import { crc32c } from '../native/crc32c.js';
+
+export interface FramingLimits {
+  headerDigest: boolean;
+  dataDigest: boolean;
+  /** Our declared MaxRecvDataSegmentLength: a larger data segment is a protocol error. */
+  maxRecvDataSegmentLength: number;
+}
+
+export type FramingErrorCode =
+  | 'header-digest' // fatal: the lengths cannot be trusted (§7.8)
+  | 'data-digest' // the PDU was consumed; answer with Reject (§7.8, §11.17.1)
+  | 'data-segment-too-long' // fatal after a Reject
+  | 'ahs-too-long'; // fatal after a Reject
+
+export type FrameResult =
+  | { kind: 'pdu'; pdu: Pdu }
+  | { kind: 'need' }
+  | { kind: 'error'; code: FramingErrorCode; bhs: Buffer; message: string };
+
+/** AHS larger than this cannot be a SCSI command we support (extended CDB of at most 260 bytes + bidi). */
+const MAX_AHS_LENGTH = 512;
+
+/** iSCSI puts CRC32C on the wire least significant byte first (RFC 7143 §13.1, RFC 3720 B.4 vectors). */
+export function digestOf(...parts: Buffer[]): number {
+  let crc = 0;
+  for (const p of parts) if (p.length) crc = crc32c(p, crc);
+  return crc;
+}
+
+export class PduReceiver {
+  private chunks: Buffer[] = [];
+  private head = 0; // consumed bytes of chunks[0]
+  private avail = 0;
+  private bhs: Buffer | undefined;
+  private bodyLength = 0;
+
+  constructor(public limits: FramingLimits) {}
+
+  /** Bytes received and not yet returned as PDUs. */
+  get buffered(): number {
+    return this.avail;
+  }
+
+  /** True between the first byte of a PDU and its last (a close here means a truncated PDU). */
+  get midPdu(): boolean {
+    return this.avail > 0 || this.bhs !== undefined;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.avail += chunk.length;
+  }
+
+  next(): FrameResult {
+    if (!this.bhs) {
+      if (this.avail < BHS_LENGTH + (this.limits.headerDigest ? 4 : 0) && this.avail < BHS_LENGTH) return { kind: 'need' };
+      const bhs = this.peek(BHS_LENGTH);
+      const ahsLen = totalAhsLengthOf(bhs);
+      const dataLen = dataSegmentLengthOf(bhs);
+      if (ahsLen > MAX_AHS_LENGTH) {
+        return { kind: 'error', code: 'ahs-too-long', bhs, message: `TotalAHSLength ${ahsLen} exceeds ${MAX_AHS_LENGTH}` };
+      }
+      if (dataLen > this.limits.maxRecvDataSegmentLength) {
+        return {
+          kind: 'error',
+          code: 'data-segment-too-long',
+          bhs,
+          message: `DataSegmentLength ${dataLen} exceeds MaxRecvDataSegmentLength ${this.limits.maxRecvDataSegmentLength}`,
+        };
+      }
+      this.bhs = bhs;
+      this.bodyLength =
+        ahsLen + (this.limits.headerDigest ? 4 : 0) + dataLen + padLength(dataLen) + (this.limits.dataDigest && dataLen ? 4 : 0);
+    }
+    const total = BHS_LENGTH + this.bodyLength;
+    if (this.avail < total) return { kind: 'need' };
+    const bhsPeek = this.bhs;
+    this.bhs = undefined;
+    const all = this.take(total);
+    const bhs = all.subarray(0, BHS_LENGTH);
+    const ahsLen = totalAhsLengthOf(bhsPeek);
+    const dataLen = dataSegmentLengthOf(bhsPeek);
+    let off = BHS_LENGTH;
+    const ahs = all.subarray(off, off + ahsLen);
+    off += ahsLen;
+    if (this.limits.headerDigest) {
+      const want = all.readUInt32LE(off);
+      off += 4;
+      if (digestOf(bhs, ahs) !== want) {
+        return { kind: 'error', code: 'header-digest', bhs, message: 'header digest (CRC32C) mismatch' };
+      }
+    }
+    const data = all.subarray(off, off + dataLen);
+    const padded = all.subarray(off, off + dataLen + padLength(dataLen));
+    off += padded.length;
+    if (this.limits.dataDigest && dataLen) {
+      const want = all.readUInt32LE(off);
+      if (digestOf(padded) !== want) {
+        return { kind: 'error', code: 'data-digest', bhs, message: 'data digest (CRC32C) mismatch' };
+      }
+    }
+    return { kind: 'pdu', pdu: { bhs, ahs, data } };
+  }
+
+  /** Copy of the first n bytes without consuming them (n <= avail). */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length - this.head >= n) return first.subarray(this.head, this.head + n);
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    let i = 0;
+    let start = this.head;
+    while (got < n) {
+      const c = this.chunks[i++]!;
+      const k = Math.min(n - got, c.length - start);
+      c.copy(out, got, start, start + k);
+      got += k;
+      start = 0;
+    }
+    return out;
+  }
+
+  /** Consume n bytes: a view when they sit in one chunk, else one copy. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length - this.head >= n) {
+      out = first.subarray(this.head, this.head + n);
+      this.head += n;
+      if (this.head === first.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let got = 0;
+      while (got < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(n - got, c.length - this.head);
+        c.copy(out, got, this.head, this.head + k);
+        got += k;
+        this.head += k;
+        if (this.head === c.length) {
+          this.chunks.shift();
+          this.head = 0;
+        }
+      }
+    }
+    this.avail -= n;
+    return out;
+  }
+}
+
+/** Serialize an outgoing PDU into wire chunks (header, optional digest, data, padding, digest). */
+export function frameOut(bhs: Buffer, data: Buffer | undefined, headerDigest: boolean, dataDigest: boolean): Buffer[] {
+  const out: Buffer[] = [];
+  if (headerDigest) {
+    const withDigest = Buffer.allocUnsafe(bhs.length + 4);
+    bhs.copy(withDigest, 0);
+    withDigest.writeUInt32LE(digestOf(bhs), bhs.length);
+    out.push(withDigest);
+  } else {
+    out.push(bhs);
+  }
+  if (data && data.length) {
+    out.push(data);
+    const pad = padLength(data.length);
+    const padBuf = pad ? ZERO_PAD.subarray(0, pad) : undefined;
+    if (padBuf) out.push(padBuf);
+    if (dataDigest) {
+      const d = Buffer.allocUnsafe(4);
+      d.writeUInt32LE(padBuf ? digestOf(data, padBuf) : digestOf(data), 0);
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+const ZERO_PAD = Buffer.alloc(4);

@@ -1,0 +1,291 @@
+/**
+ * One SCSI command on an iSCSI connection (RFC 7143 §4.2.5 data transfer, §11.3–§11.8): serves the
+ * core's data-out fetches from immediate data, unsolicited Data-Out and R2T-solicited Data-Out, and turns
+ * the core's completion into Data-In PDUs (status in the final one when allowed) or a SCSI Response.
+ */
+import { RESERVED_TAG, RejectReason } from './constants.js';
+import type { DataOutPdu, ResidualFields, ScsiCommandPdu, SeqNumbers } from './pdu-scsi.js';
+import { buildDataIn, buildR2t, buildScsiResponse } from './pdu-scsi.js';
+import type { OutPdu } from './pdu.js';
+import type { OperationalParams } from './params.js';
+import { type DataDirection, type FabricCommandPort, type Residual, type ScsiCompletion, ScsiStatus } from '../vscsi/fabric.js';
+
+/** What a task needs from its connection (connection allegiance, §4.2.5). */
+export interface TaskConnection {
+  readonly params: OperationalParams;
+  readonly closed: boolean;
+  send(pdu: OutPdu): void;
+  /** StatSN/ExpCmdSN/MaxCmdSN for a PDU that does not advance StatSN (R2T, Data-In without status). */
+  peekSeq(): SeqNumbers;
+  /** The same, taking the next StatSN (responses, Data-In with status). */
+  takeSeq(): SeqNumbers;
+  allocTtt(): number;
+  taskFinished(task: ScsiTask, transferOpen: boolean): void;
+}
+
+export type DataOutOutcome = { ok: true } | { ok: false; reason: number; fatal: boolean; message: string };
+
+interface R2tState {
+  ttt: number;
+  offset: number;
+  end: number;
+  next: number;
+  dataSn: number;
+}
+
+interface Fetch {
+  offset: number;
+  end: number;
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+}
+
+export class ScsiTask implements FabricCommandPort {
+  state: 'active' | 'done' | 'aborted' = 'active';
+  readonly itt: number;
+  readonly direction: DataDirection;
+  /** Data-out bytes expected (EDTL for writes). */
+  readonly outLength: number;
+  private readonly segments: Array<{ offset: number; data: Buffer }> = [];
+  private contiguousEnd = 0;
+  private unsolicitedOpen: boolean;
+  private unsolicitedNext: number;
+  private unsolicitedDataSn = 0;
+  private readonly unsolicitedLimit: number;
+  private solicitedEnd: number;
+  private readonly r2ts = new Map<number, R2tState>();
+  private r2tSn = 0;
+  private fetches: Fetch[] = [];
+  private dataSn = 0;
+
+  constructor(
+    private readonly conn: TaskConnection,
+    readonly cmd: ScsiCommandPdu,
+    readonly lun: number,
+  ) {
+    this.itt = cmd.itt;
+    this.direction = cmd.read && cmd.write ? 'bidi' : cmd.write ? 'write' : cmd.read ? 'read' : 'none';
+    this.outLength = cmd.write ? cmd.edtl : 0;
+    const p = conn.params;
+    const imm = cmd.immediateData;
+    if (imm.length) this.addSegment(0, imm);
+    this.unsolicitedNext = imm.length;
+    this.unsolicitedLimit = Math.min(p.FirstBurstLength, this.outLength);
+    this.unsolicitedOpen = cmd.write && !cmd.final && this.unsolicitedNext < this.unsolicitedLimit;
+    this.solicitedEnd = this.unsolicitedOpen ? this.unsolicitedLimit : imm.length;
+  }
+
+  /** Validate a SCSI Command's data fields against the negotiated parameters before submission (§11.3). */
+  static check(cmd: ScsiCommandPdu, p: OperationalParams): string | undefined {
+    const imm = cmd.immediateData.length;
+    if (imm && !cmd.write) return 'immediate data on a command without the W bit';
+    if (imm && !p.ImmediateData) return 'immediate data while ImmediateData=No';
+    if (imm > cmd.edtl) return `immediate data (${imm} bytes) beyond the expected data transfer length ${cmd.edtl}`;
+    if (imm > p.FirstBurstLength) return `immediate data (${imm} bytes) beyond FirstBurstLength ${p.FirstBurstLength}`;
+    if (!cmd.final && (!cmd.write || p.InitialR2T)) return 'F bit clear but no unsolicited Data-Out is allowed';
+    if (!cmd.final && imm >= Math.min(p.FirstBurstLength, cmd.edtl)) return 'F bit clear but the first burst is already complete';
+    return undefined;
+  }
+
+  /** Transfers (unsolicited or R2T) the initiator may still be sending data for. */
+  get transferOpen(): boolean {
+    return this.unsolicitedOpen || this.r2ts.size > 0;
+  }
+
+  // ---- FabricCommandPort ----
+
+  fetchDataOut(offset: number, length: number): Promise<Buffer> {
+    if (this.state !== 'active') return Promise.reject(new Error(`iSCSI task 0x${this.itt.toString(16)} is no longer active`));
+    if (offset < 0 || length < 0 || offset + length > this.outLength) {
+      return Promise.reject(new RangeError(`data-out fetch [${offset}, +${length}) beyond the expected length ${this.outLength}`));
+    }
+    if (length === 0) return Promise.resolve(Buffer.alloc(0));
+    return new Promise((resolve, reject) => {
+      this.fetches.push({ offset, end: offset + length, resolve, reject });
+      this.serveFetches();
+      this.solicit();
+    });
+  }
+
+  complete(result: ScsiCompletion): void {
+    if (this.state !== 'active') return;
+    this.finish('done');
+    const conn = this.conn;
+    if (conn.closed) return;
+    const residual = residualFields(result.residual, result.bidiReadResidual, this.direction === 'bidi');
+    const data = result.dataIn;
+    const p = conn.params;
+    const canCollapse = result.status !== ScsiStatus.CHECK_CONDITION && !result.sense?.length && this.direction !== 'bidi';
+    if (data && data.length) {
+      const maxSeg = p.MaxRecvDataSegmentLength;
+      const maxBurst = p.MaxBurstLength;
+      let off = 0;
+      let burstLeft = maxBurst;
+      while (off < data.length) {
+        const n = Math.min(maxSeg, burstLeft, data.length - off);
+        const last = off + n === data.length;
+        burstLeft -= n;
+        const endOfBurst = last || burstLeft === 0;
+        if (burstLeft === 0) burstLeft = maxBurst;
+        const withStatus = last && canCollapse;
+        const seq = withStatus ? conn.takeSeq() : conn.peekSeq();
+        conn.send(
+          buildDataIn(
+            {
+              itt: this.itt,
+              final: endOfBurst,
+              dataSn: this.dataSn++,
+              bufferOffset: off,
+              expCmdSn: seq.expCmdSn,
+              maxCmdSn: seq.maxCmdSn,
+              ...(withStatus ? { status: { scsiStatus: result.status, statSn: seq.statSn, residual } } : {}),
+            },
+            data.subarray(off, off + n),
+          ),
+        );
+        off += n;
+      }
+      if (canCollapse) return;
+    }
+    conn.send(buildScsiResponse(this.itt, result.status, conn.takeSeq(), this.dataSn, residual, result.sense));
+  }
+
+  // ---- from the connection ----
+
+  /** A Data-Out PDU for this task (§11.7). Sequence errors are protocol errors at ErrorRecoveryLevel 0. */
+  dataOut(d: DataOutPdu): DataOutOutcome {
+    const len = d.data.length;
+    if (d.ttt === RESERVED_TAG) {
+      if (!this.unsolicitedOpen) return bad(RejectReason.INVALID_PDU_FIELD, false, 'unsolicited Data-Out after the first burst ended');
+      if (d.dataSn !== this.unsolicitedDataSn) return bad(RejectReason.PROTOCOL_ERROR, true, `unsolicited DataSN ${d.dataSn}, expected ${this.unsolicitedDataSn}`);
+      if (d.bufferOffset !== this.unsolicitedNext) return bad(RejectReason.PROTOCOL_ERROR, true, `unsolicited Data-Out offset ${d.bufferOffset}, expected ${this.unsolicitedNext}`);
+      if (d.bufferOffset + len > this.unsolicitedLimit) return bad(RejectReason.PROTOCOL_ERROR, true, 'unsolicited data beyond FirstBurstLength or the expected length');
+      this.unsolicitedDataSn++;
+      this.unsolicitedNext += len;
+      if (len) this.addSegment(d.bufferOffset, d.data);
+      if (d.final || this.unsolicitedNext === this.unsolicitedLimit) {
+        // An initiator may end the first burst early with F (§4.2.5.2): solicit the rest.
+        this.unsolicitedOpen = false;
+        this.solicitedEnd = this.unsolicitedNext;
+      }
+    } else {
+      const r = this.r2ts.get(d.ttt);
+      if (!r) return bad(RejectReason.INVALID_PDU_FIELD, false, `Data-Out with unknown Target Transfer Tag 0x${d.ttt.toString(16)}`);
+      if (d.dataSn !== r.dataSn) return bad(RejectReason.PROTOCOL_ERROR, true, `DataSN ${d.dataSn}, expected ${r.dataSn}`);
+      if (d.bufferOffset !== r.next) return bad(RejectReason.PROTOCOL_ERROR, true, `Data-Out offset ${d.bufferOffset}, expected ${r.next}`);
+      if (r.next + len > r.end) return bad(RejectReason.PROTOCOL_ERROR, true, 'Data-Out beyond the R2T desired length');
+      r.dataSn++;
+      r.next += len;
+      if (len) this.addSegment(d.bufferOffset, d.data);
+      if (r.next === r.end) this.r2ts.delete(r.ttt);
+      else if (d.final) return bad(RejectReason.PROTOCOL_ERROR, true, 'F bit before the R2T was satisfied');
+    }
+    this.serveFetches();
+    this.solicit();
+    return { ok: true };
+  }
+
+  /** The task was aborted by a TMF or its connection went away: never answer it. */
+  abort(): void {
+    if (this.state !== 'active') return;
+    this.finish('aborted');
+  }
+
+  // ---- internals ----
+
+  private finish(state: 'done' | 'aborted'): void {
+    const open = this.transferOpen;
+    this.state = state;
+    this.r2ts.clear();
+    this.unsolicitedOpen = false;
+    const fetches = this.fetches;
+    this.fetches = [];
+    for (const f of fetches) f.reject(new Error(`iSCSI task 0x${this.itt.toString(16)} ended before its data arrived`));
+    this.segments.length = 0;
+    this.conn.taskFinished(this, open);
+  }
+
+  private addSegment(offset: number, data: Buffer): void {
+    // DataPDUInOrder/DataSequenceInOrder are forced to Yes (params.ts), so segments arrive in order
+    // within a burst; bursts of different R2Ts may interleave, so keep the list sorted.
+    let i = this.segments.length;
+    while (i > 0 && this.segments[i - 1]!.offset > offset) i--;
+    this.segments.splice(i, 0, { offset, data });
+    while (true) {
+      const next = this.segments.find((s) => s.offset <= this.contiguousEnd && s.offset + s.data.length > this.contiguousEnd);
+      if (!next) break;
+      this.contiguousEnd = next.offset + next.data.length;
+    }
+  }
+
+  private serveFetches(): void {
+    if (!this.fetches.length) return;
+    const remaining: Fetch[] = [];
+    for (const f of this.fetches) {
+      if (f.end <= this.contiguousEnd) f.resolve(this.gather(f.offset, f.end));
+      else remaining.push(f);
+    }
+    this.fetches = remaining;
+  }
+
+  /** Bytes [start, end) from the received segments: a view when one segment holds them all. */
+  private gather(start: number, end: number): Buffer {
+    for (const s of this.segments) {
+      if (s.offset <= start && s.offset + s.data.length >= end) return s.data.subarray(start - s.offset, end - s.offset);
+    }
+    const out = Buffer.allocUnsafe(end - start);
+    for (const s of this.segments) {
+      const a = Math.max(start, s.offset);
+      const b = Math.min(end, s.offset + s.data.length);
+      if (a < b) s.data.copy(out, a - start, a - s.offset, b - s.offset);
+    }
+    return out;
+  }
+
+  /** Issue R2Ts (§4.2.5.2) for data a pending fetch needs, within MaxBurstLength and MaxOutstandingR2T. */
+  private solicit(): void {
+    if (this.state !== 'active' || this.unsolicitedOpen || !this.fetches.length || this.conn.closed) return;
+    let want = 0;
+    for (const f of this.fetches) want = Math.max(want, f.end);
+    const p = this.conn.params;
+    while (this.solicitedEnd < want && this.r2ts.size < p.MaxOutstandingR2T) {
+      const len = Math.min(p.MaxBurstLength, this.outLength - this.solicitedEnd);
+      if (len <= 0) break;
+      const ttt = this.conn.allocTtt();
+      const r: R2tState = { ttt, offset: this.solicitedEnd, end: this.solicitedEnd + len, next: this.solicitedEnd, dataSn: 0 };
+      this.r2ts.set(ttt, r);
+      this.solicitedEnd = r.end;
+      const seq = this.conn.peekSeq();
+      this.conn.send(
+        buildR2t({
+          lunField: this.cmd.lunField,
+          itt: this.itt,
+          ttt,
+          statSn: seq.statSn,
+          expCmdSn: seq.expCmdSn,
+          maxCmdSn: seq.maxCmdSn,
+          r2tSn: this.r2tSn++,
+          bufferOffset: r.offset,
+          desiredLength: len,
+        }),
+      );
+    }
+  }
+}
+
+function bad(reason: number, fatal: boolean, message: string): DataOutOutcome {
+  return { ok: false, reason, fatal, message };
+}
+
+function residualFields(r: Residual, bidiRead: Residual | undefined, bidi: boolean): ResidualFields {
+  const out: ResidualFields = {};
+  if (r.kind === 'underflow' && r.count > 0) out.underflow = r.count;
+  if (r.kind === 'overflow' && r.count > 0) out.overflow = r.count;
+  if (bidi && bidiRead) {
+    if (bidiRead.kind === 'underflow' && bidiRead.count > 0) out.bidiUnderflow = bidiRead.count;
+    if (bidiRead.kind === 'overflow' && bidiRead.count > 0) out.bidiOverflow = bidiRead.count;
+  }
+  return out;
+}
+
+export const _forTests = { residualFields };

@@ -1,0 +1,494 @@
+/**
+ * The iSCSI target service: portals (TCP listeners with a TPGT), targets with ACLs and CHAP, sessions
+ * and connections, and the management view of them. Login admission (new session, reinstatement, MC/S
+ * join, connection reinstatement) is decided here; protocol handling lives in connection.ts.
+ */
+import type { Logger } from 'pino';
+import { TargetAccess, type AccessDecision } from './acl.js';
+import { IscsiConnection, type ConnectionServer } from './connection.js';
+import type { LunMap, ScsiCore, ScsiTarget, TargetPort } from './core-types.js';
+import { sendTargets } from './discovery.js';
+import { ISCSI_PROTOCOL_ID, LoginStatus } from './constants.js';
+import type { AdmitResult, LoginHost, LoginResult, LoginTargetInfo } from './login.js';
+import { type OperationalParams, type TargetParamPolicy, buildPolicy } from './params.js';
+import { IscsiSession } from './session.js';
+import { listenTcp, type IscsiTransport, type PortalListener } from './tcp.js';
+import type { TextResponder } from './text.js';
+import type { KeyValues } from './text-keys.js';
+import type { InitiatorPortId } from '../vscsi/fabric.js';
+
+export type { LunMap, ScsiCore, ScsiTarget } from './core-types.js';
+
+export interface ChapCredentials {
+  user: string;
+  secret: string;
+}
+export interface IscsiAcl {
+  /** Initiator IQN/EUI, or '*' for any. */
+  initiator: string;
+  /** Optional CIDR list (IPv4/IPv6) the initiator must connect from. */
+  addresses?: string[];
+  /** Per-ACL LUN mapping (core LunMap); default = the target's map. */
+  lunMap?: LunMap;
+  /** One-way CHAP the initiator must answer. */
+  chap?: ChapCredentials;
+  /** Credentials the target answers with (mutual CHAP). */
+  mutualChap?: ChapCredentials;
+}
+export interface IscsiTargetSpec {
+  /** Core target (its name is the IQN). */
+  target: ScsiTarget;
+  /** Default 1. */
+  tpgt?: number;
+  /** Empty/absent = any initiator (demo mode), default LUN map. */
+  acls?: IscsiAcl[];
+  chap?: ChapCredentials;
+  mutualChap?: ChapCredentials;
+  /** Operational key overrides (MaxRecvDataSegmentLength, ...). */
+  params?: Record<string, string>;
+}
+export interface IscsiServerOptions {
+  core: ScsiCore;
+  logger?: Logger;
+  discoveryChap?: ChapCredentials;
+  discoveryMutualChap?: ChapCredentials;
+  /** Seconds: keepalive NOP-In interval on an idle connection (default 10, 0 = off). */
+  nopInterval?: number;
+  /** Seconds: drop a connection whose NOP-In went unanswered this long (default 15). */
+  nopTimeout?: number;
+}
+
+export interface IscsiConnectionInfo {
+  cid: number;
+  peerAddress: string;
+  peerPort: number;
+  localAddress: string;
+  localPort: number;
+  headerDigest: 'None' | 'CRC32C';
+  dataDigest: 'None' | 'CRC32C';
+  /** Initiator's MaxRecvDataSegmentLength (bounds our PDUs) and ours (bounds theirs). */
+  maxRecvDataSegmentLength: number;
+  targetMaxRecvDataSegmentLength: number;
+  activeCommands: number;
+  pdusReceived: number;
+  pdusSent: number;
+  connectedAt: string;
+}
+export interface IscsiSessionInfo {
+  target: string | null;
+  sessionType: 'Normal' | 'Discovery';
+  initiator: string;
+  isid: string;
+  tsih: number;
+  tpgt: number;
+  connections: IscsiConnectionInfo[];
+  params: {
+    InitialR2T: boolean;
+    ImmediateData: boolean;
+    MaxBurstLength: number;
+    FirstBurstLength: number;
+    MaxOutstandingR2T: number;
+    MaxConnections: number;
+    ErrorRecoveryLevel: number;
+    DefaultTime2Wait: number;
+    DefaultTime2Retain: number;
+  };
+  commands: number;
+  readBytes: number;
+  writeBytes: number;
+  taskManagementRequests: number;
+  rejects: number;
+  activeCommands: number;
+  expCmdSn: number;
+  createdAt: string;
+}
+
+interface TargetEntry {
+  spec: IscsiTargetSpec;
+  name: string;
+  tpgt: number;
+  access: TargetAccess;
+  policy: TargetParamPolicy;
+}
+
+interface Portal {
+  host: string;
+  port: number;
+  tpgt: number;
+  listener: PortalListener;
+}
+
+/** SPC-4 7.6.4.6: iSCSI TransportID, format 01b (name + ",i,0x" + ISID), NUL-terminated, padded to 4. */
+export function iscsiTransportId(initiatorName: string, isidHex: string): Buffer {
+  const text = Buffer.from(`${initiatorName},i,0x${isidHex}`, 'utf8');
+  let len = text.length + 1;
+  len = Math.max(20, (len + 3) & ~3);
+  const b = Buffer.alloc(4 + len);
+  b[0] = 0x40 | ISCSI_PROTOCOL_ID;
+  b.writeUInt16BE(len, 2);
+  text.copy(b, 4);
+  return b;
+}
+
+export function initiatorPortId(initiatorName: string, isid: Buffer): InitiatorPortId {
+  const isidHex = isid.toString('hex');
+  return {
+    name: initiatorName,
+    portSuffix: `,i,0x${isidHex}`,
+    protocolId: ISCSI_PROTOCOL_ID,
+    transportId: iscsiTransportId(initiatorName, isidHex),
+  };
+}
+
+export class IscsiServer implements ConnectionServer {
+  readonly logger: Logger | undefined;
+  readonly nopInterval: number;
+  readonly nopTimeout: number;
+  private readonly core: ScsiCore;
+  private readonly targets = new Map<string, TargetEntry>();
+  private readonly portals = new Map<string, Portal>();
+  private readonly connections = new Set<IscsiConnection>();
+  private readonly sessionsByTsih = new Map<number, IscsiSession>();
+  private discoveryChap: ChapCredentials | undefined;
+  private discoveryMutualChap: ChapCredentials | undefined;
+  private readonly discoveryPolicy = buildPolicy({}, 'discovery sessions');
+  private nextTsih = 1;
+  private closing = false;
+
+  constructor(opts: IscsiServerOptions) {
+    this.core = opts.core;
+    this.logger = opts.logger;
+    this.nopInterval = opts.nopInterval ?? 10;
+    this.nopTimeout = opts.nopTimeout ?? 15;
+    this.discoveryChap = opts.discoveryChap;
+    this.discoveryMutualChap = opts.discoveryMutualChap;
+  }
+
+  // ------------------------------------------------------------ administration
+
+  async addPortal(p: { host: string; port: number; tpgt?: number }): Promise<{ host: string; port: number }> {
+    const tpgt = p.tpgt ?? 1;
+    checkTpgt(tpgt, `portal ${p.host}:${p.port}`);
+    const listener = await listenTcp(p.host, p.port, (t) => this.accept(t, tpgt)).catch((e: Error) => {
+      throw new Error(`cannot listen for iSCSI on ${p.host}:${p.port}: ${e.message}`);
+    });
+    const portal: Portal = { host: p.host, port: listener.port, tpgt, listener };
+    this.portals.set(portalKey(p.host, listener.port), portal);
+    this.logger?.info({ host: p.host, port: listener.port, tpgt }, 'iSCSI portal listening');
+    return { host: p.host, port: listener.port };
+  }
+
+  async removePortal(host: string, port: number): Promise<void> {
+    const key = portalKey(host, port);
+    const p = this.portals.get(key);
+    if (!p) throw new Error(`no iSCSI portal on ${host}:${port}`);
+    this.portals.delete(key);
+    await p.listener.close();
+  }
+
+  addTarget(spec: IscsiTargetSpec): void {
+    const key = spec.target.name.toLowerCase();
+    if (this.targets.has(key)) throw new Error(`iSCSI target ${spec.target.name} already exists`);
+    this.targets.set(key, this.compile(spec));
+  }
+
+  updateTarget(spec: IscsiTargetSpec): void {
+    const key = spec.target.name.toLowerCase();
+    if (!this.targets.has(key)) throw new Error(`iSCSI target ${spec.target.name} does not exist`);
+    this.targets.set(key, this.compile(spec));
+  }
+
+  async removeTarget(name: string): Promise<void> {
+    const key = name.toLowerCase();
+    if (!this.targets.delete(key)) throw new Error(`iSCSI target ${name} does not exist`);
+    const victims = [...this.sessionsByTsih.values()].filter((s) => s.targetName?.toLowerCase() === key);
+    await Promise.all(victims.map((s) => this.endSession(s, 'target removed')));
+  }
+
+  setDiscoveryAuth(chap?: ChapCredentials, mutual?: ChapCredentials): void {
+    if (mutual && !chap) throw new Error('discovery mutual CHAP needs one-way CHAP credentials too');
+    this.discoveryChap = chap;
+    this.discoveryMutualChap = mutual;
+  }
+
+  sessions(): IscsiSessionInfo[] {
+    return [...this.sessionsByTsih.values()].map((s) => ({
+      target: s.targetName ?? null,
+      sessionType: s.type,
+      initiator: s.initiatorName,
+      isid: s.isidHex,
+      tsih: s.tsih,
+      tpgt: s.tpgt,
+      connections: [...s.connections.values()].map((c) => connectionInfo(c as IscsiConnection)),
+      params: {
+        InitialR2T: s.params.InitialR2T,
+        ImmediateData: s.params.ImmediateData,
+        MaxBurstLength: s.params.MaxBurstLength,
+        FirstBurstLength: s.params.FirstBurstLength,
+        MaxOutstandingR2T: s.params.MaxOutstandingR2T,
+        MaxConnections: s.params.MaxConnections,
+        ErrorRecoveryLevel: s.params.ErrorRecoveryLevel,
+        DefaultTime2Wait: s.params.DefaultTime2Wait,
+        DefaultTime2Retain: s.params.DefaultTime2Retain,
+      },
+      commands: s.counters.commands,
+      readBytes: s.counters.readBytes,
+      writeBytes: s.counters.writeBytes,
+      taskManagementRequests: s.counters.tmfs,
+      rejects: s.counters.rejects,
+      activeCommands: s.activeTasks(),
+      expCmdSn: s.expCmdSn,
+      createdAt: new Date(s.createdAt).toISOString(),
+    }));
+  }
+
+  /** Ask every initiator to log out (Async Message, §11.9.1 event 1), wait, then drop what remains. */
+  async requestLogoutAll(timeoutMs: number): Promise<void> {
+    const seconds = Math.max(0, Math.ceil(timeoutMs / 1000));
+    for (const c of this.connections) c.requestLogout(seconds);
+    const deadline = Date.now() + Math.max(0, timeoutMs);
+    while (this.sessionsByTsih.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await Promise.all([...this.sessionsByTsih.values()].map((s) => this.endSession(s, 'logout requested and timed out')));
+    for (const c of [...this.connections]) c.drop('service shutting down');
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const portals = [...this.portals.values()];
+    this.portals.clear();
+    await Promise.all(portals.map((p) => p.listener.close()));
+    for (const c of [...this.connections]) c.drop('service closing');
+    await Promise.all([...this.sessionsByTsih.values()].map((s) => this.endSession(s, 'service closing')));
+  }
+
+  // ------------------------------------------------------------ connections and sessions
+
+  private compile(spec: IscsiTargetSpec): TargetEntry {
+    const tpgt = spec.tpgt ?? 1;
+    checkTpgt(tpgt, `target ${spec.target.name}`);
+    if (spec.mutualChap && !spec.chap && !(spec.acls ?? []).some((a) => a.chap)) {
+      throw new Error(`target ${spec.target.name}: mutual CHAP needs one-way CHAP credentials too`);
+    }
+    return {
+      spec,
+      name: spec.target.name,
+      tpgt,
+      access: new TargetAccess(spec),
+      policy: buildPolicy(spec.params ?? {}, `target ${spec.target.name}`),
+    };
+  }
+
+  private accept(t: IscsiTransport, tpgt: number): void {
+    if (this.closing) {
+      t.destroy();
+      return;
+    }
+    this.connections.add(new IscsiConnection(t, this, tpgt));
+  }
+
+  connectionClosed(conn: IscsiConnection): void {
+    this.connections.delete(conn);
+    const s = conn.session;
+    if (!s) return;
+    if (s.connections.get(conn.cid) === conn) s.connections.delete(conn.cid);
+    // ErrorRecoveryLevel 0: the session ends with its last connection.
+    if (s.connections.size === 0) void this.endSession(s, 'last connection closed');
+  }
+
+  private async endSession(s: IscsiSession, reason: string): Promise<void> {
+    if (s.closed) return;
+    s.closed = true;
+    if (this.sessionsByTsih.get(s.tsih) === s) this.sessionsByTsih.delete(s.tsih);
+    for (const c of [...s.connections.values()]) c.drop(reason);
+    s.abortAllTasks();
+    this.logger?.info({ initiator: s.initiatorName, target: s.targetName, tsih: s.tsih, reason }, 'iSCSI session ended');
+    if (s.nexus) {
+      try {
+        await s.nexus.close();
+      } catch (e) {
+        this.logger?.error({ err: e, target: s.targetName }, 'closing the I_T nexus failed');
+      }
+    }
+  }
+
+  private allocTsih(): number {
+    for (let i = 0; i < 0xffff; i++) {
+      const t = this.nextTsih;
+      this.nextTsih = this.nextTsih >= 0xffff ? 1 : this.nextTsih + 1;
+      if (!this.sessionsByTsih.has(t)) return t;
+    }
+    return 0;
+  }
+
+  private findSession(initiatorName: string, isid: Buffer, targetName: string | undefined): IscsiSession | undefined {
+    const name = initiatorName.toLowerCase();
+    for (const s of this.sessionsByTsih.values()) {
+      if (s.initiatorName.toLowerCase() === name && s.isid.equals(isid) && (s.targetName ?? '').toLowerCase() === (targetName ?? '').toLowerCase() && !s.closed) {
+        return s;
+      }
+    }
+    return undefined;
+  }
+
+  loginHost(conn: IscsiConnection): LoginHost {
+    let decision: AccessDecision | undefined;
+    const server = this;
+    return {
+      tpgt: conn.tpgt,
+      peerAddress: conn.transport.remoteAddress,
+      lookupTarget(name: string, initiatorName: string): LoginTargetInfo | undefined {
+        const entry = server.targets.get(name.toLowerCase());
+        if (!entry) return undefined;
+        decision = entry.access.decide(initiatorName, conn.transport.remoteAddress);
+        const info: LoginTargetInfo = { name: entry.name, policy: entry.policy, allowed: decision.allowed, servedOnPortal: entry.tpgt === conn.tpgt };
+        if (decision.chap) info.chap = decision.chap;
+        if (decision.mutualChap) info.mutualChap = decision.mutualChap;
+        return info;
+      },
+      discoveryAuth() {
+        const d: { policy: TargetParamPolicy; chap?: ChapCredentials; mutualChap?: ChapCredentials } = { policy: server.discoveryPolicy };
+        if (server.discoveryChap) d.chap = server.discoveryChap;
+        if (server.discoveryMutualChap) d.mutualChap = server.discoveryMutualChap;
+        return d;
+      },
+      existingSession(initiatorName: string, isid: Buffer, tsih: number, targetName: string | undefined): OperationalParams | undefined {
+        const s = server.sessionsByTsih.get(tsih);
+        if (!s || s.closed || s.initiatorName.toLowerCase() !== initiatorName.toLowerCase() || !s.isid.equals(isid)) return undefined;
+        if ((s.targetName ?? '').toLowerCase() !== (targetName ?? '').toLowerCase()) return undefined;
+        return s.params;
+      },
+      admit: (result: LoginResult) => server.admit(conn, result, decision),
+    };
+  }
+
+  private async admit(conn: IscsiConnection, r: LoginResult, decision: AccessDecision | undefined): Promise<AdmitResult> {
+    if (this.closing) return { ok: false, status: LoginStatus.SERVICE_UNAVAILABLE, message: 'service is shutting down' };
+    if (conn.closed) return { ok: false, status: LoginStatus.TARGET_ERROR, message: 'connection closed during login' };
+    let s: IscsiSession;
+    if (r.tsih === 0) {
+      let nexus;
+      if (r.sessionType === 'Normal') {
+        const entry = this.targets.get((r.targetName ?? '').toLowerCase());
+        if (!entry) return { ok: false, status: LoginStatus.TARGET_REMOVED, message: `target ${r.targetName} was removed during login` };
+        // §6.3.5: a new login with the ISID of an existing session reinstates (replaces) it.
+        const old = this.findSession(r.initiatorName, r.isid, entry.name);
+        if (old) await this.endSession(old, 'session reinstatement');
+        try {
+          const opts = {
+            target: entry.spec.target,
+            targetPort: targetPortOf(entry.spec.target, entry.tpgt),
+            initiator: initiatorPortId(r.initiatorName, r.isid),
+            ...(decision?.lunMap !== undefined ? { lunMap: decision.lunMap } : {}),
+          };
+          nexus = await this.core.openNexus(opts);
+        } catch (e) {
+          this.logger?.error({ err: e, target: entry.name }, 'opening the I_T nexus failed');
+          return { ok: false, status: LoginStatus.TARGET_ERROR, message: `cannot open nexus: ${(e as Error).message}` };
+        }
+        if (conn.closed) {
+          await nexus.close();
+          return { ok: false, status: LoginStatus.TARGET_ERROR, message: 'connection closed during login' };
+        }
+      }
+      const tsih = this.allocTsih();
+      if (!tsih) {
+        await nexus?.close();
+        return { ok: false, status: LoginStatus.OUT_OF_RESOURCES, message: 'no free TSIH' };
+      }
+      s = new IscsiSession(tsih, r.isid, r.initiatorName, r.targetName, r.sessionType, { ...r.params }, r.cmdSn, nexus, conn.tpgt);
+      this.sessionsByTsih.set(tsih, s);
+    } else {
+      const found = this.sessionsByTsih.get(r.tsih);
+      if (!found || found.closed) return { ok: false, status: LoginStatus.SESSION_DOES_NOT_EXIST, message: `session ${r.tsih} is gone` };
+      s = found;
+      if (s.tpgt !== conn.tpgt) return { ok: false, status: LoginStatus.CANT_INCLUDE_IN_SESSION, message: 'connection arrived on another portal group' };
+      const old = s.connections.get(r.cid);
+      if (old) {
+        // §6.3.4: a login with the CID of a live connection reinstates that connection.
+        old.drop('connection reinstatement');
+        s.connections.delete(r.cid);
+      } else if (s.connections.size >= s.params.MaxConnections) {
+        return { ok: false, status: LoginStatus.TOO_MANY_CONNECTIONS, message: `session already has MaxConnections=${s.params.MaxConnections}` };
+      }
+    }
+    conn.session = s;
+    conn.cid = r.cid;
+    s.connections.set(r.cid, conn);
+    return { ok: true, tsih: s.tsih, expCmdSn: s.expCmdSn, maxCmdSn: s.maxCmdSn };
+  }
+
+  textResponder(conn: IscsiConnection): TextResponder {
+    return {
+      respond: (pairs: KeyValues): KeyValues => {
+        const out: KeyValues = [];
+        const s = conn.session;
+        for (const [key, value] of pairs) {
+          if (key === 'SendTargets') {
+            if (s?.type === 'Normal' && value === 'All') {
+              // §13.3: SendTargets=All is for discovery sessions; a normal session sees its own target.
+              out.push(...this.sendTargetsFor(conn, '', s.targetName));
+            } else {
+              out.push(...this.sendTargetsFor(conn, value, s?.targetName));
+            }
+          } else if (key === 'MaxRecvDataSegmentLength') {
+            const n = Number(value);
+            if (Number.isInteger(n) && n >= 512 && n <= 0xffffff) conn.params.MaxRecvDataSegmentLength = n;
+            else out.push([key, 'Reject']);
+          } else if (key.startsWith('X-') || key.startsWith('X#')) {
+            out.push([key, 'NotUnderstood']);
+          } else {
+            out.push([key, 'Irrelevant']);
+          }
+        }
+        return out;
+      },
+    };
+  }
+
+  private sendTargetsFor(conn: IscsiConnection, value: string, sessionTarget: string | undefined): KeyValues {
+    const initiator = conn.session?.initiatorName ?? '';
+    const targets = [...this.targets.values()].map((e) => ({
+      name: e.name,
+      tpgt: e.tpgt,
+      visible: e.access.decide(initiator, conn.transport.remoteAddress).allowed,
+    }));
+    return sendTargets(value, targets, [...this.portals.values()], conn.transport.localAddress, sessionTarget);
+  }
+}
+
+/** The core target port for a TPGT: RFC 7143 §10.1.1 name `<target>,t,0x<TPGT>`; created on first use. */
+function targetPortOf(target: ScsiTarget, tpgt: number): TargetPort {
+  const name = `${target.name},t,0x${tpgt.toString(16).padStart(4, '0')}`;
+  const existing = target.getPort(name);
+  if (existing) return existing;
+  const taken = new Set(target.ports().map((p) => p.relativeId));
+  return tpgt >= 1 && !taken.has(tpgt) ? target.addPort({ name, relativeId: tpgt }) : target.addPort({ name });
+}
+
+function portalKey(host: string, port: number): string {
+  return `${host}|${port}`;
+}
+
+function checkTpgt(tpgt: number, where: string): void {
+  if (!Number.isInteger(tpgt) || tpgt < 0 || tpgt > 0xffff) throw new Error(`TPGT ${tpgt} for ${where} must be 0..65535`);
+}
+
+function connectionInfo(c: IscsiConnection): IscsiConnectionInfo {
+  return {
+    cid: c.cid,
+    peerAddress: c.transport.remoteAddress,
+    peerPort: c.transport.remotePort,
+    localAddress: c.transport.localAddress,
+    localPort: c.transport.localPort,
+    headerDigest: c.headerDigest ? 'CRC32C' : 'None',
+    dataDigest: c.dataDigest ? 'CRC32C' : 'None',
+    maxRecvDataSegmentLength: c.params.MaxRecvDataSegmentLength,
+    targetMaxRecvDataSegmentLength: c.params.TargetMaxRecvDataSegmentLength,
+    activeCommands: c.activeTasks,
+    pdusReceived: c.rxPdus,
+    pdusSent: c.txPdus,
+    connectedAt: new Date(c.createdAt).toISOString(),
+  };
+}
