@@ -10,6 +10,7 @@ import type { LunMap } from './lun-map.js';
 import { NexusImpl, type NexusOwner, type NexusProfile } from './nexus.js';
 export type { NexusProfile } from './nexus.js';
 import type { ReservationFactory } from './reservation-port.js';
+import { ReservationManager } from './pr/index.js';
 import type { ReasonName } from './sense.js';
 import { cloneLuStats, type CoreStats } from './stats.js';
 import { ScsiTarget, type TargetPort } from './target.js';
@@ -28,10 +29,11 @@ export interface ScsiCoreOptions {
   /** INQUIRY PRODUCT IDENTIFICATION default (16 ASCII chars). */
   product?: string;
   /**
-   * Opens the reservation manager of each LU (persistent reservations + RESERVE/RELEASE). Without it
-   * PERSISTENT RESERVE and RESERVE/RELEASE are reported as unsupported operation codes.
+   * Persistent reservations + RESERVE/RELEASE.
+   * Opens the reservation manager of each LU; defaults to `ReservationManager.open` from ./pr/.
+   * `false` disables reservations: PERSISTENT RESERVE and RESERVE/RELEASE are then unsupported opcodes.
    */
-  reservations?: ReservationFactory;
+  reservations?: ReservationFactory | false;
 }
 
 export interface AddLogicalUnitOptions {
@@ -60,7 +62,8 @@ export class ScsiCore implements NexusOwner {
     this.logger = opts.logger;
     this.vendor = opts.vendor ?? 'VTGT';
     this.product = opts.product ?? 'VIRTUAL-DISK';
-    this.reservationFactory = opts.reservations;
+    this.reservationFactory =
+      opts.reservations === false ? undefined : (opts.reservations ?? ((o) => ReservationManager.open(o)));
   }
 
   // ---- logical units ---------------------------------------------------------------------------
@@ -71,7 +74,12 @@ export class ScsiCore implements NexusOwner {
     const lu = new LogicalUnit(luOpts, { vendor: this.vendor, product: this.product }, this.logger?.child({ lu: opts.id }));
     if (this.reservationFactory) {
       const factory = this.reservationFactory;
-      lu.ready = factory({ ...(opts.prStatePath ? { aptplPath: opts.prStatePath } : {}), ...(this.logger ? { logger: this.logger } : {}) })
+      lu.ready = factory({
+        ...(opts.prStatePath ? { aptplPath: opts.prStatePath } : {}),
+        ...(this.logger ? { logger: this.logger } : {}),
+        resolveTargetPort: (rtpi) => this.portNameFor(lu, rtpi),
+        description: `logical unit ${opts.id}`,
+      })
         .then((r) => {
           lu.reservations = r;
         })
@@ -86,6 +94,17 @@ export class ScsiCore implements NexusOwner {
     }
     this.units.set(opts.id, lu);
     return lu;
+  }
+
+  /** Target port with that relative id on a target whose nexuses see `lu` (REGISTER AND MOVE). */
+  private portNameFor(lu: LogicalUnit, relativeId: number): string | undefined {
+    for (const t of this.targets.values()) {
+      const sees = t.luns.lunsOf(lu).length > 0 || t.nexuses().some((n) => (n as NexusImpl).lunMap.lunsOf(lu).length > 0);
+      if (!sees) continue;
+      const p = t.ports().find((x) => x.relativeId === relativeId);
+      if (p) return p.name;
+    }
+    return undefined;
   }
 
   getLogicalUnit(id: string): LogicalUnit | undefined {

@@ -151,6 +151,11 @@ export class NexusImpl implements Nexus {
     return q && q.size > 0 ? q : undefined;
   }
 
+  /** Drop one condition from every LUN of this nexus (REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED). */
+  removeUnitAttention(reason: ReasonName): void {
+    for (const q of this.ua.values()) q.remove(reason);
+  }
+
   clearUnitAttentions(): void {
     this.ua.clear();
   }

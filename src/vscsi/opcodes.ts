@@ -12,6 +12,7 @@ import { modeCommands } from './mode-commands.js';
 import { sbcReadWriteCommands } from './sbc-read-write.js';
 import { sbcCommands } from './sbc.js';
 import { sbcUnmapCommands } from './sbc-unmap.js';
+import { sbcCompareCommands } from './sbc-compare.js';
 import { maintenanceCommands } from './maintenance-in.js';
 import { reservationCommands } from './reservations.js';
 
@@ -29,6 +30,7 @@ function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
     ...sbcReadWriteCommands,
     ...sbcCommands,
     ...sbcUnmapCommands,
+    ...sbcCompareCommands,
     ...maintenanceCommands,
     ...reservationCommands,
   ];

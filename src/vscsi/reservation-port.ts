@@ -4,6 +4,7 @@
  * from `./pr/index.js` satisfies it.
  */
 import type { InitiatorPortId } from './fabric.js';
+import type { Logger } from 'pino';
 import type { ReasonName, ScsiFailure } from './sense.js';
 
 export interface PrInitiator {
@@ -33,9 +34,13 @@ export interface ReservationPort {
   onLogicalUnitReset(): void;
 }
 
-export type ReservationFactory = (opts: { aptplPath?: string; logger?: import('pino').Logger }) => Promise<ReservationPort>;
+export type ReservationFactory = (opts: {
+  aptplPath?: string;
+  logger?: Logger;
+  /** REGISTER AND MOVE: target port name for a relative target port id of this LU. */
+  resolveTargetPort?: (relativeTargetPortId: number) => string | undefined;
+  description?: string;
+}) => Promise<ReservationPort>;
 
-/** I_T nexus key: initiator port (name + port suffix) at a target port. */
-export function prNexusKey(initiator: InitiatorPortId, targetPortName: string): string {
-  return `${initiator.name}${initiator.portSuffix}|${targetPortName}`;
-}
+/** I_T nexus key, built exactly as the reservation module compares nexuses. */
+export { prNexusKey } from './pr/index.js';

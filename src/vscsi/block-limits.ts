@@ -1,0 +1,37 @@
+/**
+ * The limits we advertise in the Block Limits VPD page (SBC-3 6.5.3) and enforce in the SBC
+ * commands; one place so the two cannot disagree.
+ */
+import type { LogicalUnit } from './logical-unit.js';
+
+/** Largest data transfer of one READ/WRITE/VERIFY, in bytes (keeps a single command's buffer bounded). */
+export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+/** COMPARE AND WRITE NUMBER OF LOGICAL BLOCKS limit (the CDB field is one byte). */
+export const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
+export const MAX_UNMAP_BLOCK_DESCRIPTORS = 256;
+export const MAX_UNMAP_LBA_COUNT = 0x400000;
+export const MAX_WRITE_SAME_BLOCKS = 0x400000;
+
+export interface BlockLimits {
+  maxTransferBlocks: number;
+  optimalGranularityBlocks: number;
+  maxCompareAndWriteBlocks: number;
+  maxUnmapLbaCount: number;
+  maxUnmapDescriptors: number;
+  optimalUnmapGranularity: number;
+  maxWriteSameBlocks: number;
+}
+
+export function blockLimits(lu: LogicalUnit): BlockLimits {
+  const bs = lu.blockSize;
+  const discard = lu.backstore.capabilities.discard;
+  return {
+    maxTransferBlocks: MAX_TRANSFER_BYTES / bs,
+    optimalGranularityBlocks: Math.max(1, 4096 / bs),
+    maxCompareAndWriteBlocks: MAX_COMPARE_AND_WRITE_BLOCKS,
+    maxUnmapLbaCount: discard ? MAX_UNMAP_LBA_COUNT : 0,
+    maxUnmapDescriptors: discard ? MAX_UNMAP_BLOCK_DESCRIPTORS : 0,
+    optimalUnmapGranularity: Math.max(1, 4096 / bs),
+    maxWriteSameBlocks: MAX_WRITE_SAME_BLOCKS,
+  };
+}
