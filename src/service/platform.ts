@@ -1,15 +1,20 @@
 /**
- * What the service needs from the other layers (SCSI core, backstores, iSCSI server), as structural
- * interfaces. `loadPlatform()` binds them to the real modules; tests may pass their own.
- *
- * The real modules are imported by computed path so the service builds and its own tests run while the
- * core and fabric layers are still being written; a missing module turns into a clear startup error.
+ * What the service needs from the other layers (SCSI core, backstores, iSCSI server), as narrow
+ * interfaces the real classes satisfy. `loadPlatform()` binds them to the real modules; the service's
+ * own tests pass a stand-in (./testing/fake-platform.ts).
  */
 import type { Logger } from 'pino';
 import type { Backstore } from '../backstores/backstore.js';
+import { createBackstore as createRealBackstore } from '../backstores/index.js';
+import { IscsiServer, type IscsiSessionInfo } from '../iscsi/server.js';
+import { ScsiCore } from '../vscsi/core.js';
 import type { LunMap } from '../vscsi/lun-map.js';
+import { ReservationManager } from '../vscsi/pr/index.js';
+import type { ReservationFactory } from '../vscsi/reservation-port.js';
 import type { ScsiTarget } from '../vscsi/target.js';
 import type { CoreStats } from '../vscsi/stats.js';
+
+export type { IscsiSessionInfo };
 
 export interface BackstoreSpec {
   type: 'file' | 'block' | 'memory' | 'null';
@@ -29,7 +34,7 @@ export interface LogicalUnitHandle {
 }
 
 export interface CoreApi {
-  addLogicalUnit(opts: { id: string; backstore: Backstore }): LogicalUnitHandle;
+  addLogicalUnit(opts: { id: string; backstore: Backstore; prStatePath?: string }): LogicalUnitHandle;
   /** Unmaps the LU everywhere (REPORTED LUNS DATA HAS CHANGED), drains its I/O, then forgets it. */
   removeLogicalUnit(id: string): Promise<void> | void;
   createTarget(opts: { name: string }): ScsiTarget;
@@ -56,8 +61,6 @@ export interface IscsiTargetSpec {
   mutualChap?: ChapCredentials;
   params?: Record<string, string>;
 }
-/** Whatever the iSCSI server reports per session; shown as-is by `vtgt show` / `vtgt stats`. */
-export type IscsiSessionInfo = Record<string, unknown>;
 
 export interface IscsiApi {
   addPortal(p: { host: string; port: number; tpgt?: number }): Promise<{ host: string; port: number }>;
@@ -77,32 +80,13 @@ export interface Platform {
   createIscsi(opts: { logger: Logger; nopInterval?: number; nopTimeout?: number }): IscsiApi;
 }
 
-async function importModule(rel: string, what: string): Promise<Record<string, unknown>> {
-  const url = new URL(rel, import.meta.url).href;
-  try {
-    return (await import(url)) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`cannot load the ${what} (${rel}): ${(e as Error).message}. Run "npm run build" and check the build output.`);
-  }
-}
-
-function member<T>(mod: Record<string, unknown>, name: string, what: string): T {
-  const v = mod[name];
-  if (v === undefined) throw new Error(`the ${what} does not export ${name}; this build of vtgt is incomplete`);
-  return v as T;
-}
-
 export async function loadPlatform(logger: Logger): Promise<Platform> {
-  const coreMod = await importModule('../vscsi/core.js', 'SCSI core');
-  const storeMod = await importModule('../backstores/index.js', 'backstore module');
-  const iscsiMod = await importModule('../iscsi/server.js', 'iSCSI server');
-  const ScsiCore = member<new (opts: { logger: Logger }) => CoreApi>(coreMod, 'ScsiCore', 'SCSI core');
-  const createBackstore = member<(spec: BackstoreSpec) => Backstore | Promise<Backstore>>(storeMod, 'createBackstore', 'backstore module');
-  const IscsiServer = member<new (opts: Record<string, unknown>) => IscsiApi>(iscsiMod, 'IscsiServer', 'iSCSI server');
-  const core = new ScsiCore({ logger: logger.child({ component: 'core' }) });
+  const reservations = ((opts) => ReservationManager.open(opts)) as ReservationFactory;
+  const core = new ScsiCore({ logger: logger.child({ component: 'core' }), reservations });
+  const storeLogger = logger.child({ component: 'backstore' });
   return {
     core,
-    createBackstore: async (spec) => createBackstore(spec),
+    createBackstore: async (spec) => createRealBackstore(spec, { logger: storeLogger }),
     createIscsi: (opts) => new IscsiServer({ core, ...opts }),
   };
 }

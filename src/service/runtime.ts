@@ -6,7 +6,7 @@
  */
 import { open, mkdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backstore } from '../backstores/backstore.js';
 import { LunMap } from '../vscsi/lun-map.js';
@@ -80,6 +80,10 @@ export class Runtime {
     return run;
   }
 
+  private get prDir(): string {
+    return join(this.dataDir, 'pr');
+  }
+
   /** Absolute path of a file backstore (relative paths live in the data directory). */
   backstorePath(b: BackstoreConfig): string | undefined {
     if (b.path === undefined) return undefined;
@@ -95,6 +99,7 @@ export class Runtime {
       const old = this.backstores.get(b.name);
       return !old || !isDeepStrictEqual(old.config, b);
     });
+    if (changedStores.length) await mkdir(this.prDir, { recursive: true, mode: 0o700 });
     const opened = new Map<string, GuardedBackstore>();
     try {
       for (const b of changedStores) opened.set(b.name, await this.openBackstore(b));
@@ -124,7 +129,8 @@ export class Runtime {
       if (!nextStores.has(name)) changes.push(`removed backstore ${name}`);
     }
     for (const [name, store] of opened) {
-      const lu = this.platform.core.addLogicalUnit({ id: name, backstore: store });
+      // APTPL persistent reservations survive restarts in the data directory.
+      const lu = this.platform.core.addLogicalUnit({ id: name, backstore: store, prStatePath: join(this.prDir, `${name}.json`) });
       const existed = prev.backstores.some((b) => b.name === name);
       this.backstores.set(name, { config: nextStores.get(name)!, store, lu });
       changes.push(`${existed ? 'replaced' : 'added'} backstore ${name} (${store.describe})`);
@@ -294,7 +300,8 @@ export class Runtime {
         this.portals.set(k, { config: p, bound });
         changes.push(`listening on ${formatHostPort(bound.host, bound.port)}`);
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
+        const msg = (e as Error).message ?? '';
+        const code = (e as NodeJS.ErrnoException).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(msg)?.[1];
         const hint = code === 'EADDRINUSE' ? ' (another process listens there: stop it or choose another port)' : code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : code === 'EADDRNOTAVAIL' ? ' (no interface has this address)' : '';
         throw new ApplyError(`cannot listen on iSCSI portal ${formatHostPort(p.host, p.port)}: ${(e as Error).message}${hint}`);
       }

@@ -20,7 +20,7 @@ import {
   type TargetConfig,
   type VtgtConfig,
 } from './types.js';
-import { checkChapSecret, checkChapUser, checkIscsiName, checkObjectName, parseHostPort, parseSize } from './values.js';
+import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectName, parseHostPort, parseSize } from './values.js';
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
 export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log'] as const;
@@ -266,10 +266,7 @@ function readTarget(r: YamlReader, f: Field): TargetRead | undefined {
     const ac = (k: string) => r.child(am, af, k);
     const initiator = r.required(ac('initiator'), 'initiator IQN') ? r.string(ac('initiator'), 'an iSCSI name', checkIscsiName) : undefined;
     const addrItems = r.sequence(ac('addresses'), 'IP addresses');
-    const addresses = addrItems?.map((a) => r.string(a, 'an IP address', (s) => {
-      const hp = parseHostPort(s, 0);
-      return typeof hp === 'string' ? hp : undefined;
-    })).filter((a): a is string => a !== undefined);
+    const addresses = addrItems?.map((a) => r.string(a, 'an IP address or CIDR', checkCidr)).filter((a): a is string => a !== undefined);
     const aclLuns = r.present(ac('luns')) ? readLuns(r, ac('luns')) : undefined;
     const chap = r.string(ac('chap'), 'an account name');
     const mutualChap = r.string(ac('mutualChap'), 'an account name');

@@ -92,3 +92,12 @@ export function checkChapUser(user: string): string | undefined {
     ? undefined
     : 'a CHAP user name is 1-255 printable characters without spaces';
 }
+
+/** "192.0.2.7", "10.0.0.0/8", "fd00::/8": where an ACL's initiator may connect from. */
+export function checkCidr(v: string): string | undefined {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(v);
+  const kind = m ? isIP(m[1]!) : 0;
+  if (!m || kind === 0) return `"${v}" is not an IP address or CIDR block (e.g. 192.0.2.7, 10.0.0.0/8, fd00::/8)`;
+  if (m[2] !== undefined && Number(m[2]) > (kind === 4 ? 32 : 128)) return `prefix length /${m[2]} is too long for ${m[1]}`;
+  return undefined;
+}
