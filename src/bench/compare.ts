@@ -1,0 +1,143 @@
+/**
+ * `npm run bench`: vtgt against a private tgtd on the same kind of backing, in the same run,
+ * interleaved, with repeats. Per backing it starts both targets, runs ../shared/tools/bench.sh against
+ * each (alternating which goes first), then the many-sessions workload, and writes a Markdown table and
+ * JSON to the output directory. It measures; it asserts nothing (see BENCHMARKS.md for the targets).
+ */
+import { Command } from 'commander';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { manySessions, type ManySessionsResult } from './many-sessions.js';
+import { startTgt, startVtgt, type BackingKind, type BackingSpec, type TargetUnderTest } from './processes.js';
+import { compare, markdownTable, type WorkloadRecord } from './report.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BACKINGS: readonly BackingKind[] = ['tmpfs', 'disk', 'direct', 'null'];
+
+interface Options {
+  backings: BackingKind[];
+  repeats: number;
+  seconds: number;
+  sessions: number[];
+  out: string;
+  tools: string;
+  tgtPort: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const cmd = new Command('bench')
+    .description('Compare vtgt with tgt on the same machine, same backing, same run')
+    .option('--backings <list>', `comma list of ${BACKINGS.join(', ')}`, 'tmpfs,null')
+    .option('--repeats <n>', 'runs of each workload per target', '3')
+    .option('--seconds <s>', 'measurement seconds per workload (1-18)', '5')
+    .option('--sessions <list>', 'many-sessions workload sizes (empty to skip)', '8,64')
+    .option('--out <dir>', 'output directory', join(root, 'bench-results', new Date().toISOString().replace(/[:.]/g, '-')))
+    .option('--tools <dir>', 'directory of bench.sh and tgt-up.sh', resolve(root, '..', 'shared', 'tools'))
+    .option('--tgt-port <port>', 'loopback port for the private tgtd', '3262')
+    .addHelpText('after', '\nExample:\n  npm run bench -- --backings tmpfs,null --repeats 3 --seconds 5\n');
+  cmd.parse(argv, { from: 'user' });
+  const o = cmd.opts<Record<string, string>>();
+  const backings = o.backings!.split(',').filter(Boolean) as BackingKind[];
+  for (const b of backings) if (!BACKINGS.includes(b)) throw new Error(`unknown backing "${b}"; use ${BACKINGS.join(', ')}`);
+  return {
+    backings,
+    repeats: Math.max(1, Number(o.repeats)),
+    seconds: Math.min(18, Math.max(1, Number(o.seconds))),
+    sessions: o.sessions!.split(',').filter(Boolean).map(Number),
+    out: resolve(o.out!),
+    tools: resolve(o.tools!),
+    tgtPort: Number(o.tgtPort),
+  };
+}
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(cmd, args, { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+function backingFor(kind: BackingKind, work: string, who: string): BackingSpec {
+  const sizeBytes = 1024 ** 3;
+  if (kind === 'null') return { kind, sizeBytes };
+  const dir = kind === 'tmpfs' ? '/dev/shm' : work;
+  return { kind, sizeBytes, path: join(dir, `vtgt-bench-${who}-${kind}.img`) };
+}
+
+async function runBenchSh(o: Options, t: TargetUnderTest, backing: string, run: number): Promise<WorkloadRecord[]> {
+  const label = `${t.label}-${backing}-run${run}`;
+  const env = { ...process.env, BENCH_SECONDS: String(o.seconds), BENCH_TARGET_PID: String(t.pid) };
+  const r = await sh(join(o.tools, 'bench.sh'), [t.url, o.out, label], env);
+  const file = join(o.out, `${label}.json`);
+  if (!existsSync(file)) {
+    return [{ target: t.label, backing, workload: 'all', tool: 'bench.sh', error: `bench.sh rc=${r.code}: ${r.stderr.slice(-300)}` }];
+  }
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { results: Array<Omit<WorkloadRecord, 'target' | 'backing'>> };
+  return doc.results.map((x) => ({ ...x, target: t.label, backing }));
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  mkdirSync(o.out, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), 'vtgt-bench-'));
+  const records: WorkloadRecord[] = [];
+  const many: Array<ManySessionsResult & { target: string; backing: string }> = [];
+  console.log(`bench: results in ${o.out}`);
+  try {
+    for (const kind of o.backings) {
+      const vb = backingFor(kind, work, 'vtgt');
+      const tb = backingFor(kind, work, 'tgt');
+      const dataDir = mkdtempSync(join(work, `vtgt-${kind}-`));
+      const targets: TargetUnderTest[] = [];
+      try {
+        targets.push(await startVtgt(root, dataDir, vb));
+        targets.push(await startTgt(o.tools, o.tgtPort, tb));
+        for (let run = 1; run <= o.repeats; run++) {
+          const order = run % 2 ? targets : [...targets].reverse();
+          for (const t of order) {
+            console.log(`bench: ${kind} run ${run}/${o.repeats}: ${t.label} (${t.url})`);
+            records.push(...(await runBenchSh(o, t, kind, run)));
+          }
+        }
+        for (const n of o.sessions) {
+          for (const t of targets) {
+            console.log(`bench: ${kind} many-sessions ${n} x QD32: ${t.label}`);
+            const r = await manySessions(t.url, t.pid, n, o.seconds);
+            many.push({ ...r, target: t.label, backing: kind });
+            records.push({
+              target: t.label,
+              backing: kind,
+              workload: `mixed_4k_qd32_${n}sessions`,
+              tool: 'iscsi-perf+qemu-img',
+              iops: r.iops,
+              mib_s: r.mibS,
+              lat_us: ((n * 32) / r.iops) * 1e6,
+              target_cpu_s: r.targetCpuS ?? null,
+              ios: Math.round(r.iops * r.seconds),
+              ...(r.errors.length ? { error: r.errors.join('; ') } : {}),
+            });
+          }
+        }
+      } finally {
+        for (const t of targets) await t.stop();
+        for (const b of [vb, tb]) if (b.path) rmSync(b.path, { force: true });
+      }
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  const rows = compare(records);
+  const table = markdownTable(rows);
+  writeFileSync(join(o.out, 'comparison.md'), table);
+  writeFileSync(join(o.out, 'comparison.json'), JSON.stringify({ date: new Date().toISOString(), options: o, rows, manySessions: many, records }, null, 1));
+  console.log(table);
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});
