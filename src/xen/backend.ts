@@ -93,6 +93,7 @@ export class VscsiRing {
   private pushScheduled = false;
   private spurious = 0;
   private stopped = false;
+  private quiescing = false;
   private haltReason: string | undefined;
   private drainWaiters: Array<() => void> = [];
   readonly stats: VscsiRingStats = { requests: 0, responses: 0, errors: 0, bytesIn: 0, bytesOut: 0, aborts: 0, resets: 0 };
@@ -133,6 +134,9 @@ export class VscsiRing {
 
   /** Stop serving: wait for outstanding requests (unless `force`), then unbind and unmap. */
   async stop(force = false): Promise<void> {
+    // Consume nothing new while draining: what the frontend publishes now is left in the ring for
+    // whoever maps it next (a restarted backend resumes from the shared rsp_prod).
+    this.quiescing = true;
     if (!force) await this.drain();
     this.stopped = true;
     this.flushResponses();
@@ -166,6 +170,7 @@ export class VscsiRing {
           this.halt(`bogus ring: req_prod ${rp} is more than ${VSCSIIF_RING_SIZE} past rsp_prod ${this.rspProdPvt}`);
           return;
         }
+        if (this.quiescing) return;
         while (this.reqCons !== rp) {
           // RING_REQUEST_CONS_OVERFLOW: every slot holds an unanswered request; wait for completions.
           if (ringDiff(this.reqCons, this.rspProdPvt) >= VSCSIIF_RING_SIZE) break;

@@ -152,14 +152,16 @@ export class VscsiDevice {
 
   private async reconcile(): Promise<void> {
     const xs = this.o.hv.xenstore;
-    const beStateRaw = await xs.read(`${this.bePath}/state`);
-    if (beStateRaw === undefined && !(await xs.directory(this.bePath)).length) {
-      // The toolstack removed the whole backend directory.
-      return this.destroy('backend directory removed');
-    }
-    const be = parseState(beStateRaw);
-    const fe = parseState(await xs.read(`${this.fePath}/state`));
     const online = await xs.read(`${this.bePath}/online`);
+    if (online === undefined) {
+      // The toolstack removed the backend directory (it writes `online` with everything else).
+      // Remove anything we wrote after it did, so no half directory is left behind.
+      await this.destroy('backend directory removed');
+      await xs.rm(this.bePath).catch(() => undefined);
+      return;
+    }
+    const be = parseState(await xs.read(`${this.bePath}/state`));
+    const fe = parseState(await xs.read(`${this.fePath}/state`));
     this.o.logger?.debug({ device: this.bePath, backend: stateName(be), frontend: stateName(fe) }, 'xen: reconcile');
 
     // A backend Closing set by the toolstack while no frontend is active finishes at Closed.
@@ -183,8 +185,9 @@ export class VscsiDevice {
       case XenbusState.Initialised: {
         if (be === XenbusState.InitWait || (be === XenbusState.Connected && (await this.ringChanged()))) {
           if (this.ring) await this.disconnect(true);
-          if (!(await this.connect())) return;
+          // Translations first: the ring may hold requests the moment it is mapped.
           await this.processDevices();
+          if (!(await this.connect())) return;
           await this.setState(XenbusState.Connected);
         }
         return;
@@ -192,10 +195,12 @@ export class VscsiDevice {
       case XenbusState.Connected:
         // The toolstack is detaching the vhost: wait for the frontend to close.
         if (be === XenbusState.Closing || be === XenbusState.Closed) return;
+        // The toolstack asked for a reconfiguration: the frontend moves first (§5.4 step 2).
+        if (be === XenbusState.Reconfiguring) return;
         if (!this.ring && (be === XenbusState.Connected || be === XenbusState.Reconfigured)) {
           // We restarted while the guest stayed connected: pick the ring up where it was.
-          if (!(await this.connect())) return;
           await this.processDevices();
+          if (!(await this.connect())) return;
         }
         if (!this.ring) return;
         await this.promoteDevices();

@@ -16,8 +16,8 @@ export const GTF_permit_access = 1;
 export const GTF_type_mask = 3;
 export const GTF_readonly = 1 << 2;
 
-/** Grant entries in the simulated table (one 4 KiB page of 8-byte v1 entries). */
-export const SIM_GRANT_ENTRIES = XEN_PAGE_SIZE / 8;
+/** Grant entries in the simulated table (8 pages of 8-byte v1 entries). */
+export const SIM_GRANT_ENTRIES = 4096;
 export const GRANT_TABLE_BYTES = SIM_GRANT_ENTRIES * 8;
 
 export class GuestMemoryFile {
