@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <cstdlib>
 #include <deque>
 
 namespace vtgt {
@@ -25,6 +26,7 @@ class UringEngine {
   size_t inflight = 0;  // in the kernel or in backlog
   bool draining = false;
   unsigned unsubmitted = 0;
+  uint64_t async_bytes = 65536;
 
   // One SQE moves at most this much; longer transfers continue as short transfers do.
   static constexpr uint64_t kMaxChunk = 1u << 30;
@@ -47,7 +49,12 @@ class UringEngine {
         io_uring_prep_fsync(sqe, r->fd, 0);
         break;
     }
-    if (r->op == IoOp::kRead || r->op == IoOp::kWrite) sqe->rw_flags = r->mode;
+    if (r->op == IoOp::kRead || r->op == IoOp::kWrite) {
+      sqe->rw_flags = r->mode;
+      // Cached (page-cache) transfers complete inline in io_uring_enter, i.e. as a memcpy on the loop
+      // thread. Large ones go to io-wq workers instead, so they copy in parallel (bench/IO-ENGINE.md).
+      if (chunk >= async_bytes) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+    }
     io_uring_sqe_set_data(sqe, r);
     unsubmitted++;
     return true;
@@ -134,6 +141,11 @@ UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entr
     return nullptr;
   }
   e->entries = entries;
+  if (const char* a = std::getenv("VTGT_URING_ASYNC_BYTES")) {
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(a, &end, 10);
+    if (end && *end == '\0') e->async_bytes = v;
+  }
   e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (e->efd < 0 || io_uring_register_eventfd(&e->ring, e->efd) < 0) {
     *reason = "io_uring eventfd registration failed";
