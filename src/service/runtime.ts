@@ -322,6 +322,7 @@ export class Runtime {
       await Promise.resolve(this.platform.core.removeLogicalUnit(rb.lu.id)).catch(() => undefined);
       await this.closeStore(rb.store);
     }
+    if (this.backstores.size) this.logger.info({ backstores: [...this.backstores.keys()] }, 'backstores flushed and closed');
     this.backstores.clear();
   }
 

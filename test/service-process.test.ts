@@ -1,0 +1,181 @@
+// `vtgt serve` as a real process on the real core, backstores and iSCSI server, driven by the `vtgt`
+// CLI (spawned), libiscsi's iscsi-ls and qemu-io: hot LUN add/remove, SIGHUP reload, and a graceful
+// stop with a session logged in after which every acknowledged write is still there.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'vtgt.js');
+const T = 'iqn.2026-11.org.vtgt:default';
+const dirs: string[] = [];
+const procs = new Set<ChildProcess>();
+
+interface Service {
+  proc: ChildProcess;
+  port: number;
+  stdout: string[];
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'vtgt-proc-'));
+  dirs.push(d);
+  return d;
+}
+
+/** Start `vtgt serve` and wait (bounded) for its `vtgt: ready` line. */
+async function startService(data: string, extra: string[] = []): Promise<Service> {
+  const proc = spawn(process.execPath, [BIN, 'serve', '--data', data, '--portal', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.add(proc);
+  const stdout: string[] = [];
+  let err = '';
+  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => {
+      procs.delete(proc);
+      resolve({ code, signal });
+    }),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`vtgt serve did not become ready in 15 s:\n${stdout.join('\n')}\n${err}`)), 15_000);
+    proc.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        stdout.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+      if (stdout.includes('vtgt: ready')) {
+        clearTimeout(timer);
+        const line = stdout.find((l) => l.startsWith('vtgt: listening on iscsi://127.0.0.1:'));
+        resolve(Number(line!.split(':').pop()));
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`vtgt serve exited (${code}) before it was ready:\n${err}`));
+    });
+  });
+  return { proc, port, stdout, stderr: () => err, exited };
+}
+
+function vtgt(data: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, '--data', data, ...args], { encoding: 'utf8', timeout: 15_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function tool(cmd: string, ...args: string[]) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
+  if (r.error) throw r.error;
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+afterEach(() => {
+  for (const p of procs) p.kill('SIGKILL');
+});
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('vtgt serve process', () => {
+  it('serves the default target; CLI hot-adds and removes a LUN; SIGHUP reloads the file', async () => {
+    const data = tempDir();
+    const svc = await startService(data);
+    const portal = `iscsi://127.0.0.1:${svc.port}`;
+    expect(statSync(join(data, 'vtgt.sock')).mode & 0o777).toBe(0o600);
+
+    let ls = tool('iscsi-ls', '-s', portal);
+    expect(ls.out).toContain(`Target:${T}`);
+    expect(ls.out).toMatch(/Lun:0\s+Type:DIRECT_ACCESS/);
+
+    const add = vtgt(data, 'lun', 'create', T, '--memory', '16MiB', '--name', 'scratch', '--lun', '3');
+    expect(add.code).toBe(0);
+    ls = tool('iscsi-ls', '-s', portal);
+    expect(ls.out).toMatch(/Lun:3\s+Type:DIRECT_ACCESS \(Size:1[56]M\)/); // iscsi-ls rounds down
+
+    const show = JSON.parse(vtgt(data, 'show', '--json').out);
+    expect(show.targets[0].luns).toEqual([{ lun: 0, backstore: 'disk0' }, { lun: 3, backstore: 'scratch' }]);
+
+    expect(vtgt(data, 'lun', 'delete', T, '3').code).toBe(0);
+    expect(tool('iscsi-ls', '-s', portal).out).not.toMatch(/Lun:3/);
+
+    // Usage errors exit 2, failed operations 1.
+    expect(vtgt(data, 'lun', 'delete', T).code).toBe(2);
+    expect(vtgt(data, 'lun', 'delete', T, '9').code).toBe(1);
+
+    // SIGHUP: a second target appears, the running default target is untouched.
+    const file = join(data, 'vtgt.yaml');
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace('targets:\n', 'targets:\n  - name: iqn.2026-11.org.vtgt:second\n    luns: [{lun: 0, backstore: disk0}]\n'));
+    svc.proc.kill('SIGHUP');
+    let seen = false;
+    for (let i = 0; i < 50 && !seen; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      seen = JSON.parse(vtgt(data, 'target', 'list', '--json').out).length === 2;
+    }
+    expect(seen).toBe(true);
+    expect(tool('iscsi-ls', portal).out).toContain('iqn.2026-11.org.vtgt:second');
+
+    // An invalid file is rejected on SIGHUP and the service keeps running as it was.
+    writeFileSync(file, 'targets: [{name: bad}]\n');
+    svc.proc.kill('SIGHUP');
+    for (let i = 0; i < 50 && !svc.stderr().includes('reload rejected'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(svc.stderr()).toContain('reload rejected');
+    expect(svc.stderr()).toContain(`${file}:1:18: targets[0].name`);
+    expect(JSON.parse(vtgt(data, 'target', 'list', '--json').out)).toHaveLength(2);
+
+    svc.proc.kill('SIGTERM');
+    expect(await svc.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('stops gracefully with a session logged in and loses no acknowledged write', async () => {
+    const data = tempDir();
+    const svc = await startService(data);
+    const url = `iscsi://127.0.0.1:${svc.port}/${T}/0`;
+
+    // A long-lived initiator session: qemu-io in interactive mode keeps the LUN open.
+    const qio = spawn('qemu-io', ['-f', 'raw', url], { stdio: ['pipe', 'pipe', 'pipe'] });
+    procs.add(qio);
+    let qout = '';
+    qio.stdout!.on('data', (c: Buffer) => (qout += c.toString()));
+    qio.stderr!.on('data', (c: Buffer) => (qout += c.toString()));
+    qio.stdin!.write('write -P 0x5a 1048576 1M\n');
+    for (let i = 0; i < 100 && !qout.includes('wrote 1048576/1048576'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(qout).toContain('wrote 1048576/1048576 bytes at offset 1048576');
+    const sessions = JSON.parse(vtgt(data, 'show', '--json').out).targets[0].sessions;
+    expect(sessions.length).toBeGreaterThanOrEqual(1);
+
+    svc.proc.kill('SIGTERM');
+    const exit = await svc.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(svc.stderr()).toContain('backstores flushed and closed');
+    expect(svc.stderr()).toContain('stopped cleanly');
+    qio.kill('SIGKILL');
+    procs.delete(qio);
+
+    // Restart on the same data directory: the write acknowledged before the stop is on disk.
+    const again = await startService(data);
+    const check = tool('qemu-io', '-f', 'raw', '-c', 'read -P 0x5a 1048576 1M', '-c', 'read -P 0 0 1M', `iscsi://127.0.0.1:${again.port}/${T}/0`);
+    expect(check.out).toContain('read 1048576/1048576 bytes at offset 1048576');
+    expect(check.out).toContain('read 1048576/1048576 bytes at offset 0');
+    expect(check.out).not.toMatch(/Pattern verification failed/);
+    again.proc.kill('SIGINT');
+    expect((await again.exited).code).toBe(0);
+  });
+
+  it('reports a bad config file with its position and exits 1', async () => {
+    const data = tempDir();
+    const cfg = join(data, 'bad.yaml');
+    writeFileSync(cfg, 'backstores:\n  - name: d\n    type: file\n    sizee: 1GiB\n');
+    const r = spawnSync(process.execPath, [BIN, 'serve', '--data', data, '--config', cfg], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${cfg}:4:5: backstores[0].sizee: unknown key "sizee" (did you mean "size"?)`);
+    expect(r.stderr).toContain(`${cfg}:2:5: backstores[0].path: missing`);
+    const usage = spawnSync(process.execPath, [BIN, 'serve', '--data', data, '--portal', 'nowhere:x'], { encoding: 'utf8', timeout: 15_000 });
+    expect(usage.status).toBe(2);
+  });
+});
