@@ -344,7 +344,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   private onDataOut(pdu: Pdu): void {
     const d = parseDataOut(pdu);
     const task = this.session?.tasks.get(d.itt);
-    if (!task || !this.tasks.has(task)) {
+    if (!task || !this.tasks.has(task) || (task.state !== 'active')) {
       if (this.tombstones.includes(d.itt)) return; // late data of a finished or aborted task (§4.2.5)
       this.log?.warn({ itt: d.itt, ttt: d.ttt }, 'Data-Out for an unknown task');
       return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
@@ -353,7 +353,6 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     if (!r.ok) {
       this.log?.warn({ itt: d.itt, error: r.message }, 'invalid Data-Out');
       this.reject(r.reason, pdu.bhs);
-      if (r.fatal) this.drop(`Data-Out sequence error: ${r.message}`);
     }
   }
 

@@ -9,6 +9,7 @@
  *     [--host 127.0.0.1] [--port 0] [--portals 2] [--chap user:secret] [--mutual-chap user:secret]
  *     [--acl iqn...] [--param Key=Value] [--nop-interval s]
  */
+import { pino, destination } from 'pino';
 import { ScsiCore } from '../vscsi/core.js';
 import { ReservationManager } from '../vscsi/pr/index.js';
 import { createBackstore, type BackstoreSpec } from '../backstores/index.js';
@@ -98,7 +99,10 @@ export async function startDevTarget(o: DevOptions): Promise<{ server: IscsiServ
     const lu = core.addLogicalUnit({ id: spec.name, backstore: store, serial: `vtgt-${spec.name}` });
     target.luns.set(lun, lu);
   }
-  const server = new IscsiServer({ core, nopInterval: o.nopInterval, nopTimeout: o.nopInterval * 2 });
+  // VTGT_LOG=debug|info|warn sends the server's log to stderr.
+  const level = process.env.VTGT_LOG;
+  const logger = level ? pino({ level }, destination(2)) : undefined;
+  const server = new IscsiServer({ core, nopInterval: o.nopInterval, nopTimeout: o.nopInterval * 2, ...(logger ? { logger } : {}) });
   const acls: IscsiAcl[] = o.acls.map((initiator) => ({ initiator }));
   server.addTarget({
     target,

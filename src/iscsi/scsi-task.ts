@@ -23,7 +23,7 @@ export interface TaskConnection {
   taskFinished(task: ScsiTask, transferOpen: boolean): void;
 }
 
-export type DataOutOutcome = { ok: true } | { ok: false; reason: number; fatal: boolean; message: string };
+export type DataOutOutcome = { ok: true } | { ok: false; reason: number; message: string };
 
 interface R2tState {
   ttt: number;
@@ -57,6 +57,8 @@ export class ScsiTask implements FabricCommandPort {
   private r2tSn = 0;
   private fetches: Fetch[] = [];
   private dataSn = 0;
+  /** Set when the data-out phase failed: every fetch fails, so the core ends the command with an error. */
+  private dataFailure: string | undefined;
 
   constructor(
     private readonly conn: TaskConnection,
@@ -89,13 +91,14 @@ export class ScsiTask implements FabricCommandPort {
 
   /** Transfers (unsolicited or R2T) the initiator may still be sending data for. */
   get transferOpen(): boolean {
-    return this.unsolicitedOpen || this.r2ts.size > 0;
+    return this.unsolicitedOpen || this.r2ts.size > 0 || this.dataFailure !== undefined;
   }
 
   // ---- FabricCommandPort ----
 
   fetchDataOut(offset: number, length: number): Promise<Buffer> {
     if (this.state !== 'active') return Promise.reject(new Error(`iSCSI task 0x${this.itt.toString(16)} is no longer active`));
+    if (this.dataFailure) return Promise.reject(new Error(this.dataFailure));
     if (offset < 0 || length < 0 || offset + length > this.outLength) {
       return Promise.reject(new RangeError(`data-out fetch [${offset}, +${length}) beyond the expected length ${this.outLength}`));
     }
@@ -152,14 +155,34 @@ export class ScsiTask implements FabricCommandPort {
 
   // ---- from the connection ----
 
-  /** A Data-Out PDU for this task (§11.7). Sequence errors are protocol errors at ErrorRecoveryLevel 0. */
+  /**
+   * A Data-Out PDU for this task (§11.7). A sequence error (DataSN, offset, length) cannot be recovered at
+   * ErrorRecoveryLevel 0: the PDU is rejected and the command fails (its data-out fetch rejects, so the
+   * core answers it with an error) while the connection keeps serving other tasks.
+   */
   dataOut(d: DataOutPdu): DataOutOutcome {
+    if (this.dataFailure) return { ok: true }; // already failed and reported: drop the rest quietly
+    const r = this.acceptDataOut(d);
+    if (!r.ok) this.failData(r.message);
+    return r;
+  }
+
+  private failData(message: string): void {
+    this.dataFailure = `data-out of iSCSI task 0x${this.itt.toString(16)} failed: ${message}`;
+    this.unsolicitedOpen = false;
+    this.r2ts.clear();
+    const fetches = this.fetches;
+    this.fetches = [];
+    for (const f of fetches) f.reject(new Error(this.dataFailure));
+  }
+
+  private acceptDataOut(d: DataOutPdu): DataOutOutcome {
     const len = d.data.length;
     if (d.ttt === RESERVED_TAG) {
-      if (!this.unsolicitedOpen) return bad(RejectReason.INVALID_PDU_FIELD, false, 'unsolicited Data-Out after the first burst ended');
-      if (d.dataSn !== this.unsolicitedDataSn) return bad(RejectReason.PROTOCOL_ERROR, true, `unsolicited DataSN ${d.dataSn}, expected ${this.unsolicitedDataSn}`);
-      if (d.bufferOffset !== this.unsolicitedNext) return bad(RejectReason.PROTOCOL_ERROR, true, `unsolicited Data-Out offset ${d.bufferOffset}, expected ${this.unsolicitedNext}`);
-      if (d.bufferOffset + len > this.unsolicitedLimit) return bad(RejectReason.PROTOCOL_ERROR, true, 'unsolicited data beyond FirstBurstLength or the expected length');
+      if (!this.unsolicitedOpen) return bad(RejectReason.INVALID_PDU_FIELD, 'unsolicited Data-Out after the first burst ended');
+      if (d.dataSn !== this.unsolicitedDataSn) return bad(RejectReason.PROTOCOL_ERROR, `unsolicited DataSN ${d.dataSn}, expected ${this.unsolicitedDataSn}`);
+      if (d.bufferOffset !== this.unsolicitedNext) return bad(RejectReason.PROTOCOL_ERROR, `unsolicited Data-Out offset ${d.bufferOffset}, expected ${this.unsolicitedNext}`);
+      if (d.bufferOffset + len > this.unsolicitedLimit) return bad(RejectReason.PROTOCOL_ERROR, 'unsolicited data beyond FirstBurstLength or the expected length');
       this.unsolicitedDataSn++;
       this.unsolicitedNext += len;
       if (len) this.addSegment(d.bufferOffset, d.data);
@@ -170,15 +193,15 @@ export class ScsiTask implements FabricCommandPort {
       }
     } else {
       const r = this.r2ts.get(d.ttt);
-      if (!r) return bad(RejectReason.INVALID_PDU_FIELD, false, `Data-Out with unknown Target Transfer Tag 0x${d.ttt.toString(16)}`);
-      if (d.dataSn !== r.dataSn) return bad(RejectReason.PROTOCOL_ERROR, true, `DataSN ${d.dataSn}, expected ${r.dataSn}`);
-      if (d.bufferOffset !== r.next) return bad(RejectReason.PROTOCOL_ERROR, true, `Data-Out offset ${d.bufferOffset}, expected ${r.next}`);
-      if (r.next + len > r.end) return bad(RejectReason.PROTOCOL_ERROR, true, 'Data-Out beyond the R2T desired length');
+      if (!r) return bad(RejectReason.INVALID_PDU_FIELD, `Data-Out with unknown Target Transfer Tag 0x${d.ttt.toString(16)}`);
+      if (d.dataSn !== r.dataSn) return bad(RejectReason.PROTOCOL_ERROR, `DataSN ${d.dataSn}, expected ${r.dataSn}`);
+      if (d.bufferOffset !== r.next) return bad(RejectReason.PROTOCOL_ERROR, `Data-Out offset ${d.bufferOffset}, expected ${r.next}`);
+      if (r.next + len > r.end) return bad(RejectReason.PROTOCOL_ERROR, 'Data-Out beyond the R2T desired length');
       r.dataSn++;
       r.next += len;
       if (len) this.addSegment(d.bufferOffset, d.data);
       if (r.next === r.end) this.r2ts.delete(r.ttt);
-      else if (d.final) return bad(RejectReason.PROTOCOL_ERROR, true, 'F bit before the R2T was satisfied');
+      else if (d.final) return bad(RejectReason.PROTOCOL_ERROR, 'F bit before the R2T was satisfied');
     }
     this.serveFetches();
     this.solicit();
@@ -273,8 +296,8 @@ export class ScsiTask implements FabricCommandPort {
   }
 }
 
-function bad(reason: number, fatal: boolean, message: string): DataOutOutcome {
-  return { ok: false, reason, fatal, message };
+function bad(reason: number, message: string): DataOutOutcome {
+  return { ok: false, reason, message };
 }
 
 function residualFields(r: Residual, bidiRead: Residual | undefined, bidi: boolean): ResidualFields {
