@@ -11,6 +11,7 @@ import type { StatsReport } from '../service/stats.js';
 import { renderTable, safe } from './render.js';
 import { showTree } from './show-render.js';
 import { serveCommand } from './serve-command.js';
+import { simCommand } from './sim-command.js';
 import { UsageError } from './errors.js';
 
 export { UsageError };
@@ -209,6 +210,8 @@ export function buildProgram(io: CliIo): Command {
   example(leaf(config, 'show', 'print the running configuration as YAML'), 'vtgt config show').action(async function (this: Command) {
     await call(this, 'config.show', {}, (r) => (r as { yaml: string }).yaml.replace(/\n$/, ''));
   });
+
+  simCommand(program, io);
 
   return program;
 }
