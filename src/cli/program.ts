@@ -292,7 +292,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' || e.exitCode === 0) return 0;
+      // --help exits 0; help shown because a subcommand is missing is a usage error.
+      if (e.exitCode === 0) return 0;
       return 2; // commander already printed what was wrong
     }
     if (e instanceof UsageError) {

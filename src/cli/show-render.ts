@@ -39,8 +39,11 @@ export function showTree(d: ShowData): string {
 }
 
 function sessionLabel(s: Record<string, unknown>): string {
-  const ini = s.initiator ?? s.initiatorName ?? '?';
-  const parts = [String(ini)];
-  for (const k of ['isid', 'tsih', 'address', 'peer', 'connections']) if (s[k] !== undefined) parts.push(`${k} ${typeof s[k] === 'object' ? JSON.stringify(s[k]) : String(s[k])}`);
+  const parts = [String(s.initiator ?? '?')];
+  if (s.isid !== undefined) parts.push(`isid ${String(s.isid)}`);
+  if (s.tsih !== undefined) parts.push(`tsih ${String(s.tsih)}`);
+  const conns = Array.isArray(s.connections) ? (s.connections as Array<Record<string, unknown>>) : [];
+  if (conns.length) parts.push(`from ${conns.map((c) => `${String(c.peerAddress)}:${String(c.peerPort)}`).join(',')}`);
+  if (s.commands !== undefined) parts.push(`${String(s.commands)} cmds`);
   return parts.join('  ');
 }

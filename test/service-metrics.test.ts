@@ -1,0 +1,108 @@
+// The optional Prometheus endpoint and the log formatting/guarding pieces of the service.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BackstoreError } from '../src/backstores/backstore.js';
+import { guardBackstore } from '../src/service/backstore-guard.js';
+import { createLogger, formatRecord } from '../src/service/logger.js';
+import { serve } from '../src/service/service.js';
+import { percentile } from '../src/service/stats.js';
+import { fakePlatform, MemoryStore } from '../src/service/testing/fake-platform.js';
+import { recordLatency } from '../src/vscsi/stats.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vtgt-metrics-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function capture() {
+  const records: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l) records.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { records, logger: pino({ level: 'debug' }, stream) };
+}
+
+describe('metrics endpoint', () => {
+  it('is off by default and serves per-LUN counters and latency histograms when configured', async () => {
+    const cfg = join(dir, 'vtgt.yaml');
+    writeFileSync(
+      cfg,
+      'backstores: [{name: m0, type: memory, size: 1MiB}]\ntargets: [{name: "iqn.2026-11.org.vtgt:m", luns: [{lun: 0, backstore: m0}]}]\niscsi: {portals: ["127.0.0.1:0"]}\nmetrics: {listen: "127.0.0.1:0"}\n',
+    );
+    const plat = fakePlatform();
+    const out: string[] = [];
+    const svc = await serve({ dataDir: dir, configPath: cfg, logger: pino({ level: 'silent' }), platform: plat, out: (l) => out.push(l) });
+    try {
+      const line = out.find((l) => l.startsWith('vtgt: metrics on '));
+      expect(line).toMatch(/^vtgt: metrics on http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      const stats = plat.core.lus.get('m0')!.stats;
+      stats.readCommands = 7;
+      stats.writeBytes = 4096;
+      recordLatency(stats, 0.3);
+      recordLatency(stats, 3);
+      const body = await (await fetch(line!.slice('vtgt: metrics on '.length))).text();
+      expect(body).toContain('vtgt_lun_read_commands_total{backstore="m0",target="iqn.2026-11.org.vtgt:m"} 7');
+      expect(body).toContain('vtgt_lun_write_bytes_total{backstore="m0",target="iqn.2026-11.org.vtgt:m"} 4096');
+      expect(body).toContain('vtgt_lun_command_latency_seconds_bucket{backstore="m0",le="0.0005"} 1');
+      expect(body).toContain('vtgt_lun_command_latency_seconds_bucket{backstore="m0",le="+Inf"} 2');
+      expect(body).toContain('vtgt_lun_command_latency_seconds_count{backstore="m0"} 2');
+      expect(body).toMatch(/# TYPE vtgt_lun_command_latency_seconds histogram/);
+      expect(body).toContain('vtgt_sessions 0');
+    } finally {
+      await svc.stop('test');
+    }
+    // Without a metrics section nothing listens.
+    writeFileSync(cfg, 'iscsi: {portals: ["127.0.0.1:0"]}\n');
+    const out2: string[] = [];
+    const svc2 = await serve({ dataDir: dir, configPath: cfg, logger: pino({ level: 'silent' }), platform: fakePlatform(), out: (l) => out2.push(l) });
+    expect(out2.some((l) => l.includes('metrics'))).toBe(false);
+    await svc2.stop('test');
+  });
+
+  it('computes latency percentiles from the histogram', () => {
+    const l = { bucketsMs: [1, 10], counts: [90, 9, 1], sumMs: 0, count: 100 };
+    expect(percentile(l, 0.5)).toBe(1);
+    expect(percentile(l, 0.99)).toBe(10);
+    expect(percentile(l, 1)).toBe(Infinity);
+    expect(percentile({ ...l, counts: [0, 0, 0], count: 0 }, 0.5)).toBeUndefined();
+  });
+});
+
+describe('logging', () => {
+  it('renders JSON records as readable lines for terminals', () => {
+    const line = formatRecord(JSON.stringify({ level: 40, time: Date.UTC(2026, 10, 21, 6, 5, 4), pid: 1, component: 'iscsi', initiator: 'iqn.x\u001b[2J', msg: 'login failed' }));
+    expect(line).toBe('06:05:04 WARN  [iscsi] login failed  initiator="iqn.x\\u001b[2J"\n');
+    expect(formatRecord('not json')).toBe('not json');
+  });
+
+  it('redacts secrets', () => {
+    const c = capture();
+    const l = createLogger({ destination: { write: (s: string) => c.records.push(JSON.parse(s) as Record<string, unknown>) } });
+    l.info({ chap: { user: 'u', secret: 'very-secret-value' } }, 'x');
+    expect(JSON.stringify(c.records)).not.toContain('very-secret-value');
+    expect((c.records[0]!.chap as Record<string, unknown>).user).toBe('u');
+  });
+
+  it('logs a failing backstore once per kind of failure, with advice, and passes the error on', async () => {
+    const c = capture();
+    const inner = new MemoryStore({ type: 'file', name: 'd0', path: '/srv/d0.img', size: 1 << 20 });
+    const g = guardBackstore(inner, c.logger);
+    inner.failWith = new BackstoreError('nospace', 'ENOSPC: no space left on device', 'ENOSPC');
+    for (let i = 0; i < 5; i++) await expect(g.write(0, Buffer.alloc(512), false)).rejects.toBe(inner.failWith);
+    inner.failWith = new BackstoreError('io', 'EIO', 'EIO');
+    await expect(g.read(0, 512)).rejects.toBeInstanceOf(BackstoreError);
+    await expect(g.read(0, 512)).rejects.toBeInstanceOf(BackstoreError);
+    expect(c.records).toHaveLength(2);
+    expect(c.records[0]).toMatchObject({ level: 50, backstore: 'd0', kind: 'nospace', errno: 'ENOSPC' });
+    expect(c.records[0]!.msg).toContain('free space or grow it');
+    expect(c.records[1]!.msg).toContain('check the disk');
+    expect([...g.failures]).toEqual(['nospace', 'io']);
+    inner.failWith = undefined;
+    expect((await g.read(0, 512)).length).toBe(512);
+  });
+});
