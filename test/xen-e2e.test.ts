@@ -33,7 +33,8 @@ async function setup() {
   core.addLogicalUnit({ id: 'disk2', backstore: new MemoryBackstore({ name: 'disk2', size: 16 << 20 }) });
   const startBackend = async () => {
     const hv = await SimHypervisor.connect(sock, dir, 0);
-    const server = new XenScsiServer({ hv, hostFactory: coreHostFactory({ core }) });
+    const logger = process.env.XEN_DEBUG ? (await import('pino')).default({ level: 'debug' }, (await import('pino')).default.destination(2)) : undefined;
+    const server = new XenScsiServer({ hv, hostFactory: coreHostFactory({ core }), ...(logger ? { logger } : {}) });
     await server.start();
     return { hv, server, stop: async () => { await server.stop(); await hv.close(); } };
   };
@@ -102,5 +103,28 @@ describe('xen end to end (in-process frontend)', () => {
     const r = await run;
     expect(r.errors, r.lines.join('\n')).toBe(0);
     expect(s.backend.server.device(3, 0)?.ringStats?.requests ?? 0).toBeGreaterThan(0);
+  });
+});
+
+describe('xen hostile frontend (in-process)', () => {
+  it('answers every attack per protocol, halts only the hostile ring, never touches ungranted pages', async () => {
+    const { runHostile } = await import('../src/xen/sim/hostile.js');
+    const s = await setup();
+    const xs = s.toolstack.xenstore;
+    await xenAttach({ xs, backendDomid: 0, domid: 5, vhost: 0, luns: [{ pdev: 'disk1', vdev: '0:0:0:0' }] });
+    await xenAttach({ xs, backendDomid: 0, domid: 6, vhost: 0, luns: [{ pdev: 'disk2', vdev: '0:0:0:0' }] });
+    const good = await s.guest(5);
+    const bad = await s.guest(6);
+    await good.connect();
+    await bad.connect();
+    const normal = new VerifiedWorkload(good, { seconds: 1.5, seed: 5 }).run();
+    const memory = (bad as unknown as { o: { memory: GuestMemoryFile } }).o.memory;
+    const h = await runHostile(bad, memory, { channel: 0, id: 0, lun: 0 });
+    const r = await normal;
+    expect(h.failures, h.lines.join('\n')).toBe(0);
+    expect(h.lines.length).toBeGreaterThanOrEqual(15);
+    expect(r.errors, r.lines.join('\n')).toBe(0);
+    expect(r.bytesVerified).toBeGreaterThan(0);
+    expect(s.backend.server.device(5, 0)?.ringHalted).toBeUndefined();
   });
 });

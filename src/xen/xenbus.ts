@@ -178,9 +178,7 @@ export class VscsiDevice {
       case XenbusState.InitWait:
         // Fresh frontend, or a guest that rebooted/kexec'd: forget the old ring, offer a new one.
         if (this.ring) await this.disconnect(true);
-        if (online !== '0' && (be === XenbusState.Closed || be === XenbusState.Connected || be === XenbusState.Closing)) {
-          if (be !== XenbusState.Closing) await this.setState(XenbusState.InitWait);
-        }
+        if (online === '1' && be !== XenbusState.InitWait && be !== XenbusState.Reconfiguring) await this.setState(XenbusState.InitWait);
         return;
       case XenbusState.Initialised: {
         if (be === XenbusState.InitWait || (be === XenbusState.Connected && (await this.ringChanged()))) {

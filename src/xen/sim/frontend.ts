@@ -90,6 +90,10 @@ export class ScsiFront {
   private connected = false;
   private closed = false;
   failed: string | undefined;
+  /** Hostile emulator: stop reacting to backend state changes while it writes nodes by hand. */
+  paused = false;
+  /** Hostile emulator: leave responses unread (and the port masked). */
+  ignoreEvents = false;
 
   constructor(private readonly o: ScsiFrontOptions) {
     this.domid = o.client.domid;
@@ -170,6 +174,7 @@ export class ScsiFront {
   }
 
   private async reconcile(): Promise<void> {
+    if (this.paused) return;
     const be = parseState(await this.xs.read(`${this.bePath}/state`));
     const fe = parseState(await this.xs.read(`${this.fePath}/state`));
     if (be === XenbusState.InitWait && (fe === XenbusState.Initialising || fe === undefined)) {
@@ -191,7 +196,8 @@ export class ScsiFront {
       await this.setState(XenbusState.Reconfiguring);
       return;
     }
-    if ((be === XenbusState.Closing || be === XenbusState.Closed) && fe !== XenbusState.Closed) {
+    // A backend still finishing an earlier close while we re-initialise is not a reason to close.
+    if ((be === XenbusState.Closing || be === XenbusState.Closed) && fe !== XenbusState.Closed && fe !== XenbusState.Initialising) {
       this.connected = false;
       if (fe !== XenbusState.Closing) await this.setState(XenbusState.Closing);
       this.failInflight('backend closed the device');
@@ -364,12 +370,53 @@ export class ScsiFront {
     return (await done).rslt;
   }
 
+  /**
+   * Tear the ring down and run the handshake again (what a guest does after kexec or resume):
+   * state Initialising, the backend answers InitWait, a fresh ring and event channel follow.
+   */
+  async reconnect(timeoutMs = 10_000): Promise<void> {
+    this.failInflight('reconnect');
+    this.failed = undefined;
+    this.connected = false;
+    this.o.client.closePort(this.port);
+    if (this.ringRef >= FIRST_FREE_GREF) this.endGrant(this.ringRef);
+    this.ringRef = 0;
+    this.paused = false;
+    this.ignoreEvents = false;
+    await this.setState(XenbusState.Initialising);
+    const deadline = Date.now() + timeoutMs;
+    while (!this.connected) {
+      if (Date.now() > deadline) throw new Error(`dom ${this.domid}: reconnect did not complete in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+      this.scheduleReconcile();
+    }
+  }
+
+  /**
+   * Publish a hand-built request image (hostile emulator). `build` gets the reserved rqid; `afterPush`
+   * runs right after publication (to rewrite the slot). Resolves undefined if no response arrives.
+   */
+  async raw(build: (rqid: number) => Buffer, timeoutMs: number, afterPush?: (slotOffsetInPage: number) => void): Promise<FrontCommandResult | undefined> {
+    const rqid = await this.takeSlot();
+    const sh = this.shadows[rqid]!;
+    const done = new Promise<FrontCommandResult>((resolve) => (sh.resolve = resolve));
+    const slot = slotOffset(this.reqProdPvt);
+    this.pushRequest(build(rqid));
+    afterPush?.(slot);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), timeoutMs)));
+    const r = await Promise.race([done, timeout]);
+    clearTimeout(timer);
+    return r;
+  }
+
   /** rqids currently in flight (for choosing an abort victim). */
   inflight(): number[] {
     return this.shadows.flatMap((s, i) => (s ? [i] : []));
   }
 
   private onEvent(): void {
+    if (this.ignoreEvents) return;
     try {
       this.drainResponses();
     } finally {
