@@ -147,9 +147,25 @@ describe('REGISTER AND MOVE parameters', () => {
     expect(await pr.out(a, SA.REGISTER_AND_MOVE, ram(1n, 2n, 1, Buffer.alloc(24)), 1)).toEqual(paramField(24)); // FC port
     expect(await pr.out(a, SA.REGISTER_AND_MOVE, ram(1n, 2n, 1, tid, 0, 4000), 1)).toEqual(PLLE);
     expect(await pr.out(a, SA.REGISTER_AND_MOVE, Buffer.alloc(10), 1)).toEqual(PLLE);
-    expect(await pr.out(a, SA.REGISTER_AND_MOVE, ram(1n, 2n, 1, tid), 0)).toEqual(cdbField(2, 3));
     expect(await pr.out(a, SA.REGISTER_AND_MOVE, ram(5n, 2n, 1, tid), 1)).toEqual({ kind: 'conflict' });
     expect(pr.readReservation(a)).toMatchObject({ key: 1n, type: 1 });
+  });
+  it('the CDB TYPE is ignored; an already registered destination takes the new key', async () => {
+    const pr = await held();
+    expectGood(await pr.registerIgnore(b, 7n));
+    const g = pr.readKeys(a).generation;
+    expectGood(await pr.out(a, SA.REGISTER_AND_MOVE, ram(1n, 0x88n, 1, b.initiator.transportId), 0));
+    expect(pr.readReservation(b)).toMatchObject({ type: 1, key: 0x88n });
+    expect(pr.readKeys(a)).toEqual({ generation: g + 1, keys: [1n, 0x88n] });
+    expect(pr.canWrite(b)).toBe(true);
+    expect(pr.canWrite(a)).toBe(false);
+  });
+  it('the sender initiator port at another target port is refused too', async () => {
+    const { ReservationManager } = await import('../src/vscsi/pr/index.js');
+    const pr = new Pr(await ReservationManager.open({ resolveTargetPort: (r) => (r === 9 ? 'tp-far' : undefined) }));
+    expectGood(await pr.registerIgnore(a, 1n));
+    expectGood(await pr.reserve(a, 1n, 1));
+    expect(await pr.out(a, SA.REGISTER_AND_MOVE, ram(1n, 2n, 9, a.initiator.transportId), 1)).toEqual(paramField(24));
   });
   it('UNREG drops the mover; the target port comes from resolveTargetPort', async () => {
     const { ReservationManager } = await import('../src/vscsi/pr/index.js');

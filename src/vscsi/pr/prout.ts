@@ -24,7 +24,7 @@ import {
   type PrState,
   type Registration,
 } from './state.js';
-import { buildTransportId, parseTransportId, sameIdentity, type PortIdentity } from './transport-id.js';
+import { buildTransportId, identityCovers, parseTransportId, sameIdentity, type PortIdentity } from './transport-id.js';
 
 /** An effect on I_T nexuses, named by the registrations (of the state before the command) they hold. */
 export type AbstractEffect =
@@ -88,19 +88,18 @@ export function executeProut(s: PrState, nexus: NexusView, cdb: Buffer, params: 
   const parsed = parseProutCdb(cdb);
   if ('reason' in parsed) return check(parsed);
   const { sa, scope, type, listLength } = parsed;
-  if (sa === SA.RESERVE || sa === SA.PREEMPT || sa === SA.PREEMPT_AND_ABORT || sa === SA.REGISTER_AND_MOVE) {
-    // PREEMPT ignores TYPE only when it merely removes registrations, but a bad SCOPE is always wrong.
-    if (sa === SA.PREEMPT || sa === SA.PREEMPT_AND_ABORT) {
-      if (scope !== LU_SCOPE) return check(invalidCdbField(2, 7));
-    } else {
-      const bad = validScopeAndType(scope, type);
-      if (bad) return check(bad);
-    }
+  if (sa === SA.RESERVE) {
+    const bad = validScopeAndType(scope, type);
+    if (bad) return check(bad);
+  } else if (sa === SA.PREEMPT || sa === SA.PREEMPT_AND_ABORT) {
+    // PREEMPT ignores TYPE when it merely removes registrations, but a bad SCOPE is always wrong.
+    if (scope !== LU_SCOPE) return check(invalidCdbField(2, 7));
   }
+  // REGISTER AND MOVE ignores SCOPE and TYPE: the reservation moves as it is (SPC-4 5.12.8 b).
   // The data the initiator actually sent must cover the PARAMETER LIST LENGTH.
   if (params.length < listLength) return check(failure('PARAMETER_LIST_LENGTH_ERROR'));
   const p = params.subarray(0, listLength);
-  if (sa === SA.REGISTER_AND_MOVE) return registerAndMove(s, nexus, type as PrType, p, env);
+  if (sa === SA.REGISTER_AND_MOVE) return registerAndMove(s, nexus, p, env);
   if (p.length < PROUT_BASIC_PARAMETER_LENGTH) return check(failure('PARAMETER_LIST_LENGTH_ERROR'));
   const flags = p[P_FLAGS]!;
   const specIPt = (flags & FLAG_SPEC_I_PT) !== 0;
@@ -300,7 +299,7 @@ function preempt(s: PrState, reg: Registration, sark: bigint, scope: number, typ
 }
 
 /** SPC-4 5.12.8: REGISTER AND MOVE hands the reservation to another I_T nexus. */
-function registerAndMove(s: PrState, nexus: NexusView, type: PrType, p: Buffer, env: ProutEnv): ProutStep {
+function registerAndMove(s: PrState, nexus: NexusView, p: Buffer, env: ProutEnv): ProutStep {
   if (p.length < RM_TRANSPORTID) return check(failure('PARAMETER_LIST_LENGTH_ERROR'));
   const tidLength = p.readUInt32BE(RM_TRANSPORTID_PARAMETER_DATA_LENGTH);
   if (RM_TRANSPORTID + tidLength > p.length) return check(failure('PARAMETER_LIST_LENGTH_ERROR'));
@@ -323,13 +322,13 @@ function registerAndMove(s: PrState, nexus: NexusView, type: PrType, p: Buffer, 
   // I_T nexus we could reach through a target port of this one.
   if (t.identity.protocolId !== nexus.identity.protocolId) return check(invalidParamField(RM_TRANSPORTID));
   const dest: NexusView = { key: '', identity: t.identity, targetPortName, relativeTargetPortId: rtpi };
-  // Moving to oneself is meaningless (SPC-4 5.12.8): INVALID FIELD IN PARAMETER LIST. (A move between
-  // ports of one ALL_TG_PT registration is refused the same way: the registration already holds it.)
-  if (sameIdentity(t.identity, nexus.identity) && targetPortName === nexus.targetPortName) {
-    return check(invalidParamField(RM_TRANSPORTID));
-  }
+  // SPC-4 5.12.8: a TransportID naming the sender's own initiator port (at any target port) is
+  // INVALID FIELD IN PARAMETER LIST.
+  if (identityCovers(t.identity, nexus.identity)) return check(invalidParamField(RM_TRANSPORTID));
   let destReg = findRegistration(s, dest);
   if (destReg === reg) return check(invalidParamField(RM_TRANSPORTID));
+  // An already registered destination takes the new key (SPC-4 5.12.8 c: "retain" the SARK).
+  if (destReg) destReg.key = sark;
   if (!destReg) {
     destReg = addRegistration(s, {
       key: sark,
@@ -341,7 +340,7 @@ function registerAndMove(s: PrState, nexus: NexusView, type: PrType, p: Buffer, 
     });
     if (!destReg) return check(failure('INSUFFICIENT_REGISTRATION_RESOURCES'));
   }
-  s.reservation = { type, scope: LU_SCOPE, holderId: destReg.id };
+  s.reservation = { type: res.type, scope: res.scope, holderId: destReg.id };
   if (flags & RM_FLAG_UNREG) removeRegistrations(s, new Set([reg.id]));
   s.aptpl = (flags & RM_FLAG_APTPL) !== 0;
   bumpGeneration(s);
