@@ -165,7 +165,7 @@ export class LoginMachine {
     const outcome = neg.handle(decoded.pairs, { discovery: this.sessionType === 'Discovery', leading: this.tsih === 0, inLogin: true });
     if (!outcome.ok) return this.fail(req, LoginStatus.INITIATOR_ERROR, outcome.error);
     answers.push(...outcome.responses);
-    if (this.stage === LoginStage.OPERATIONAL_NEGOTIATION || (req.transit && req.nsg === LoginStage.OPERATIONAL_NEGOTIATION) || req.nsg === LoginStage.FULL_FEATURE_PHASE) {
+    if (this.stage === LoginStage.OPERATIONAL_NEGOTIATION || (req.transit && req.nsg === LoginStage.FULL_FEATURE_PHASE)) {
       answers.push(...neg.ourDeclarations());
     }
 
