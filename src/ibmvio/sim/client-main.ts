@@ -1,0 +1,95 @@
+/**
+ * Entry point of a client partition process: `node client-main.js '<json args>'`. Prints `LOG ...`
+ * lines and one final `RESULT {...}` line; exits 0 when the run had no errors.
+ */
+import { OsType } from '../constants.js';
+import { VioClient, Layout } from './client.js';
+import { runHostile } from './hostile.js';
+import { Partition } from './partition.js';
+import { Workload } from './workload.js';
+
+export interface ClientProcessArgs {
+  socketPath: string;
+  unit: number;
+  memPath: string;
+  partitionName: string;
+  aix: boolean;
+  mode: 'normal' | 'hostile';
+  seconds: number;
+  workers: number;
+  maxBlocks: number;
+  seed: number;
+}
+
+const say = (kind: 'LOG' | 'RESULT', s: string) => process.stdout.write(`${kind} ${s}\n`);
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
+}
+
+async function normal(a: ClientProcessArgs): Promise<number> {
+  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memPath: a.memPath, memBytes: Layout.MEM_BYTES });
+  const client = new VioClient(part, { partitionName: a.partitionName, osType: a.aix ? OsType.AIX : OsType.LINUX }, { log: (l) => say('LOG', l) });
+  const rnd = rng(a.seed);
+  const w = new Workload(client, a.aix ? 'aix' : 'linux', rnd);
+  let fatal: string | undefined;
+  try {
+    await client.start();
+    await client.waitUp(20_000);
+    const luns = await w.scan();
+    say('LOG', `scan: ${luns.map((l) => `LUN ${l.number} ${l.vendor}/${l.product}/${l.revision} ${l.blocks}x${l.blockSize}`).join(', ')}`);
+    if (a.aix) {
+      for (const l of luns) {
+        if (l.vendor !== 'IBM' || l.product !== 'VDASD blkdev' || l.revision !== '0001') {
+          w.result.errors++;
+          w.result.messages.push(`AIX profile: LUN ${l.number} reports ${l.vendor}/${l.product}/${l.revision}`);
+        }
+      }
+    }
+    const start = Date.now();
+    const deadline = start + a.seconds * 1000;
+    const workers = Math.max(1, Math.min(a.workers, client.loginLimit - 2, Layout.SLOTS - 4));
+    const io = w.randomIo(luns, workers, deadline, a.maxBlocks);
+    const at = (frac: number) => new Promise((r) => setTimeout(r, a.seconds * 1000 * frac));
+    const tmfs = (async () => {
+      await at(0.3);
+      await w.abortOne();
+      await at(0.35);
+      await w.lunReset(luns);
+    })();
+    await Promise.all([io, tmfs]);
+    // Every credit must have come back: no leak, no double credit after aborts and resets.
+    await client.waitUp(20_000);
+    if (client.requestLimit !== client.loginLimit) {
+      w.result.errors++;
+      w.result.messages.push(`credits: ${client.requestLimit} available after the run, login granted ${client.loginLimit}`);
+    }
+  } catch (err) {
+    fatal = (err as Error).message;
+    w.result.errors++;
+    w.result.messages.push(`fatal: ${fatal}`);
+  }
+  say('RESULT', JSON.stringify({ ...w.result, resets: client.resets, partition: part.partitionNumber }));
+  await client.close().catch(() => undefined);
+  part.close();
+  return w.result.errors === 0 ? 0 : 1;
+}
+
+async function main(): Promise<void> {
+  const a = JSON.parse(process.argv[2] ?? '{}') as ClientProcessArgs;
+  const code = a.mode === 'hostile' ? await runHostile(a, say) : await normal(a);
+  process.exit(code);
+}
+
+void main().catch((err: Error) => {
+  say('RESULT', JSON.stringify({ errors: 1, messages: [`crash: ${err.stack ?? err.message}`] }));
+  process.exit(2);
+});

@@ -1,0 +1,157 @@
+/**
+ * `vtgt sim ibmvio`: a simulated PowerVM in this process with the real SCSI core and the VIO
+ * server, and one client partition process per LPAR (plus hostile ones with --hostile). Midway, the
+ * first partition's server adapter is restarted and the client must ride through it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { MemoryBackstore } from '../../backstores/memory.js';
+import { ScsiCore } from '../../vscsi/core.js';
+import { VioAdapter } from '../adapter.js';
+import type { ClientProcessArgs } from './client-main.js';
+import { SimPowerVM } from './hypervisor.js';
+import { spawnPartition } from './spawn.js';
+
+export interface IbmvioSimOptions {
+  clients: number;
+  seconds: number;
+  aix: boolean;
+  hostile: boolean;
+  logger?: Logger;
+  /** Restart the first server adapter midway (default true when seconds >= 2). */
+  restart?: boolean;
+  /** LUNs per partition (default 2) and their size (default 64 MiB, sparse in memory). */
+  lunsPerClient?: number;
+  lunBytes?: number;
+}
+
+export interface IbmvioSimResult {
+  commands: number;
+  errors: number;
+  bytesVerified: number;
+  lines: string[];
+  ok: boolean;
+}
+
+const SERVER_UNIT_BASE = 0x30000000;
+const CLIENT_UNIT_BASE = 0x71000000;
+
+export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimResult> {
+  const clients = Math.max(0, Math.floor(opts.clients));
+  const seconds = Math.max(0.5, opts.seconds);
+  const hostiles = opts.hostile ? 1 : 0;
+  const dir = await mkdtemp(join(tmpdir(), 'vtgt-ibmvio-'));
+  const log = opts.logger;
+  const hv = new SimPowerVM({ socketPath: join(dir, 'powervm.sock'), ...(log ? { logger: log } : {}) });
+  const core = new ScsiCore(log ? { logger: log } : {});
+  const adapters: VioAdapter[] = [];
+  const lines: string[] = [];
+  let commands = 0;
+  let errors = 0;
+  let bytesVerified = 0;
+  let ok = true;
+  try {
+    await hv.listen();
+    const total = clients + hostiles;
+    const configs: Array<{ index: number; hostile: boolean; adapter: () => VioAdapter }> = [];
+    for (let i = 0; i < total; i++) {
+      const hostile = i >= clients;
+      const target = core.createTarget({ name: `ibmvio-vhost${i}` });
+      const port = target.addPort({ name: `vhost${i}` });
+      const luns = hostile ? 1 : (opts.lunsPerClient ?? 2);
+      for (let l = 0; l < luns; l++) {
+        const id = `vhost${i}-lun${l}`;
+        const lu = core.addLogicalUnit({ id, backstore: new MemoryBackstore({ name: id, size: opts.lunBytes ?? 64 * 1024 * 1024 }) });
+        target.luns.set(l, lu);
+      }
+      hv.addAdapterPair({ serverUnit: SERVER_UNIT_BASE + i, clientUnit: CLIENT_UNIT_BASE + i, clientPartition: 10 + i });
+      const make = () =>
+        new VioAdapter(hv, {
+          unit: SERVER_UNIT_BASE + i,
+          deviceName: `vhost${i}`,
+          partitionName: 'vtgt-vios',
+          partitionNumber: 1,
+          profile: opts.aix && !hostile ? 'aix' : 'linux',
+          ...(hostile ? { requestLimit: 8, queueFullTimeoutMs: 1000 } : {}),
+          openNexus: (initiator, profile) => core.openNexus({ target, targetPort: port, initiator, profile }),
+          ...(log ? { logger: log } : {}),
+        });
+      configs.push({ index: i, hostile, adapter: make });
+      const a = make();
+      adapters.push(a);
+      a.start();
+    }
+    let restarted = false;
+    const restart = (opts.restart ?? seconds >= 2) && clients > 0;
+    let restartTimer: NodeJS.Timeout | undefined;
+    // A server restart as the client sees it: our queue freed (transport event), then a new adapter
+    // instance registers again and says INIT. Timed from the first partition's LUN scan.
+    const scheduleRestart = () => {
+      if (!restart || restartTimer) return;
+      restartTimer = setTimeout(() => {
+        const old = adapters[0]!;
+        void old.stop().then(() => {
+          const fresh = configs[0]!.adapter();
+          adapters[0] = fresh;
+          fresh.start();
+          restarted = true;
+        });
+      }, seconds * 500);
+    };
+    const procs = configs.map((c) => {
+      const args: ClientProcessArgs = {
+        socketPath: join(dir, 'powervm.sock'),
+        unit: CLIENT_UNIT_BASE + c.index,
+        memPath: join(dir, `lpar${c.index}.mem`),
+        partitionName: c.hostile ? `hostile${c.index}` : `lpar${c.index}`,
+        aix: opts.aix && !c.hostile,
+        mode: c.hostile ? 'hostile' : 'normal',
+        seconds,
+        workers: 24,
+        maxBlocks: 256,
+        seed: 1000 + c.index,
+      };
+      const onLog = c.index === 0 && !c.hostile ? (l: string) => void (l.startsWith('scan:') && scheduleRestart()) : undefined;
+      return { c, p: spawnPartition(args, onLog) };
+    });
+    const results = await Promise.all(procs.map(async ({ c, p }) => ({ c, r: await p.done })));
+    if (restartTimer) clearTimeout(restartTimer);
+    for (const { c, r } of results) {
+      const res = (r.result ?? {}) as {
+        commands?: number; errors?: number; bytesVerified?: number; resets?: number; aborts?: number; lunResets?: number;
+        retries?: number; messages?: string[]; lines?: string[]; unexpected?: number; guardIntact?: boolean; partition?: number;
+      };
+      if (c.hostile) {
+        for (const l of res.lines ?? []) lines.push(l);
+        if (r.code !== 0 || res.guardIntact !== true) {
+          ok = false;
+          lines.push(`hostile partition ${c.index}: exit ${r.code}, ${res.unexpected ?? '?'} unexpected answers, guard ${res.guardIntact ? 'intact' : 'NOT intact'}`);
+          for (const l of r.logs.filter((x) => x.startsWith('stderr'))) lines.push(l);
+        }
+        continue;
+      }
+      commands += res.commands ?? 0;
+      errors += res.errors ?? (r.code === 0 ? 0 : 1);
+      bytesVerified += res.bytesVerified ?? 0;
+      lines.push(
+        `lpar${c.index} (partition ${res.partition ?? '?'}${opts.aix ? ', AIX' : ''}): ${res.commands ?? 0} commands, ${res.errors ?? '?'} errors, ` +
+          `${res.bytesVerified ?? 0} bytes verified, ${res.aborts ?? 0} aborts, ${res.lunResets ?? 0} LUN resets, ${res.resets ?? 0} host resets, ${res.retries ?? 0} retries`,
+      );
+      for (const m of res.messages ?? []) lines.push(`  lpar${c.index}: ${m}`);
+      if (r.code !== 0) {
+        ok = false;
+        for (const l of r.logs.filter((x) => x.startsWith('stderr'))) lines.push(`  lpar${c.index}: ${l}`);
+      }
+    }
+    if (restart) lines.push(`server adapter vhost0 restarted midway: ${restarted ? 'yes' : 'no'}`);
+    if (opts.hostile) lines.push(`hypervisor: ${hv.stats.refusedCopies} H_COPY_RDMA refused (outside a window or without permission), ${hv.stats.copies} copies done`);
+    if (errors > 0) ok = false;
+  } finally {
+    for (const a of adapters) await a.stop().catch(() => undefined);
+    await hv.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return { commands, errors, bytesVerified, lines, ok };
+}

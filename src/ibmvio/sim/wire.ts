@@ -1,0 +1,40 @@
+/**
+ * Messages between a client partition process and the simulated PowerVM, one JSON object per line
+ * over a Unix socket. Only hcalls and interrupts travel here; the partition's memory is a
+ * shared-memory file the hypervisor maps (and the server reaches only through H_COPY_RDMA).
+ */
+
+export type ClientToHv =
+  | { op: 'attach'; unit: number; memPath: string; windowBytes: number }
+  | { op: 'hcall'; id: number; call: 'H_PUT_TCE'; ioba: number; pages: number; realOffset: number; perm: number }
+  | { op: 'hcall'; id: number; call: 'H_REG_CRQ'; ioba: number; len: number }
+  | { op: 'hcall'; id: number; call: 'H_FREE_CRQ' }
+  | { op: 'hcall'; id: number; call: 'H_ENABLE_CRQ' }
+  | { op: 'hcall'; id: number; call: 'H_SEND_CRQ'; entry: string };
+
+export type HvToClient =
+  | { op: 'attached'; rc: number; partition: number; message?: string }
+  | { op: 'ret'; id: number; rc: number }
+  | { op: 'irq' };
+
+/** Splits a byte stream into lines; bounded so a hostile peer cannot grow it without limit. */
+export class LineReader {
+  private buf = '';
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly maxLine = 64 * 1024,
+  ) {}
+
+  /** Returns false when a line exceeds the bound (the caller should drop the peer). */
+  push(chunk: string): boolean {
+    this.buf += chunk;
+    for (;;) {
+      const i = this.buf.indexOf('\n');
+      if (i < 0) break;
+      const line = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + 1);
+      if (line.length > 0) this.onLine(line);
+    }
+    return this.buf.length <= this.maxLine;
+  }
+}
