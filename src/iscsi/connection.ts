@@ -187,10 +187,20 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
           // §7.8: a data digest error is answered with Reject; SCSI data cannot be recovered at ERL 0.
           this.reject(RejectReason.DATA_DIGEST_ERROR, r.bhs);
           const op = opcodeOf(r.bhs);
-          if (op === InitiatorOpcode.SCSI_COMMAND || op === InitiatorOpcode.DATA_OUT) this.drop('data digest error on SCSI data');
+          if (op === InitiatorOpcode.SCSI_COMMAND || op === InitiatorOpcode.DATA_OUT) {
+            this.log?.info({ reason: 'data digest error on SCSI data' }, 'closing iSCSI connection');
+            this.finish();
+            return;
+          }
           continue;
         }
-        if (this.phase === 'ffp' && r.code !== 'header-digest') this.reject(RejectReason.PROTOCOL_ERROR, r.bhs);
+        if (this.phase === 'ffp' && r.code !== 'header-digest') {
+          // Let the Reject reach the initiator before the connection closes (§11.17).
+          this.reject(RejectReason.PROTOCOL_ERROR, r.bhs);
+          this.log?.info({ reason: r.message }, 'closing iSCSI connection');
+          this.finish();
+          return;
+        }
         this.drop(r.message);
         return;
       }
