@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crc32c } from '../src/native/crc32c.js';
+import { crc32c, crc32cv } from '../src/native/crc32c.js';
 
 // Check values from RFC 3720 appendix B.4 (iSCSI CRC32C examples).
 describe('crc32c', () => {
@@ -18,5 +18,16 @@ describe('crc32c', () => {
   });
   it('rejects non-buffers before crossing into C++', () => {
     expect(() => crc32c('abc' as unknown as Uint8Array)).toThrow(TypeError);
+  });
+  it('crc32cv over parts equals crc32c over the concatenation', () => {
+    const a = Buffer.from('iSCSI data segment ');
+    const b = Buffer.alloc(0);
+    const c = Buffer.from([1, 2, 3, 0]); // pad bytes
+    const whole = Buffer.concat([a, b, c]);
+    expect(crc32cv([a, b, c])).toBe(crc32c(whole));
+    expect(crc32cv([])).toBe(0);
+    const big = Buffer.alloc(100_003, 0x5a);
+    expect(crc32cv([big.subarray(0, 7), big.subarray(7, 65_536), big.subarray(65_536)])).toBe(crc32c(big));
+    expect(() => crc32cv([a, 'x' as unknown as Buffer])).toThrow(/part 1/);
   });
 });

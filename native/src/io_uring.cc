@@ -26,14 +26,19 @@ class UringEngine {
   size_t inflight = 0;  // in the kernel or in backlog
   bool draining = false;
   unsigned unsubmitted = 0;
+  // Requests in the kernel are capped at the ring size so completions never overflow the CQ ring
+  // (which holds twice as many); the rest wait in `backlog`.
+  unsigned in_kernel = 0;
   uint64_t async_bytes = 65536;
 
   // One SQE moves at most this much; longer transfers continue as short transfers do.
   static constexpr uint64_t kMaxChunk = 1u << 30;
 
   bool Prep(IoRequest* r) {
+    if (in_kernel >= entries) return false;
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
     if (!sqe) return false;
+    in_kernel++;
     unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(r->len - r->done, kMaxChunk));
     switch (r->op) {
       case IoOp::kRead:
@@ -113,6 +118,7 @@ class UringEngine {
     for (int round = 0; round < 64; round++) {
       io_uring_cqe* cqes[64];
       unsigned n = io_uring_peek_batch_cqe(&ring, cqes, 64);
+      in_kernel -= n;
       for (unsigned i = 0; i < n; i++) Complete(static_cast<IoRequest*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res);
       io_uring_cq_advance(&ring, n);
       while (!backlog.empty() && Prep(backlog.front())) backlog.pop_front();

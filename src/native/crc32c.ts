@@ -10,3 +10,19 @@ export function crc32c(data: Uint8Array, seed = 0): number {
 }
 
 export const crc32cHardware: boolean = native.crc32cHardware();
+
+/**
+ * CRC32C over several buffers as if concatenated (an iSCSI data digest over data segment + padding,
+ * without copying them together).
+ */
+export function crc32cv(parts: ReadonlyArray<Uint8Array>, seed = 0): number {
+  if (!Array.isArray(parts)) throw new TypeError('crc32cv: parts must be an array of Buffers');
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError('crc32cv: seed must be a uint32');
+  let crc = seed;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (!(p instanceof Uint8Array)) throw new TypeError(`crc32cv: part ${i} must be a Buffer or Uint8Array`);
+    if (p.length > 0) crc = native.crc32c(p, crc);
+  }
+  return crc;
+}
