@@ -128,3 +128,27 @@ describe('damaged state files', () => {
     await expect(ReservationManager.open({ aptplPath: file })).rejects.toThrow(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*Repair or move`));
   });
 });
+
+describe('operator actions', () => {
+  it('adminClear drops everything, tells the registrants, and persists under APTPL', async () => {
+    const pr = await open();
+    expectGood(await pr.registerIgnore(a, 1n, { aptpl: true }));
+    expectGood(await pr.registerIgnore(b, 2n, { aptpl: true })); // the last REGISTER's APTPL decides
+    expectGood(await pr.reserve(a, 1n, 3));
+    expect(pr.m.status()).toMatchObject({ aptpl: true, reservation: { type: 3, holderKey: 1n } });
+    const effects = await pr.m.adminClear();
+    expect(effects).toEqual([{ kind: 'unitAttention', nexusKeys: [a.key, b.key], reason: 'RESERVATIONS_PREEMPTED' }]);
+    expect(pr.m.status()).toMatchObject({ registrations: [], reservation: null });
+    expect(pr.canWrite(b)).toBe(true);
+    expect((await open()).readKeys(a).keys).toEqual([]);
+  });
+  it('attachNexus lets a nexus that has sent nothing yet receive unit attentions', async () => {
+    const pr = await open();
+    const other = nexus('iqn.2024-01.test:a', '000000000001', 'tp-3', 3);
+    expectGood(await pr.registerIgnore(a, 1n, { allTgPt: true }));
+    pr.m.attachNexus(other);
+    expectGood(await pr.registerIgnore(b, 2n));
+    const o = await pr.clear(b, 2n);
+    expect(o.kind === 'good' && o.effects).toEqual([{ kind: 'unitAttention', nexusKeys: [a.key, other.key], reason: 'RESERVATIONS_PREEMPTED' }]);
+  });
+});

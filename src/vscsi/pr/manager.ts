@@ -254,6 +254,37 @@ export class ReservationManager {
     this.spc2Holder = undefined;
   }
 
+  /**
+   * An I_T nexus that can reach this logical unit now exists (optional: `checkConflict` also learns
+   * nexuses). Knowing it early lets unit attentions reach it before its first command here.
+   */
+  attachNexus(initiator: PrInitiator): void {
+    this.view(initiator);
+  }
+
+  /**
+   * Operator action: drop every registration, the persistent reservation and any RESERVE(6/10),
+   * as CLEAR would (RESERVATIONS PREEMPTED to the registrants we know). Persisted when APTPL is active.
+   * Rejects, leaving the state as it was, when the state file cannot be updated.
+   */
+  adminClear(): Promise<PrEffect[]> {
+    const run = this.outQueue.then(async () => {
+      const before = this.state;
+      const next = cloneState(before);
+      next.registrations = [];
+      next.reservation = null;
+      if (before.registrations.length > 0 || before.reservation) next.generation = (next.generation + 1) >>> 0;
+      if (this.aptplPath !== undefined && next.aptpl) await writeFileAtomic(this.aptplPath, serialiseState(next), this.fs);
+      this.state = next;
+      this.spc2Holder = undefined;
+      this.logger?.warn({ lu: this.description, registrations: before.registrations.length }, 'persistent reservations cleared by the operator');
+      const keys = this.nexusesOf(before.registrations);
+      return keys.length > 0 ? [{ kind: 'unitAttention', nexusKeys: keys, reason: 'RESERVATIONS_PREEMPTED' } as PrEffect] : [];
+    });
+    this.outQueue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Current state, for management tools. */
   status(): ReservationStatus {
     const s = this.state;
