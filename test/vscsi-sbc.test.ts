@@ -158,6 +158,25 @@ describe('residuals', () => {
   });
 });
 
+describe('protocol mismatches and defect data', () => {
+  it('a READ offered data-out fails with INVALID FIELD IN CIU and consumes nothing', async () => {
+    const { fab } = rig();
+    const r = await fab.submit({ cdb: cdb10(0x28, 0, 1), dataOut: Buffer.alloc(4096) });
+    const s = senseOf(r);
+    expect([s.key, s.asc, s.ascq]).toEqual([0x5, 0x0e, 0x03]);
+    expect(r.residual).toEqual({ kind: 'underflow', count: 4096 });
+  });
+
+  it('READ DEFECT DATA(10/12) report empty valid lists in the requested format', async () => {
+    const { fab } = rig();
+    const r = await fab.submit({ cdb: [0x37, 0, 0x1d, 0, 0, 0, 0, 0, 32, 0], expectedLength: 32 });
+    expect(r.status).toBe(GOOD);
+    expect([...r.data]).toEqual([0, 0x1d, 0, 0]);
+    const t = await fab.submit({ cdb: [0xb7, 0x08, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], expectedLength: 32 });
+    expect([...t.data]).toEqual([0, 0x08, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
 describe('WRITE AND VERIFY, VERIFY', () => {
   it('WRITE AND VERIFY writes, and BYTCHK=1 verifies', async () => {
     const { fab } = rig();

@@ -9,7 +9,8 @@ export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
 /** COMPARE AND WRITE NUMBER OF LOGICAL BLOCKS limit (the CDB field is one byte). */
 export const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
 export const MAX_UNMAP_BLOCK_DESCRIPTORS = 256;
-export const MAX_UNMAP_LBA_COUNT = 0x400000;
+// libiscsi and Linux treat counts above 1 Mi blocks (other than "no limit") as implausible.
+export const MAX_UNMAP_LBA_COUNT = 0x100000;
 export const MAX_WRITE_SAME_BLOCKS = 0x400000;
 
 export interface BlockLimits {

@@ -217,6 +217,14 @@ export class NexusImpl implements Nexus {
       reject(invalid);
       return;
     }
+    if (spec.dataInOnly && (request.direction === 'write' || request.direction === 'bidi') && request.expectedLength > 0) {
+      // The initiator offers data-out for a command that only reads: the CDB and the transfer disagree.
+      this.completeImmediately(request, lu, { kind: 'check', failure: failure('INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT') }, {
+        kind: 'underflow',
+        count: request.expectedLength,
+      });
+      return;
+    }
     if (request.attribute === TaskAttribute.ACA) {
       // NACA is never accepted, so no ACA condition can exist for an ACA task to address.
       reject(failure('INVALID_MESSAGE_ERROR'));
@@ -368,8 +376,13 @@ export class NexusImpl implements Nexus {
     return { status, dataIn, residual };
   }
 
-  private completeImmediately(request: ScsiCommandRequest, lu: LogicalUnit | undefined, outcome: CommandOutcome): void {
-    const fake = { request, expectedIn: 0, outResidual: { kind: 'none' }, direction: request.direction } as unknown as CommandContext;
+  private completeImmediately(
+    request: ScsiCommandRequest,
+    lu: LogicalUnit | undefined,
+    outcome: CommandOutcome,
+    outResidual: Residual = { kind: 'none' },
+  ): void {
+    const fake = { request, expectedIn: 0, outResidual, direction: request.direction } as unknown as CommandContext;
     const completion = this.buildCompletion(fake, lu, outcome);
     if (lu) lu.stats.errors++;
     this.safeComplete(request, completion);

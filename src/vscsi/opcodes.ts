@@ -13,6 +13,7 @@ import { sbcReadWriteCommands } from './sbc-read-write.js';
 import { sbcCommands } from './sbc.js';
 import { sbcUnmapCommands } from './sbc-unmap.js';
 import { sbcCompareCommands } from './sbc-compare.js';
+import { sbcDefectCommands } from './sbc-defects.js';
 import { maintenanceCommands } from './maintenance-in.js';
 import { reservationCommands } from './reservations.js';
 
@@ -31,6 +32,7 @@ function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
     ...sbcCommands,
     ...sbcUnmapCommands,
     ...sbcCompareCommands,
+    ...sbcDefectCommands,
     ...maintenanceCommands,
     ...reservationCommands,
   ];
