@@ -249,7 +249,8 @@ export class FileBackstore implements Backstore {
 
   #fail(e: unknown, what: string): BackstoreError {
     const err = toBackstoreError(e, this.describe, what);
-    this.#log?.warn({ backstore: this.name, errno: err.errno, kind: err.kind }, err.message);
+    // debug: a failing disk fails every I/O; the service logs the first failure per LUN at warn.
+    this.#log?.debug({ backstore: this.name, errno: err.errno, kind: err.kind }, err.message);
     return err;
   }
 
