@@ -148,6 +148,8 @@ export class VioClient {
     if (this.closed) return;
     const slot = Buffer.alloc(CRQ_ENTRY_LEN);
     for (;;) {
+      // A host reset discards whatever is still queued: the page is cleared and registered anew.
+      if (this.resetting) return;
       this.part.mem.read(Layout.CRQ + this.crqCursor, slot);
       if (slot[0] === 0) return;
       const entry = Buffer.from(slot);
