@@ -1,85 +1,17 @@
 // `vtgt serve` as a real process on the real core, backstores and iSCSI server, driven by the `vtgt`
 // CLI (spawned), libiscsi's iscsi-ls and qemu-io: hot LUN add/remove, SIGHUP reload, and a graceful
 // stop with a session logged in after which every acknowledged write is still there.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { BIN, DEFAULT_TARGET as T, ProcessScope, tool, vtgt } from './service-helpers.js';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'vtgt.js');
-const T = 'iqn.2026-11.org.vtgt:default';
-const dirs: string[] = [];
-const procs = new Set<ChildProcess>();
-
-interface Service {
-  proc: ChildProcess;
-  port: number;
-  stdout: string[];
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'vtgt-proc-'));
-  dirs.push(d);
-  return d;
-}
-
-/** Start `vtgt serve` and wait (bounded) for its `vtgt: ready` line. */
-async function startService(data: string, extra: string[] = []): Promise<Service> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--data', data, '--portal', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(proc);
-  const stdout: string[] = [];
-  let err = '';
-  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => {
-      procs.delete(proc);
-      resolve({ code, signal });
-    }),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`vtgt serve did not become ready in 15 s:\n${stdout.join('\n')}\n${err}`)), 15_000);
-    proc.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        stdout.push(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-      if (stdout.includes('vtgt: ready')) {
-        clearTimeout(timer);
-        const line = stdout.find((l) => l.startsWith('vtgt: listening on iscsi://127.0.0.1:'));
-        resolve(Number(line!.split(':').pop()));
-      }
-    });
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`vtgt serve exited (${code}) before it was ready:\n${err}`));
-    });
-  });
-  return { proc, port, stdout, stderr: () => err, exited };
-}
-
-function vtgt(data: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, '--data', data, ...args], { encoding: 'utf8', timeout: 15_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function tool(cmd: string, ...args: string[]) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
-  if (r.error) throw r.error;
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-afterEach(() => {
-  for (const p of procs) p.kill('SIGKILL');
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const scope = new ProcessScope();
+const tempDir = () => scope.tempDir();
+const startService = (data: string, extra?: string[]) => scope.startService(data, extra);
+afterEach(() => scope.killAll());
+afterAll(() => scope.cleanup());
 
 describe('vtgt serve process', () => {
   it('serves the default target; CLI hot-adds and removes a LUN; SIGHUP reloads the file', async () => {
@@ -138,8 +70,7 @@ describe('vtgt serve process', () => {
     const url = `iscsi://127.0.0.1:${svc.port}/${T}/0`;
 
     // A long-lived initiator session: qemu-io in interactive mode keeps the LUN open.
-    const qio = spawn('qemu-io', ['-f', 'raw', url], { stdio: ['pipe', 'pipe', 'pipe'] });
-    procs.add(qio);
+    const qio = scope.track(spawn('qemu-io', ['-f', 'raw', url], { stdio: ['pipe', 'pipe', 'pipe'] }));
     let qout = '';
     qio.stdout!.on('data', (c: Buffer) => (qout += c.toString()));
     qio.stderr!.on('data', (c: Buffer) => (qout += c.toString()));
@@ -155,7 +86,6 @@ describe('vtgt serve process', () => {
     expect(svc.stderr()).toContain('backstores flushed and closed');
     expect(svc.stderr()).toContain('stopped cleanly');
     qio.kill('SIGKILL');
-    procs.delete(qio);
 
     // Restart on the same data directory: the write acknowledged before the stop is on disk.
     const again = await startService(data);

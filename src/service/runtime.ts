@@ -311,13 +311,14 @@ export class Runtime {
   /** Graceful stop: no new logins, initiators asked to log out, LUs drained, stores flushed and closed. */
   async shutdown(logoutTimeoutMs: number): Promise<void> {
     await this.queue;
-    for (const rp of this.portals.values()) await this.iscsi.removePortal(rp.bound.host, rp.bound.port).catch(() => undefined);
-    this.portals.clear();
     for (const [key, value] of Object.entries(this.current.fabrics)) {
       await fabricSection(key)?.shutdown?.(this.fabricCtx, value);
     }
+    // Removing a portal also drops its connections, so the logout request goes out first; close()
+    // then stops the listeners and ends whatever did not log out in time.
     await this.iscsi.requestLogoutAll(logoutTimeoutMs).catch((e: unknown) => this.logger.warn({ err: e }, 'asking initiators to log out failed'));
     await this.iscsi.close();
+    this.portals.clear();
     for (const rb of this.backstores.values()) {
       await Promise.resolve(this.platform.core.removeLogicalUnit(rb.lu.id)).catch(() => undefined);
       await this.closeStore(rb.store);

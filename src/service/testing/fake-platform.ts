@@ -141,6 +141,7 @@ export class FakeIscsi implements IscsiApi {
   async close(): Promise<void> {
     this.closed = true;
     for (const s of this.servers.values()) s.close();
+    this.servers.clear();
   }
 }
 

@@ -1,0 +1,95 @@
+// Logged-in iSCSI sessions across live changes of a spawned `vtgt serve`: a hot-added LUN raises
+// REPORTED LUNS DATA HAS CHANGED, a SIGHUP reload leaves the session alone, and SIGTERM asks the
+// initiator to log out (Async Message) and keeps every acknowledged write.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { cdb, IscsiTestClient } from './helpers/iscsi-client.js';
+import { DEFAULT_TARGET as T, ProcessScope, senseCode, vtgt } from './service-helpers.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const scope = new ProcessScope();
+afterEach(() => scope.killAll());
+afterAll(() => scope.cleanup());
+
+const REPORT_LUNS = Buffer.from([0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]);
+const SCSI_OP_ASYNC_MESSAGE = 0x32; // RFC 7143 11.9
+const ASYNC_EVENT_LOGOUT_REQUEST = 1; // RFC 7143 11.9.1
+
+async function loggedIn(port: number, initiator: string): Promise<IscsiTestClient> {
+  const c = await IscsiTestClient.connect(port);
+  const r = await c.login({ initiator, target: T });
+  expect(r.status).toBe(0);
+  // Clear the power-on unit attention every new nexus starts with.
+  for (let i = 0; i < 3; i++) if ((await c.scsi(cdb.testUnitReady())).status === 0) break;
+  return c;
+}
+
+function lunsOf(data: Buffer): number[] {
+  const n = data.readUInt32BE(0) / 8;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(((data[8 + i * 8]! & 0x3f) << 8) | data[9 + i * 8]!);
+  return out;
+}
+
+describe('sessions across live changes', () => {
+  it('hot add raises REPORTED LUNS DATA HAS CHANGED; reload keeps the session; remove unmaps', async () => {
+    const data = scope.tempDir();
+    const svc = await scope.startService(data);
+    const c = await loggedIn(svc.port, 'iqn.2026-11.org.test:hot');
+
+    expect(vtgt(data, 'lun', 'create', T, '--null', '64MiB', '--lun', '2').code).toBe(0);
+    const ua = await c.scsi(cdb.testUnitReady());
+    expect(ua.status).toBe(2);
+    expect(senseCode(ua.sense)).toEqual({ key: 6, asc: 0x3f, ascq: 0x0e });
+    const rl = await c.scsi(REPORT_LUNS, { read: 4096 });
+    expect(rl.status).toBe(0);
+    expect(lunsOf(rl.data)).toEqual([0, 2]);
+
+    // Reload adding an unrelated target: the session keeps working without a new unit attention.
+    const file = join(data, 'vtgt.yaml');
+    expect(vtgt(data, 'config', 'save').code).toBe(0);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('targets:\n', 'targets:\n  - name: iqn.2026-11.org.vtgt:other\n    luns: []\n'));
+    svc.proc.kill('SIGHUP');
+    for (let i = 0; i < 50 && !svc.stderr().includes('reload applied'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(svc.stderr()).toContain('reload applied');
+    const after = await c.scsi(cdb.read10(0, 8), { read: 4096 });
+    expect(after.status).toBe(0);
+    expect(after.data.length).toBe(4096);
+
+    expect(vtgt(data, 'lun', 'delete', T, '2').code).toBe(0);
+    const ua2 = await c.scsi(cdb.testUnitReady());
+    expect(senseCode(ua2.sense)).toEqual({ key: 6, asc: 0x3f, ascq: 0x0e });
+    expect(lunsOf((await c.scsi(REPORT_LUNS, { read: 4096 })).data)).toEqual([0]);
+    c.close();
+    svc.proc.kill('SIGTERM');
+    expect((await svc.exited).code).toBe(0);
+  });
+
+  it('SIGTERM asks the logged-in initiator to log out, exits 0, and the acknowledged write survives', async () => {
+    const data = scope.tempDir();
+    const svc = await scope.startService(data);
+    const c = await loggedIn(svc.port, 'iqn.2026-11.org.test:stop');
+    const pattern = Buffer.alloc(8 * 512);
+    for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 7 + 3) & 0xff;
+    const w = await c.scsi(cdb.write10(100, 8), { write: pattern });
+    expect(w.status).toBe(0); // acknowledged, no SYNCHRONIZE CACHE sent
+
+    svc.proc.kill('SIGTERM');
+    const msg = await c.next(10_000);
+    expect(msg).toBeDefined();
+    expect(msg!.bhs[0]! & 0x3f).toBe(SCSI_OP_ASYNC_MESSAGE);
+    expect(msg!.bhs[36]).toBe(ASYNC_EVENT_LOGOUT_REQUEST);
+    await c.logout();
+    c.close();
+    expect(await svc.exited).toEqual({ code: 0, signal: null });
+
+    const again = await scope.startService(data);
+    const r = await loggedIn(again.port, 'iqn.2026-11.org.test:verify');
+    const back = await r.scsi(cdb.read10(100, 8), { read: pattern.length });
+    expect(back.status).toBe(0);
+    expect(back.data.equals(pattern)).toBe(true);
+    r.close();
+    again.proc.kill('SIGINT');
+    expect((await again.exited).code).toBe(0);
+  });
+});
