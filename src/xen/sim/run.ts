@@ -1,0 +1,149 @@
+/**
+ * `vtgt sim xen`: a whole Xen pvSCSI system in one command. This process plays dom0 (simulated
+ * hypervisor daemon, toolstack, SCSI core with memory LUNs, the pvSCSI backend); each domU is a
+ * separate process running the frontend emulator. During the run a LUN is hot-plugged into dom 1 and
+ * the backend is restarted; with `hostile`, one more domU attacks the backend beside the normal ones.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { ScsiCore } from '../../vscsi/core.js';
+import { MemoryBackstore } from '../../backstores/memory.js';
+import { SimXenServer } from './server.js';
+import { SimHypervisor } from './sim-hypervisor.js';
+import { SimXenClient } from './client.js';
+import { XenScsiServer } from '../server.js';
+import { coreHostFactory } from '../core-host.js';
+import { xenAttach } from '../toolstack.js';
+import { spawnDomU } from './spawn.js';
+import type { DomUConfig, DomUReport } from './frontend-main.js';
+
+export interface XenSimOptions {
+  domains: number;
+  seconds: number;
+  hostile: boolean;
+  logger?: Logger;
+}
+
+export interface XenSimResult {
+  commands: number;
+  errors: number;
+  bytesVerified: number;
+  lines: string[];
+  /** False if any normal domU saw an error, a hostile check failed, or a normal ring was halted. */
+  ok: boolean;
+}
+
+const LUN_BYTES = 64 << 20;
+/** Guest pages per simulated domU: ring + 16 requests x (128 data + 1 indirect) + spare. */
+const DOMU_FRAMES = 2304;
+
+export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
+  const domains = Math.max(1, Math.min(16, Math.floor(opts.domains)));
+  const seconds = Math.max(1, Math.min(3600, opts.seconds));
+  const lines: string[] = [];
+  const log = opts.logger;
+  const dir = mkdtempSync(join(tmpdir(), 'vtgt-xen-sim-'));
+  const socket = join(dir, 'xen.sock');
+  const daemon = new SimXenServer(log);
+  const core = new ScsiCore(log ? { logger: log } : {});
+  const halted: Array<{ domid: number; reason: string }> = [];
+  let refusedBefore = 0;
+  let backend: { hv: SimHypervisor; server: XenScsiServer } | undefined;
+  let toolstack: SimXenClient | undefined;
+  const children: Array<ReturnType<typeof spawnDomU> extends Promise<infer T> ? T : never> = [];
+  try {
+    await daemon.listen(socket);
+    const startBackend = async () => {
+      const hv = await SimHypervisor.connect(socket, dir, 0);
+      const server = new XenScsiServer({
+        hv,
+        hostFactory: coreHostFactory({ core }),
+        ...(log ? { logger: log } : {}),
+        onRingHalted: (domid, _vhost, reason) => halted.push({ domid, reason }),
+      });
+      await server.start();
+      return { hv, server };
+    };
+    backend = await startBackend();
+    toolstack = await SimXenClient.connect(socket, 0);
+    const xs = toolstack.xenstore;
+
+    const configs: DomUConfig[] = [];
+    for (let d = 1; d <= domains + (opts.hostile ? 1 : 0); d++) {
+      const hostile = d > domains;
+      const lu = `xen-dom${d}-disk0`;
+      core.addLogicalUnit({ id: lu, backstore: new MemoryBackstore({ name: lu, size: LUN_BYTES }) });
+      await xenAttach({ xs, backendDomid: 0, domid: d, vhost: 0, luns: [{ pdev: lu, vdev: '0:0:0:0' }] });
+      configs.push({ socket, dir, domid: d, vhost: 0, role: hostile ? 'hostile' : 'normal', seconds, seed: 0x9e37 * d + 1, frames: DOMU_FRAMES });
+    }
+    const hotLu = 'xen-dom1-disk1';
+    core.addLogicalUnit({ id: hotLu, backstore: new MemoryBackstore({ name: hotLu, size: LUN_BYTES }) });
+
+    const started = Date.now();
+    for (const c of configs) children.push(await spawnDomU(c, (seconds + 30) * 1000));
+    const reports = Promise.all(children.map((c) => c.report));
+    const hostileDone = opts.hostile ? children[children.length - 1]!.report : Promise.resolve(undefined);
+    const at = (fraction: number) => new Promise((r) => setTimeout(r, Math.max(0, started + seconds * 1000 * fraction - Date.now())));
+
+    // Hot-plug a second LUN into dom 1 while its workload runs.
+    await at(0.4);
+    try {
+      await xenAttach({ xs, backendDomid: 0, domid: 1, vhost: 0, luns: [{ pdev: hotLu, vdev: '0:0:0:1' }], timeoutMs: 10_000 });
+      lines.push(`hot-plug: dom 1 vhost 0 gained ${hotLu} at 0:0:0:1 while running`);
+    } catch (e) {
+      lines.push(`hot-plug: ERROR ${(e as Error).message}`);
+    }
+    // Restart the backend (after the hostile domU is done, so its checks are not disturbed).
+    await at(0.6);
+    await hostileDone;
+    if (Date.now() < started + seconds * 1000 - 200) {
+      refusedBefore += backend.hv.grants.stats.refused;
+      await backend.server.stop();
+      await backend.hv.close();
+      backend = await startBackend();
+      lines.push('backend restart: stopped (drained) and started again; domUs resumed on their rings');
+    } else {
+      lines.push('backend restart: skipped (run too short after the hostile domU finished)');
+    }
+
+    const all: DomUReport[] = await reports;
+    let commands = 0;
+    let errors = 0;
+    let bytesVerified = 0;
+    let hostileFailures = 0;
+    for (const r of all) {
+      lines.push(...r.lines);
+      if (r.role === 'normal') {
+        commands += r.commands;
+        errors += r.errors;
+        bytesVerified += r.bytesVerified;
+      } else {
+        hostileFailures += r.errors;
+      }
+    }
+    const hostileIds = new Set(configs.filter((c) => c.role === 'hostile').map((c) => c.domid));
+    for (const h of halted) lines.push(`backend: halted the ring of dom ${h.domid}${hostileIds.has(h.domid) ? ' (hostile)' : ''}: ${h.reason}`);
+    const normalHalted = halted.filter((h) => !hostileIds.has(h.domid)).length;
+    const refused = refusedBefore + backend.hv.grants.stats.refused;
+    if (opts.hostile) lines.push(`backend: ${refused} grant accesses refused by the simulated hypervisor; ${daemon.coalescedEvents} event notifications coalesced`);
+    const hotplugFailed = lines.some((l) => l.startsWith('hot-plug: ERROR'));
+    return {
+      commands,
+      errors: errors + normalHalted + (hotplugFailed ? 1 : 0),
+      bytesVerified,
+      lines,
+      ok: errors === 0 && normalHalted === 0 && hostileFailures === 0 && !hotplugFailed,
+    };
+  } finally {
+    for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+    if (backend) {
+      await backend.server.stop().catch(() => undefined);
+      await backend.hv.close().catch(() => undefined);
+    }
+    await toolstack?.close().catch(() => undefined);
+    await daemon.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

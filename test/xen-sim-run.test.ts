@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { runXenSim } from '../src/xen/sim/run.js';
+
+describe('vtgt sim xen (domUs in their own processes)', () => {
+  it('two normal domUs and a hostile one: verified I/O, hot-plug, backend restart, every attack answered', async () => {
+    const r = await runXenSim({ domains: 2, seconds: 4, hostile: true });
+    const text = r.lines.join('\n');
+    expect(r.ok, text).toBe(true);
+    expect(r.errors, text).toBe(0);
+    expect(r.commands).toBeGreaterThan(100);
+    expect(r.bytesVerified).toBeGreaterThan(0);
+    expect(text).toMatch(/hot-plug: dom 1 vhost 0 gained/);
+    expect(text).toMatch(/backend restart: stopped/);
+    expect(text).toMatch(/hostile dom 3: producer index jump/);
+    expect(text).toMatch(/backend: halted the ring of dom 3 \(hostile\)/);
+    expect(text).not.toMatch(/UNEXPECTED/);
+    // dom 1 scanned the hot-plugged LUN and ran I/O on it.
+    expect(text).toMatch(/dom 1: .* over 2 LUN\(s\)/);
+  }, 60_000);
+});
