@@ -14,6 +14,15 @@ const cdb = (...bytes: number[]): Buffer => {
   return b;
 };
 
+/** VARIABLE LENGTH CDB (SBC-3 4.2.3): opcode 0x7F, ADDITIONAL CDB LENGTH 0x18, SERVICE ACTION in bytes 8-9. */
+function vlc(serviceAction: number): Buffer {
+  const b = Buffer.alloc(32);
+  b[0] = 0x7f;
+  b[7] = 0x18;
+  b.writeUInt16BE(serviceAction, 8);
+  return b;
+}
+
 type Cls = 'allowed' | 'read' | 'write' | 'self';
 const COMMANDS: [string, Buffer, Cls][] = [
   ['TEST UNIT READY', cdb(0x00), 'allowed'],
@@ -62,6 +71,12 @@ const COMMANDS: [string, Buffer, Cls][] = [
   ['START STOP UNIT (stop)', cdb(0x1b, 0, 0, 0, 0), 'write'],
   ['EXTENDED COPY', cdb(0x83), 'write'],
   ['vendor-specific 0xC0', cdb(0xc0), 'write'],
+  ['READ MEDIA SERIAL NUMBER', cdb(0xab, 0x01), 'allowed'],
+  ['MANAGEMENT PROTOCOL IN', cdb(0xa3, 0x10), 'read'],
+  ['START STOP UNIT (start, power condition)', cdb(0x1b, 0, 0, 0, 0x11), 'write'],
+  ['READ(32)', vlc(0x0009), 'read'],
+  ['VERIFY(32)', vlc(0x000a), 'read'],
+  ['WRITE(32)', vlc(0x000b), 'write'],
   ['PERSISTENT RESERVE OUT', cdb(0x5f), 'self'],
   ['RESERVE(6)', cdb(0x16), 'self'],
   ['RELEASE(6)', cdb(0x17), 'self'],

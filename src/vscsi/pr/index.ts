@@ -13,6 +13,16 @@
  *   nexuses' tasks for this LU as SAM-5 prescribes (with COMMANDS CLEARED BY ANOTHER INITIATOR when TAS=0).
  * - `persistentReserveOut` resolves, never rejects; persistence failures come back as HARDWARE ERROR.
  * - Extra `open` options: `resolveTargetPort` (REGISTER AND MOVE), `description` (for messages).
+ * - Extra methods: `attachNexus` (announce a nexus before its first command), `adminClear` (operator
+ *   clears stale reservations; apply the returned effects like PR OUT ones), `status` (read-only view).
+ *
+ * Modelling choices worth knowing:
+ * - An ALL_TG_PT registration is one record covering the initiator port at every target port (ports
+ *   added later included); READ KEYS lists its key once and READ FULL STATUS reports it once with
+ *   ALL_TG_PT set. Every I_T nexus it covers is the holder when it holds the reservation.
+ * - An iSCSI TransportID of format 00b (name only, via SPEC_I_PT) registers every port of that device.
+ * - SPEC_I_PT without ALL_TG_PT and REGISTER AND MOVE accept only TransportIDs of the sender's protocol.
+ * - REPLACE LOST RESERVATION is not supported (RLR_C = 0): INVALID FIELD IN CDB.
  */
 export {
   ReservationManager,
