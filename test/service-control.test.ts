@@ -3,6 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createConnection } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/program.js';
@@ -128,6 +129,33 @@ describe('vtgt serve (stand-in platform)', () => {
     expect(gone).toBe(1);
   });
 
+  it('answers malformed control requests with an error and keeps serving', async () => {
+    const sock = createConnection(join(dir, 'vtgt.sock'));
+    const answers: string[] = [];
+    let buf = '';
+    sock.on('data', (c) => {
+      buf += c.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        answers.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+    });
+    await new Promise((r) => sock.once('connect', r));
+    sock.write('{not json\n[1,2]\n{"id":7,"op":"nope.nope"}\n{"id":8,"op":"lun.create","args":{"target":5}}\n{"id":9,"op":"ping"}\n');
+    for (let i = 0; i < 100 && answers.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    sock.destroy();
+    const parsed = answers.map((a) => JSON.parse(a) as { id: number; ok: boolean; error?: { code: string; message: string } });
+    expect(parsed.map((p) => [p.id, p.ok, p.error?.code])).toEqual([
+      [0, false, 'usage'],
+      [0, false, 'usage'],
+      [7, false, 'usage'],
+      [8, false, 'usage'],
+      [9, true, undefined],
+    ]);
+    expect(parsed[3]!.error!.message).toBe('argument "target" must be a string');
+  });
+
   it('adds and removes portals', async () => {
     const r = await cli('portal', 'create', '127.0.0.1:0');
     expect(r.code).toBe(0);
@@ -145,6 +173,9 @@ describe('vtgt serve (stand-in platform)', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const text = readFileSync(file, 'utf8');
     expect(text).toContain('initiator: iqn.1994-05.com.redhat:client1');
+    // The --portal override of this run is not written over the file's portals.
+    expect(text).toContain('- 127.0.0.1:3260');
+    expect(text).not.toContain('127.0.0.1:0');
 
     // Add a second target by editing the file, then reload (what SIGHUP does).
     const before = plat.iscsi.log.length;

@@ -280,7 +280,19 @@ export function renderStats(s: StatsReport): string {
       aborted: l.aborted,
     })),
   );
-  const sessions = s.sessions.length ? renderTable(s.sessions.map((x) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, typeof v === 'string' ? safe(v) : v])))) : '(none)';
+  const sessions = renderTable(
+    s.sessions.map((x) => ({
+      initiator: safe(x.initiator ?? '?'),
+      target: safe(x.target ?? '(discovery)'),
+      tsih: x.tsih,
+      conns: Array.isArray(x.connections) ? x.connections.length : undefined,
+      commands: x.commands,
+      read: typeof x.readBytes === 'number' ? fmtRate(x.readBytes, 'B') : undefined,
+      written: typeof x.writeBytes === 'number' ? fmtRate(x.writeBytes, 'B') : undefined,
+      active: x.activeCommands,
+      rejects: x.rejects,
+    })),
+  );
   return `LUNs (rates over the last ${s.windowSeconds ?? '-'} s; ${s.activeCommands} commands in flight, ${s.nexuses} nexuses)\n${luns}\n\nsessions\n${sessions}`;
 }
 

@@ -72,7 +72,18 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
   }
   const logger = opts.logger ?? createLogger({ level: config.log.level });
   if (createdDefault) logger.info({ path: configPath }, `wrote the default configuration to ${configPath}`);
-  const withOverrides = (c: VtgtConfig): VtgtConfig => (opts.portals ? { ...c, iscsi: { ...c.iscsi, portals: opts.portals } } : c);
+  // --portal replaces the file's portals while the process runs; saving writes the file's portals
+  // back (plus any added with the CLI), so an override never becomes permanent by accident.
+  let filePortals = config.iscsi.portals;
+  const withOverrides = (c: VtgtConfig): VtgtConfig => {
+    filePortals = c.iscsi.portals;
+    return opts.portals ? { ...c, iscsi: { ...c.iscsi, portals: opts.portals } } : c;
+  };
+  const forSaving = (c: VtgtConfig): VtgtConfig => {
+    if (!opts.portals) return c;
+    const isOverride = (p: PortalConfig) => opts.portals!.some((o) => o.host === p.host && o.port === p.port && o.tpgt === p.tpgt);
+    return { ...c, iscsi: { ...c.iscsi, portals: [...filePortals, ...c.iscsi.portals.filter((p) => !isOverride(p))] } };
+  };
 
   const platform = opts.platform ?? (await loadPlatform(logger));
   const runtime = new Runtime(platform, dataDir, logger, {
@@ -98,13 +109,20 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
       const r = await loadConfigFile(file);
       if (!r.ok) throw new ControlError('invalid', `${issuesMessage(r)}\nthe running configuration was kept`);
       for (const w of r.warnings) logger.warn({ path: file }, w);
-      const changes = await runtime.apply(withOverrides(r.config));
+      const previousFilePortals = filePortals;
+      let changes: string[];
+      try {
+        changes = await runtime.apply(withOverrides(r.config));
+      } catch (e) {
+        filePortals = previousFilePortals;
+        throw e;
+      }
       logger.level = r.config.log.level;
       return changes;
     },
     async save(path) {
       const file = path ? resolve(path) : configPath;
-      await writeFileAtomic(file, configToYaml(runtime.config()));
+      await writeFileAtomic(file, configToYaml(forSaving(runtime.config())));
       logger.info({ path: file }, `configuration saved to ${file}`);
       return file;
     },
