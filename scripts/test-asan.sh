@@ -6,9 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# 1. The plain C++ parts (shared-memory region, synchronous I/O, CRC32C) as a sanitized executable.
+cmake -S native/test -B build-asan/ctest -DVTGT_SANITIZE=ON >/dev/null
+cmake --build build-asan/ctest --parallel 2 >/dev/null
+ASAN_OPTIONS="detect_leaks=1" ctest --test-dir build-asan/ctest --output-on-failure
+
+# 2. The addon itself, loaded by Node, under the native and backstore TypeScript tests.
 npm run --silent build:native:asan
 addon="$PWD/build-asan/Release/vtgt_native.node"
-if ! nm -D "$addon" | grep -q '__asan_'; then
+if ! nm -D "$addon" | grep -c '__asan_' >/dev/null; then
   echo "test-asan: $addon is not built with AddressSanitizer" >&2
   exit 1
 fi
