@@ -116,6 +116,26 @@ describe('crash safety', () => {
   });
 });
 
+describe('hand-edited state files', () => {
+  it('iSCSI names and ISIDs are compared as on the wire', async () => {
+    const doc = {
+      format: 'vtgt-persistent-reservations',
+      version: 1,
+      generation: 7,
+      aptpl: true,
+      registrations: [
+        { key: '00000000000000a1', protocolId: 5, name: 'IQN.2024-01.Test:A', portSuffix: ',i,0x1', transportId: '05', allTgPt: true, targetPortName: 'x', relativeTargetPortId: 1 },
+      ],
+      reservation: { type: 1, scope: 0, holder: 0 },
+    };
+    await writeFile(file, JSON.stringify(doc));
+    const pr = await open();
+    expect(pr.readReservation(a)).toMatchObject({ generation: 7, key: 0xa1n, type: 1 });
+    expect(pr.canWrite(a)).toBe(true);
+    expect(pr.canWrite(b)).toBe(false);
+  });
+});
+
 describe('damaged state files', () => {
   const cases: [string, string][] = [
     ['not JSON', '{"format": '],

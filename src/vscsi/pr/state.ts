@@ -3,8 +3,8 @@
  * and PRGENERATION. Plain data so a PERSISTENT RESERVE OUT can work on a copy and only publish it once
  * it is durable (APTPL), and so it serialises to the APTPL file without surprises.
  */
-import { isAllRegistrants, isPrType, MAX_REGISTRATIONS, type PrType } from './constants.js';
-import { identityCovers, type PortIdentity } from './transport-id.js';
+import { isAllRegistrants, isPrType, MAX_REGISTRATIONS, ProtocolId, type PrType } from './constants.js';
+import { identityCovers, normaliseIsidSuffix, type PortIdentity } from './transport-id.js';
 
 export interface Registration {
   /** Local identity, stable for the registration's life; the reservation refers to it. */
@@ -190,9 +190,16 @@ export function deserialiseState(text: string): PrState | string {
     if (!Number.isInteger(r.relativeTargetPortId) || (r.relativeTargetPortId as number) < 0 || (r.relativeTargetPortId as number) > 0xffff) {
       return `registration ${i}: bad relativeTargetPortId`;
     }
+    // Hand-edited files may spell iSCSI names and ISIDs differently; compare them as the wire does.
+    const iscsi = r.protocolId === ProtocolId.ISCSI;
+    const portSuffix = r.portSuffix as string | null;
     addRegistration(s, {
       key: BigInt('0x' + r.key),
-      identity: { protocolId: r.protocolId as number, name: r.name, portSuffix: r.portSuffix as string | null },
+      identity: {
+        protocolId: r.protocolId as number,
+        name: iscsi ? r.name.toLowerCase() : r.name,
+        portSuffix: iscsi && portSuffix ? normaliseIsidSuffix(portSuffix) : portSuffix,
+      },
       transportId: Buffer.from(r.transportId, 'hex'),
       allTgPt: r.allTgPt,
       targetPortName: r.targetPortName,
