@@ -1,0 +1,51 @@
+/** Start src/iscsi/dev-target.ts as a separate process (from dist/, built by `npm run build`). */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEV_TARGET_JS = join(root, 'dist', 'iscsi', 'dev-target.js');
+
+export interface TargetProcess {
+  ports: number[];
+  target: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function ensureBuilt(): void {
+  if (existsSync(DEV_TARGET_JS)) return;
+  const r = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  if (!existsSync(DEV_TARGET_JS)) throw new Error(`building dist/ failed (tsc exit ${r.status}); run "npm run build"`);
+}
+
+export async function startTargetProcess(args: string[]): Promise<TargetProcess> {
+  ensureBuilt();
+  const child = spawn(process.execPath, [DEV_TARGET_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`dev-target exited with ${code}: ${stderr}`)));
+  });
+  const info = JSON.parse(line) as { ports: number[]; target: string };
+  return {
+    ...info,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export function hasTool(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+}

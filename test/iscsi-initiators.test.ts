@@ -1,0 +1,100 @@
+/**
+ * Real initiators (libiscsi's iscsi-ls / iscsi-inq, QEMU's iSCSI block driver) against the target
+ * started as a separate process. Needs Debian libiscsi-bin, qemu-utils and qemu-block-extra.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hasTool, startTargetProcess, type TargetProcess } from './helpers/iscsi-target-process.js';
+import { pattern } from './helpers/iscsi-harness.js';
+
+const IQN = 'iqn.2026-11.org.vtgt:initiators';
+const tools = ['iscsi-ls', 'iscsi-inq', 'qemu-io', 'qemu-img'].filter((t) => !hasTool(t));
+
+function run(cmd: string, args: string[], timeoutMs = 30000): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+describe.skipIf(tools.length > 0)(`real initiators${tools.length ? ` (skipped: missing ${tools.join(', ')})` : ''}`, () => {
+  let plain: TargetProcess;
+  let chap: TargetProcess;
+  let dir: string;
+  let url: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vtgt-iscsi-'));
+    plain = await startTargetProcess(['--target', IQN, '--lun', `0=file:${join(dir, 'lun0.img')}:64M`, '--lun', '1=memory:16M']);
+    chap = await startTargetProcess(['--target', IQN, '--lun', '0=memory:8M', '--chap', 'alice:alice-secret-1', '--mutual-chap', 'tgt:target-secret-2']);
+    url = `iscsi://127.0.0.1:${plain.ports[0]}/${IQN}`;
+  }, 60000);
+  afterAll(async () => {
+    await plain?.stop();
+    await chap?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('iscsi-ls discovers the target and its LUNs', async () => {
+    const r = await run('iscsi-ls', ['-s', `iscsi://127.0.0.1:${plain.ports[0]}`]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`Target:${IQN} Portal:127.0.0.1:${plain.ports[0]},1`);
+    expect(r.out).toMatch(/Lun:0\s+Type:DIRECT_ACCESS \(Size:6[34]M\)/);
+    expect(r.out).toMatch(/Lun:1\s+Type:DIRECT_ACCESS/);
+  });
+
+  it('iscsi-inq reads standard INQUIRY and the unit serial number page', async () => {
+    const r = await run('iscsi-inq', [`${url}/0`]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('Vendor:VTGT');
+    const sn = await run('iscsi-inq', ['-e', '1', '-c', '128', `${url}/0`]);
+    expect(sn.code).toBe(0);
+    expect(sn.out).toMatch(/Unit Serial Number:\s*\S+/);
+  });
+
+  it('iscsi-inq logs in with mutual CHAP and is refused with a wrong secret', async () => {
+    const base = `127.0.0.1:${chap.ports[0]}/${IQN}/0`;
+    const ok = await run('iscsi-inq', [`iscsi://alice%alice-secret-1@${base}?target_user=tgt&target_password=target-secret-2`]);
+    expect(ok.out).toContain('Vendor:VTGT');
+    const bad = await run('iscsi-inq', [`iscsi://alice%wrong-secret-99@${base}`]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.out).not.toContain('Vendor:VTGT');
+  });
+
+  it('qemu-io writes patterns and reads them back byte-exact', async () => {
+    const cmds = [
+      'write -P 0x5a 0 1M',
+      'write -P 0xc3 1048576 4k',
+      'write -P 0x11 3145728 300k',
+      'read -P 0x5a 0 1M',
+      'read -P 0xc3 1048576 4k',
+      'read -P 0x11 3145728 300k',
+      'read -P 0x00 8388608 64k',
+    ].flatMap((c) => ['-c', c]);
+    const r = await run('qemu-io', ['-f', 'raw', ...cmds, `${url}/0`]);
+    expect(r.out).not.toMatch(/Pattern verification failed|error|failed/i);
+    expect(r.out.match(/^read \d+\/\d+ bytes/gm)?.length).toBe(4);
+  });
+
+  it('qemu-img converts a whole image to the LUN and back byte-exact', async () => {
+    const src = join(dir, 'src.img');
+    const back = join(dir, 'back.img');
+    const image = pattern(16 * 1024 * 1024, 7);
+    await writeFile(src, image);
+    const up = await run('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, `${url}/1`], 60000);
+    expect(up.code, up.out).toBe(0);
+    const down = await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', `${url}/1`, back], 60000);
+    expect(down.code, down.out).toBe(0);
+    expect((await readFile(back)).equals(image)).toBe(true);
+  });
+});
