@@ -170,6 +170,17 @@ describe('file backstore durability and modes', () => {
     await b.close();
   });
 
+  it('reads past the end of a file truncated underneath as zeroes', async () => {
+    const path = join(dir, 'shrunk.img');
+    const b = FileBackstore.open({ name: 's', path, size: MiB });
+    await b.write(0, pattern(MiB), false);
+    (await import('node:fs')).truncateSync(path, 4096);
+    const out = await b.read(0, 8192, Buffer.alloc(8192, 0xff));
+    expect(out.subarray(0, 4096).equals(pattern(MiB).subarray(0, 4096))).toBe(true);
+    expect(out.subarray(4096).every((v) => v === 0)).toBe(true);
+    await b.close();
+  });
+
   it('refreshSize picks up a file grown underneath', async () => {
     const path = join(dir, 'refresh.img');
     const b = FileBackstore.open({ name: 'r', path, size: MiB });

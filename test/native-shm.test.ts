@@ -173,6 +173,53 @@ describe('SharedRegion hostile offsets', () => {
   });
 });
 
+describe('SharedRegion fuzz', () => {
+  it('random hostile offsets and lengths either copy in bounds or throw RangeError, never crash', () => {
+    const size = 8192;
+    const r = SharedRegion.createAnonymous(size);
+    const buf = Buffer.alloc(4096);
+    let seed = 0x9e3779b9;
+    const rnd = (): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return seed >>> 0;
+    };
+    const pick = (): number => {
+      const k = rnd() % 8;
+      if (k === 0) return -(rnd() % 100);
+      if (k === 1) return 2 ** 53 - (rnd() % 4);
+      if (k === 2) return size - (rnd() % 8);
+      if (k === 3) return (rnd() % 1000) + 0.5;
+      return rnd() % (size + 64);
+    };
+    let ok = 0;
+    let rejected = 0;
+    for (let i = 0; i < 3000; i++) {
+      const off = pick();
+      const len = pick();
+      const bufOff = rnd() % 4200;
+      const inBounds =
+        Number.isSafeInteger(off) && Number.isSafeInteger(len) && off >= 0 && len >= 0 &&
+        off + len <= size && bufOff + len <= buf.length;
+      try {
+        if (i % 3 === 0) r.read(off, buf, bufOff, len);
+        else if (i % 3 === 1) r.write(off, buf, bufOff, len);
+        else r.gather([{ offset: off, length: len }], buf, bufOff);
+        expect(inBounds).toBe(true);
+        ok++;
+      } catch (e) {
+        expect(e).toBeInstanceOf(RangeError);
+        expect(inBounds).toBe(false);
+        rejected++;
+      }
+    }
+    expect(ok).toBeGreaterThan(100);
+    expect(rejected).toBeGreaterThan(100);
+    r.close();
+  });
+});
+
 describe('SharedRegion across processes', () => {
   it('a child process maps the same memfd and sees and publishes data', () => {
     const r = SharedRegion.createAnonymous(8192);
