@@ -1,19 +1,18 @@
 /**
- * `vtgt sim xen`: run the simulated Xen guests against an in-process pvSCSI backend (src/xen/sim) and
- * report what was verified. The module is loaded only when this command runs.
+ * `vtgt sim xen|ibmvio`: simulated guests (Xen domains, POWER client partitions) drive I/O through the
+ * real fabric backends and verify the data. The simulator modules are loaded only when used.
  */
 import type { Command } from 'commander';
 import type { CliIo } from './program.js';
 import { UsageError } from './errors.js';
 
-interface XenSimResult {
+interface SimResult {
   commands: number;
   errors: number;
   bytesVerified: number;
   lines: string[];
   ok: boolean;
 }
-type RunXenSim = (opts: { domains: number; seconds: number; hostile: boolean }) => Promise<XenSimResult>;
 
 function bounded(v: string, what: string, min: number, max: number): number {
   const n = Number(v);
@@ -21,8 +20,24 @@ function bounded(v: string, what: string, min: number, max: number): number {
   return n;
 }
 
+async function loadSim<F>(modPath: string, exportName: string, what: string): Promise<F> {
+  try {
+    const mod = (await import(modPath)) as Record<string, unknown>;
+    if (typeof mod[exportName] !== 'function') throw new Error(`${exportName} is missing`);
+    return mod[exportName] as F;
+  } catch (e) {
+    throw new Error(`the ${what} simulator is not part of this build (${(e as Error).message})`);
+  }
+}
+
+function report(io: CliIo, label: string, r: SimResult): void {
+  for (const l of r.lines) io.out(l);
+  io.out(`${label}: ${r.commands} commands, ${r.errors} errors, ${r.bytesVerified} bytes verified`);
+  if (!r.ok) process.exitCode = 1;
+}
+
 export function simCommand(program: Command, io: CliIo): void {
-  const sim = program.command('sim').description('simulations of guest fabrics, for testing without a hypervisor');
+  const sim = program.command('sim').description('simulated guests for testing a fabric without a hypervisor');
   sim
     .command('xen')
     .description('simulated Xen domains drive pvSCSI I/O through the real backend and verify the data')
@@ -34,16 +49,24 @@ export function simCommand(program: Command, io: CliIo): void {
       const o = this.opts<{ domains: string; seconds: string; hostile?: boolean }>();
       const domains = bounded(o.domains, '--domains', 1, 64);
       const seconds = bounded(o.seconds, '--seconds', 1, 600);
-      const modPath = '../xen/sim/run.js';
-      let run: RunXenSim;
-      try {
-        run = ((await import(modPath)) as { runXenSim: RunXenSim }).runXenSim;
-      } catch (e) {
-        throw new Error(`the Xen simulator is not part of this build (${(e as Error).message})`);
-      }
-      const r = await run({ domains, seconds, hostile: Boolean(o.hostile) });
-      for (const l of r.lines) io.out(l);
-      io.out(`xen-sim: ${r.commands} commands, ${r.errors} errors, ${r.bytesVerified} bytes verified`);
-      if (!r.ok) process.exitCode = 1;
+      type Run = (opts: { domains: number; seconds: number; hostile: boolean }) => Promise<SimResult>;
+      const run = await loadSim<Run>('../xen/sim/run.js', 'runXenSim', 'Xen');
+      report(io, 'xen-sim', await run({ domains, seconds, hostile: Boolean(o.hostile) }));
+    });
+  sim
+    .command('ibmvio')
+    .description('simulated POWER client partitions drive vSCSI (SRP over CRQ) I/O through the real VIO server and verify the data')
+    .option('--clients <n>', 'number of simulated client partitions', '2')
+    .option('--seconds <s>', 'how long to run', '5')
+    .option('--aix', 'clients behave like AIX (LUN addressing, INQUIRY identity) instead of Linux ibmvscsi')
+    .option('--hostile', 'clients also send malformed IUs and descriptors (the server must reject them and keep serving)')
+    .addHelpText('after', '\nExample:\n  $ vtgt sim ibmvio --clients 3 --seconds 10 --aix\n')
+    .action(async function (this: Command) {
+      const o = this.opts<{ clients: string; seconds: string; aix?: boolean; hostile?: boolean }>();
+      const clients = bounded(o.clients, '--clients', 1, 64);
+      const seconds = bounded(o.seconds, '--seconds', 1, 600);
+      type Run = (opts: { clients: number; seconds: number; aix: boolean; hostile: boolean }) => Promise<SimResult>;
+      const run = await loadSim<Run>('../ibmvio/sim/run.js', 'runIbmvioSim', 'IBM VIO');
+      report(io, 'ibmvio-sim', await run({ clients, seconds, aix: Boolean(o.aix), hostile: Boolean(o.hostile) }));
     });
 }
