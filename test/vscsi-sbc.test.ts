@@ -99,9 +99,9 @@ describe('READ and WRITE', () => {
   });
 
   it('transfer length over the block limit is INVALID FIELD IN CDB', async () => {
-    const { fab } = rig({ blocks: 40000 });
-    const s = senseOf(await fab.submit({ cdb: cdb10(0x28, 0, 16385), expectedLength: 16385 * BS }));
-    expect(s.field?.byte).toBe(7);
+    const { fab } = rig({ blocks: 70000 });
+    const s = senseOf(await fab.submit({ cdb: cdb16(0x88, 0n, 65537), expectedLength: 65537 * BS }));
+    expect(s.field?.byte).toBe(10);
   });
 
   it('write-protected LUs answer DATA PROTECT', async () => {
@@ -141,20 +141,36 @@ describe('residuals', () => {
   });
 
   it.each([
-    [1, 0, 'overflow', 512],
-    [1, 10000, 'underflow', 10000 - 512],
-    [1, 200, 'overflow', 312],
-    [2, 512, 'overflow', 512],
-    [1, 1024, 'underflow', 512],
-  ])('WRITE of %i blocks with expected length %i: INVALID FIELD IN CIU, %s %i, nothing written', async (blocks, edtl, kind, count) => {
+    // blocks in CDB, expected length, residual kind, residual count, blocks written
+    [1, 0, 'overflow', 512, 0],
+    [1, 10000, 'underflow', 10000 - 512, 1],
+    [2, 512, 'overflow', 512, 1],
+    [1, 1024, 'underflow', 512, 1],
+  ])('WRITE of %i blocks with expected length %i: GOOD, %s %i, %i block(s) written', async (blocks, edtl, kind, count, written) => {
     const { fab } = rig();
     await fab.submit({ cdb: cdb10(0x2a, 0, 2), dataOut: fill(2, 0x61) });
     const r = await fab.submit({ cdb: cdb10(0x2a, 0, blocks), dataOut: Buffer.alloc(edtl, 0x62), direction: 'write' });
-    const s = senseOf(r);
-    expect([s.key, s.asc, s.ascq]).toEqual([0x5, 0x0e, 0x03]);
+    expect(r.status).toBe(GOOD);
     expect(r.residual).toEqual({ kind, count });
     const back = await fab.submit({ cdb: cdb10(0x28, 0, 2), expectedLength: 1024 });
-    expect(back.data.equals(fill(2, 0x61))).toBe(true);
+    expect(back.data.equals(Buffer.concat([fill(written, 0x62), fill(2 - written, 0x61)]))).toBe(true);
+  });
+
+  it('WRITE with a partial block expected: INVALID FIELD IN CIU, overflow, nothing written', async () => {
+    const { fab } = rig();
+    await fab.submit({ cdb: cdb10(0x2a, 0, 1), dataOut: fill(1, 0x61) });
+    const r = await fab.submit({ cdb: cdb10(0x2a, 0, 1), dataOut: Buffer.alloc(200, 0x62) });
+    const s = senseOf(r);
+    expect([s.key, s.asc, s.ascq]).toEqual([0x5, 0x0e, 0x03]);
+    expect(r.residual).toEqual({ kind: 'overflow', count: 312 });
+    expect((await fab.submit({ cdb: cdb10(0x28, 0, 1), expectedLength: 512 })).data.equals(fill(1, 0x61))).toBe(true);
+  });
+
+  it('WRITE SAME with the wrong data-out size fails and writes nothing', async () => {
+    const { fab } = rig();
+    const r = await fab.submit({ cdb: cdb10(0x41, 0, 4), dataOut: fill(2, 0x33) });
+    expect(senseOf(r).asc).toBe(0x0e);
+    expect((await fab.submit({ cdb: cdb10(0x28, 0, 1), expectedLength: 512 })).data.equals(fill(1, 0))).toBe(true);
   });
 });
 
@@ -309,6 +325,8 @@ describe('COMPARE AND WRITE and ORWRITE', () => {
     expect([s.key, s.asc, s.information]).toEqual([0xe, 0x1d, 513n]);
     expect((await fab.submit({ cdb: cdb10(0x28, 8, 2), expectedLength: 1024 })).data.equals(fill(2, 2))).toBe(true);
     expect((await fab.submit({ cdb: caw(8n, 0) })).status).toBe(GOOD);
+    // 256 blocks wrap to 0 in the one-byte field: the data-out size gives it away.
+    expect(senseOf(await fab.submit({ cdb: caw(8n, 0), dataOut: fill(4, 1) })).field).toEqual({ inCdb: true, byte: 13 });
     expect(senseOf(await fab.submit({ cdb: caw(1023n, 2), dataOut: fill(4, 0) })).asc).toBe(0x21);
   });
 

@@ -89,10 +89,16 @@ describe('task management', () => {
     const order: string[] = [];
     const running = track(fab.submit({ ...W(0, 1), tag: 1n }), order, 'running');
     await tick();
-    const waiting = track(fab.submit({ ...W(1, 2), tag: 2n, attribute: TaskAttribute.ORDERED }), order, 'waiting');
+    let abortedCalls = 0;
+    const waiting = track(
+      fab.submit({ ...W(1, 2), tag: 2n, attribute: TaskAttribute.ORDERED, onAborted: () => abortedCalls++ }),
+      order,
+      'waiting',
+    );
     await tick();
     const r = await fab.taskManagement({ fn: TmfFunction.ABORT_TASK, lun: 0, referencedTag: 2n });
     expect(r.response).toBe(TmfResponse.FUNCTION_COMPLETE);
+    expect(abortedCalls).toBe(1);
     expect(fab.nexus.activeCommands()).toBe(1);
     g.releaseAll();
     for (let i = 0; i < 10; i++) await tick();
@@ -106,7 +112,8 @@ describe('task management', () => {
     const g = gatedStore();
     const { fab } = rig({ backstore: g.mem });
     const order: string[] = [];
-    const cmd = track(fab.submit({ ...W(0, 1), tag: 5n }), order, 'cmd');
+    let abortedCalls = 0;
+    const cmd = track(fab.submit({ ...W(0, 1), tag: 5n, onAborted: () => abortedCalls++ }), order, 'cmd');
     await tick();
     let tmfDone = false;
     const tmf = fab.taskManagement({ fn: TmfFunction.ABORT_TASK, lun: 0, referencedTag: 5n }).then((r) => {
@@ -119,6 +126,7 @@ describe('task management', () => {
     expect((await tmf).response).toBe(TmfResponse.FUNCTION_COMPLETE);
     for (let i = 0; i < 5; i++) await tick();
     expect(cmd.done).toBe(false);
+    expect(abortedCalls).toBe(1);
     expect(fab.nexus.activeCommands()).toBe(0);
   });
 

@@ -5,7 +5,8 @@
 import type { LogicalUnit } from './logical-unit.js';
 
 /** Largest data transfer of one READ/WRITE/VERIFY, in bytes (keeps a single command's buffer bounded). */
-export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+// 32 MiB: 65536 blocks of 512 bytes, which libiscsi's 4-byte-length tests transfer in one command.
+export const MAX_TRANSFER_BYTES = 32 * 1024 * 1024;
 /** COMPARE AND WRITE NUMBER OF LOGICAL BLOCKS limit (the CDB field is one byte). */
 export const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
 export const MAX_UNMAP_BLOCK_DESCRIPTORS = 256;

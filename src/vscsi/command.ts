@@ -96,11 +96,12 @@ export class CommandContext {
    * lists may come with a longer expected length (underflow); a shorter one fails with INVALID FIELD
    * IN CDB pointing at the parameter list length.
    */
-  async dataOut(length: number, kind: 'media' | 'parameters', lengthField?: number): Promise<Buffer | ScsiFailure> {
+  async dataOut(length: number, kind: 'media' | 'media-lenient' | 'parameters', lengthField?: number): Promise<Buffer | ScsiFailure> {
     const expected = this.expectedOut;
     if (expected > length) this.outResidual = { kind: 'underflow', count: expected - length };
     else if (expected < length) this.outResidual = { kind: 'overflow', count: length - expected };
     if (kind === 'media' && expected !== length) return failure(INVALID_FIELD_IN_CIU);
+    if (kind === 'media-lenient' && expected < length) return failure(INVALID_FIELD_IN_CIU);
     if (kind === 'parameters' && expected < length) {
       return failure('INVALID_FIELD_IN_CDB', lengthField === undefined ? {} : { field: { inCdb: true, byte: lengthField } });
     }
@@ -112,6 +113,23 @@ export class CommandContext {
     } catch {
       return failure('DATA_PHASE_ERROR');
     }
+  }
+
+  /**
+   * Data-out of a WRITE whose expected length may differ from what the CDB asks for. As FCP-4 9.4.2
+   * option (a) and libiscsi's residual tests expect: with more expected than needed, only the CDB's
+   * bytes are taken (underflow); with less, only the expected bytes are transferred and written
+   * (overflow) — provided they are whole blocks, otherwise nothing is written and the command fails
+   * with INVALID FIELD IN COMMAND INFORMATION UNIT.
+   */
+  async dataOutTruncatable(length: number, blockSize: number): Promise<Buffer | ScsiFailure> {
+    const expected = this.expectedOut;
+    if (expected >= length || expected % blockSize !== 0) return this.dataOut(length, 'media-lenient');
+    this.outResidual = { kind: 'overflow', count: length - expected };
+    const got = await this.dataOut(expected, 'media');
+    if (!Buffer.isBuffer(got)) return got;
+    this.outResidual = { kind: 'overflow', count: length - expected };
+    return got;
   }
 
   /** Data-in limited to the CDB's allocation length (the nexus further limits it to the expected length). */

@@ -53,6 +53,13 @@ export interface FabricCommandPort {
    * bytes to send to the initiator (already limited to the expected length).
    */
   complete(result: ScsiCompletion): void;
+  /**
+   * Optional: the core dropped this command without completing it (aborted by a task management
+   * function, PREEMPT AND ABORT or nexus loss — SAM-5 sends no status for it). Called at most once,
+   * never together with `complete`, and only when the core will no longer call `fetchDataOut`, so the
+   * fabric can free its per-task state (tags, R2T bookkeeping) at once.
+   */
+  aborted?(): void;
 }
 
 export interface ScsiCompletion {

@@ -25,6 +25,8 @@ export interface LoopbackCommand {
   direction?: DataDirection;
   attribute?: TaskAttribute;
   tag?: bigint;
+  /** Called if the core drops the command without completing it (task management abort). */
+  onAborted?: () => void;
 }
 
 export interface LoopbackResult {
@@ -74,6 +76,7 @@ export class LoopbackFabric {
             }
             return Promise.resolve(Buffer.from(src.subarray(offset, offset + length)));
           },
+          aborted: () => cmd.onAborted?.(),
           complete: (r: ScsiCompletion) => {
             if (done) {
               reject(new Error(`command tag ${tag} completed twice`));

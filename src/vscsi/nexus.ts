@@ -104,11 +104,22 @@ export class NexusImpl implements Nexus {
       relativeTargetPortId: targetPort.relativeId,
       targetPortName: targetPort.name,
     };
+    this.attachToReservations();
     this.unsubscribe = lunMap.onChange((map) => {
+      this.attachToReservations();
       for (const n of map.lunNumbers()) this.addUnitAttention(n, 'REPORTED_LUNS_DATA_HAS_CHANGED');
       // A LUN that disappeared still reports the change on LUN 0 if it is absent too.
       if (!map.has(0)) this.addUnitAttention(0, 'REPORTED_LUNS_DATA_HAS_CHANGED');
     });
+  }
+
+  /** Let each LU's reservation manager know this nexus exists (routing of PR unit attentions). */
+  private attachToReservations(): void {
+    for (const [, lu] of this.lunMap.entries()) {
+      void lu.ready.then(() => {
+        if (!this.closed) lu.reservations?.attachNexus?.(this.prInitiator);
+      });
+    }
   }
 
   get isClosed(): boolean {
@@ -321,6 +332,8 @@ export class NexusImpl implements Nexus {
     if (abortMode) {
       if (abortMode === 'taskAborted' && !this.closed) {
         this.safeComplete(cmd.request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
+      } else {
+        this.safeAborted(cmd.request);
       }
       if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
       if (cmd.lu) cmd.lu.stats.aborted++;
@@ -388,6 +401,14 @@ export class NexusImpl implements Nexus {
     this.safeComplete(request, completion);
   }
 
+  private safeAborted(request: ScsiCommandRequest): void {
+    try {
+      request.port.aborted?.();
+    } catch (err) {
+      this.logger?.warn({ err, nexus: this.id }, 'fabric aborted callback threw');
+    }
+  }
+
   private safeComplete(request: ScsiCommandRequest, completion: ScsiCompletion): void {
     try {
       request.port.complete(completion);
@@ -411,6 +432,8 @@ export class NexusImpl implements Nexus {
       if (cmd.lu) cmd.lu.stats.aborted++;
       if (mode === 'taskAborted' && !this.closed) {
         this.safeComplete(cmd.request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
+      } else {
+        this.safeAborted(cmd.request);
       }
       cmd.markSettled();
     }

@@ -32,6 +32,8 @@ export interface ReservationPort {
   release(initiator: PrInitiator, cdb: Buffer): PrOutcome;
   onNexusLoss(initiator: PrInitiator): void;
   onLogicalUnitReset(): void;
+  /** A nexus that sees the LU opened: reservation unit attentions can reach it before its first command. */
+  attachNexus?(initiator: PrInitiator): void;
 }
 
 export type ReservationFactory = (opts: {

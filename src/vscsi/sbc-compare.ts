@@ -2,7 +2,7 @@
  * Read-modify-write commands, atomic against other writers through the LU's range lock:
  * COMPARE AND WRITE (SBC-3 5.2) and ORWRITE(16) (SBC-3 5.8).
  */
-import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
+import { INVALID_FIELD_IN_CIU, check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
 import { u32, u64 } from './cdb.js';
 import { blockLimits } from './block-limits.js';
 import { checkProtect, checkRange, checkTransferLength, checkWritable, firstMismatch } from './sbc-common.js';
@@ -25,7 +25,9 @@ async function compareAndWrite(ctx: CommandContext) {
   if (range) return check(range);
   const bs = lu.blockSize;
   const data = await ctx.dataOut(2 * count * bs, 'media');
-  if (isFailure(data)) return check(data);
+  // The data-out size is fixed by NUMBER OF LOGICAL BLOCKS: a mismatch means that field is wrong
+  // (e.g. 256 blocks wrapped to 0 in the one-byte field), so point at it.
+  if (isFailure(data)) return check(data.reason === INVALID_FIELD_IN_CIU ? invalidCdbField(13) : data);
   // SBC-3 5.2: NUMBER OF LOGICAL BLOCKS 0 compares and writes nothing.
   if (count === 0 || ctx.aborted) return good();
   const verifyPart = data.subarray(0, count * bs);

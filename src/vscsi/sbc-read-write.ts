@@ -81,12 +81,13 @@ async function write(ctx: CommandContext, verify: boolean) {
   if (range) return check(range);
   if (verify && (cdb[1]! & 0x04) !== 0) return check(invalidCdbField(1, 2)); // BYTCHK 1xb is reserved
   const bs = lu.blockSize;
-  const data = await ctx.dataOut(count * bs, 'media');
+  const data = await ctx.dataOutTruncatable(count * bs, bs);
   if (isFailure(data)) return check(data);
-  if (count === 0 || ctx.aborted) return good();
+  if (data.length === 0 || ctx.aborted) return good();
+  const blocks = data.length / bs;
   // WRITE AND VERIFY verifies against the medium, so the data must reach it: treat as FUA.
   const fua = verify || (cdb.length > 6 && (cdb[1]! & FUA) !== 0);
-  const release = await lu.rangeLock.acquire(lba, BigInt(count));
+  const release = await lu.rangeLock.acquire(lba, BigInt(blocks));
   try {
     await lu.backstore.write(Number(lba) * bs, data, fua);
     if (verify && (cdb[1]! & 0x02) !== 0) {
