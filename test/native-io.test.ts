@@ -19,9 +19,15 @@ function pattern(n: number, seed = 1): Buffer {
 it('reports which engine is active', () => {
   const info = ioEngineInfo();
   expect(info.threads).toBeGreaterThan(0);
-  // This machine has liburing-dev and an io_uring-capable kernel; say why if not.
-  expect(info.uringUnavailableReason).toBe(info.uring ? '' : info.uringUnavailableReason);
-  if (info.uring) expect(info.uringEntries).toBeGreaterThan(0);
+  if (info.uring) {
+    expect(info.uringEntries).toBeGreaterThan(0);
+    expect(info.uringUnavailableReason).toBe('');
+  } else {
+    // Without io_uring the engine must say why (not built with liburing, kernel refused, or disabled).
+    expect(info.uringEntries).toBe(0);
+    expect(info.uringUnavailableReason).toMatch(/liburing|io_uring|VTGT_IO_ENGINE/);
+  }
+  expect(info.uring).toBe(process.env.VTGT_IO_ENGINE !== 'threadpool' && info.uringUnavailableReason === '');
 });
 
 for (const engine of ['io_uring', 'threadpool'] as IoEngineKind[]) {
