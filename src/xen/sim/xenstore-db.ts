@@ -35,7 +35,8 @@ export function splitPath(path: string): string[] {
   }
   const parts = path.split('/').filter((p) => p.length > 0);
   for (const p of parts) {
-    if (!/^[A-Za-z0-9_@.:-]+$/.test(p)) throw new XsError('EINVAL', `invalid xenstore path component ${JSON.stringify(p.slice(0, 40))}`);
+    // docs/misc/xenstore.txt: path components are alphanumerics and "-_@".
+    if (!/^[A-Za-z0-9_@-]+$/.test(p)) throw new XsError('EINVAL', `invalid xenstore path component ${JSON.stringify(p.slice(0, 40))}`);
   }
   return parts;
 }
