@@ -121,6 +121,27 @@ describe('parameter list', () => {
   });
 });
 
+describe('registration limits', () => {
+  it('a SPEC_I_PT list longer than the registration table: INSUFFICIENT REGISTRATION RESOURCES, nothing registered', async () => {
+    const pr = await Pr.open();
+    const n = 5000;
+    const tids = Buffer.alloc(24 * n);
+    for (let i = 0; i < n; i++) {
+      tids[24 * i] = 0x06; // SAS
+      tids.writeUInt32BE(i + 1, 24 * i + 8);
+    }
+    const p = Buffer.concat([basicParams({ sark: 1n, specIPt: true, allTgPt: true }), Buffer.alloc(4), tids]);
+    p.writeUInt32BE(tids.length, 24);
+    expect(await pr.out(a, SA.REGISTER, p)).toEqual({ kind: 'check', failure: { reason: 'INSUFFICIENT_REGISTRATION_RESOURCES' } });
+    expect(pr.readKeys(a).keys).toEqual([]);
+    // Within the limit the same kind of list works.
+    const q = Buffer.concat([basicParams({ sark: 1n, specIPt: true, allTgPt: true }), Buffer.alloc(4), tids.subarray(0, 24 * 100)]);
+    q.writeUInt32BE(24 * 100, 24);
+    expectGood(await pr.out(a, SA.REGISTER, q));
+    expect(pr.readKeys(a).keys.length).toBe(101);
+  });
+});
+
 describe('REGISTER AND MOVE parameters', () => {
   function ram(key: bigint, sark: bigint, rtpi: number, tid: Buffer, flags = 0, tidLen = tid.length): Buffer {
     const p = Buffer.alloc(24 + tid.length);

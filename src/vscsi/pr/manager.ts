@@ -81,6 +81,8 @@ const check = (f: ScsiFailure): PrOutcome => ({ kind: 'check', failure: f });
 
 export class ReservationManager {
   private state: PrState;
+  /** Per-nexus registration lookups for the per-command conflict check; valid for `state` only. */
+  private readonly regCache = new Map<string, Registration | null>();
   /** Nexus key of the RESERVE(6/10) holder. */
   private spc2Holder: string | undefined;
   /** I_T nexuses seen on this logical unit, for addressing unit attentions and aborts. */
@@ -138,7 +140,7 @@ export class ReservationManager {
     }
     const res = this.state.reservation;
     if (!res) return false;
-    const reg = findRegistration(this.state, view);
+    const reg = this.registrationOf(view);
     if (isHolder(this.state, reg)) return false;
     return persistentConflict(classifyCommand(cdb), res.type, reg !== undefined);
   }
@@ -212,7 +214,7 @@ export class ReservationManager {
         return check(failure('INTERNAL_TARGET_FAILURE'));
       }
     }
-    this.state = next;
+    this.publish(next);
     this.logger?.debug(
       { initiator: initiator.initiator.name, sa: cdb[1]! & 0x1f, generation: next.generation, registrations: next.registrations.length },
       'persistent reservation changed',
@@ -247,6 +249,7 @@ export class ReservationManager {
   onNexusLoss(initiator: PrInitiator): void {
     if (this.spc2Holder === initiator.key) this.spc2Holder = undefined;
     this.nexuses.delete(initiator.key);
+    this.regCache.delete(initiator.key);
   }
 
   /** LOGICAL UNIT RESET (and so TARGET RESET) releases RESERVE(6/10); persistent reservations stay. */
@@ -275,7 +278,7 @@ export class ReservationManager {
       next.reservation = null;
       if (before.registrations.length > 0 || before.reservation) next.generation = (next.generation + 1) >>> 0;
       if (this.aptplPath !== undefined && next.aptpl) await writeFileAtomic(this.aptplPath, serialiseState(next), this.fs);
-      this.state = next;
+      this.publish(next);
       this.spc2Holder = undefined;
       this.logger?.warn({ lu: this.description, registrations: before.registrations.length }, 'persistent reservations cleared by the operator');
       const keys = this.nexusesOf(before.registrations);
@@ -306,6 +309,20 @@ export class ReservationManager {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  private publish(next: PrState): void {
+    this.state = next;
+    this.regCache.clear();
+  }
+
+  private registrationOf(view: NexusView): Registration | undefined {
+    let r = this.regCache.get(view.key);
+    if (r === undefined) {
+      r = findRegistration(this.state, view) ?? null;
+      this.regCache.set(view.key, r);
+    }
+    return r ?? undefined;
+  }
 
   private view(initiator: PrInitiator): NexusView {
     let v = this.nexuses.get(initiator.key);

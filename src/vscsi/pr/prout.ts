@@ -9,6 +9,7 @@ import {
   isPrType,
   isRegistrantsOnly,
   LU_SCOPE,
+  MAX_REGISTRATIONS,
   PROUT_BASIC_PARAMETER_LENGTH,
   PrOutServiceAction as SA,
   type PrType,
@@ -24,7 +25,7 @@ import {
   type PrState,
   type Registration,
 } from './state.js';
-import { buildTransportId, identityCovers, parseTransportId, sameIdentity, type PortIdentity } from './transport-id.js';
+import { buildTransportId, identityCovers, parseTransportId, type PortIdentity } from './transport-id.js';
 
 /** An effect on I_T nexuses, named by the registrations (of the state before the command) they hold. */
 export type AbstractEffect =
@@ -164,17 +165,28 @@ function register(
     const tidLength = p.readUInt32BE(P_TRANSPORTID_PARAMETER_DATA_LENGTH);
     if (P_TRANSPORTIDS + tidLength > p.length) return check(failure('PARAMETER_LIST_LENGTH_ERROR'));
     const end = P_TRANSPORTIDS + tidLength;
+    // Index what exists so a long hostile list costs linear time, and stop at the registration limit.
+    const seen = new Set([identityKey(nexus.identity)]);
+    const byDevice = new Map<string, Registration[]>();
+    for (const r of s.registrations) {
+      const k = deviceKey(r.identity);
+      const list = byDevice.get(k);
+      if (list) list.push(r);
+      else byDevice.set(k, [r]);
+    }
     for (let off = P_TRANSPORTIDS; off < end; ) {
+      if (s.registrations.length + targets.length >= MAX_REGISTRATIONS) return check(failure('INSUFFICIENT_REGISTRATION_RESOURCES'));
       const t = parseTransportId(p, off, end);
       if (!t.ok) return check(invalidParamField(t.errorOffset));
       off += t.length;
       // Without ALL_TG_PT the new I_T nexuses are at the receiving target port, so only initiator
       // ports of its protocol can form them.
       if (!allTgPt && t.identity.protocolId !== nexus.identity.protocolId) return check(invalidParamField(off - t.length));
-      if (targets.some((x) => sameIdentity(x.identity, t.identity))) continue; // listed twice, or the sender
+      if (seen.has(identityKey(t.identity))) continue; // listed twice, or the sender
+      seen.add(identityKey(t.identity));
       // Each named I_T nexus must not be registered yet (SPC-4 5.12.7).
       const tidOffset = off - t.length;
-      if (s.registrations.some((r) => overlaps(r, t.identity, allTgPt, nexus.targetPortName))) {
+      if ((byDevice.get(deviceKey(t.identity)) ?? []).some((r) => overlaps(r, t.identity, allTgPt, nexus.targetPortName))) {
         return check(invalidParamField(tidOffset));
       }
       targets.push({ identity: t.identity, transportId: t.transportId });
@@ -195,6 +207,9 @@ function register(
   bumpGeneration(s);
   return good(true);
 }
+
+const deviceKey = (i: PortIdentity): string => `${i.protocolId}|${i.name}`;
+const identityKey = (i: PortIdentity): string => `${i.protocolId}|${i.name}|${i.portSuffix ?? '*'}`;
 
 /** Would registering `identity` (at `targetPortName`, or everywhere) touch an I_T nexus `r` already covers? */
 function overlaps(r: Registration, identity: PortIdentity, allTgPt: boolean, targetPortName: string): boolean {
