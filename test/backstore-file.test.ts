@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -241,6 +242,35 @@ describe('file backstore errors', () => {
       expect(statSync(locked).mode & 0o777).toBe(0);
     } else {
       expect(() => FileBackstore.open({ name: 'x', path: locked })).toThrow(expect.objectContaining({ errno: 'EACCES' }));
+    }
+  });
+
+  it('a full file system gives a "nospace" BackstoreError naming the file (1 MiB tmpfs, root only)', async (ctx) => {
+    const mnt = mkdtempSync(join(tmpdir(), 'vtgt-bs-full-'));
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+    } catch {
+      rmSync(mnt, { recursive: true, force: true });
+      ctx.skip(); // needs root and permission to mount a tmpfs
+      return;
+    }
+    try {
+      for (const engine of ['native', 'fs'] as FileIoEngine[]) {
+        const path = join(mnt, `full-${engine}.img`);
+        const b = FileBackstore.open({ name: 'full', path, size: 4 * MiB, engine });
+        const err = await b.write(0, pattern(2 * MiB), false).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(BackstoreError);
+        expect((err as BackstoreError).kind).toBe('nospace');
+        expect((err as BackstoreError).errno).toBe('ENOSPC');
+        expect((err as BackstoreError).message).toContain(path);
+        expect((err as BackstoreError).message).toMatch(/free space/);
+        await b.discard(0, 4 * MiB); // give the space back for the next engine
+        await b.close();
+        rmSync(path);
+      }
+    } finally {
+      execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
     }
   });
 
