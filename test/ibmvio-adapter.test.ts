@@ -278,3 +278,66 @@ describe('VioAdapter over a fake hypervisor', () => {
     expect(hv.mem.subarray(0x60000 + 8, 0x60000 + 36).toString('latin1')).toBe('IBM     VDASD blkdev    0001');
   });
 });
+
+describe('VioAdapter fuzz (bounded)', () => {
+  it('survives random and mutated CRQ entries and IUs while a neighbour keeps working', async () => {
+    const victim = setup();
+    const neighbour = setup();
+    await connect(victim.hv, victim.a);
+    await connect(neighbour.hv, neighbour.a);
+    expect((await login(neighbour.hv)).ok).toBe(true);
+    let x = 0x9e3779b9;
+    const rnd = () => {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      return x / 0x100000000;
+    };
+    const rcdb = Buffer.alloc(16);
+    rcdb[0] = 0x28;
+    rcdb.writeUInt16BE(8, 7);
+    const seeds = [
+      encodeLoginReq({ tag: Buffer.alloc(8, 1), reqItIuLen: 256, reqBufFmt: 6, reqFlags: 0, immDataOffset: 0, initiatorPortId: Buffer.alloc(16), targetPortId: Buffer.alloc(16) }),
+      encodeCmd({ tag: Buffer.alloc(8, 2), solNot: 0, lun: Buffer.from('8000000000000000', 'hex'), taskAttr: 0, cdb: rcdb, dataOut: { format: 'none' }, dataIn: { format: 'indirect', table: { va: 0x5000n, key: 0, len: 32 }, totalLength: 4096, inIu: [{ va: 0x60000n, key: 0, len: 2048 }, { va: 0x70000n, key: 0, len: 2048 }] } }),
+      encodeMad({ type: 3, status: 0, length: 148, tag: Buffer.alloc(8, 3), buffer: 0x9000n }),
+      encodeMad({ type: 5, status: 0, length: 92, tag: Buffer.alloc(8, 4), buffer: 0x9400n }),
+    ];
+    let neighbourReads = 0;
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 100; i++) {
+        const iu = Buffer.alloc(256);
+        if (rnd() < 0.7) seeds[Math.floor(rnd() * seeds.length)]!.copy(iu);
+        const flips = 1 + Math.floor(rnd() * 6);
+        for (let f = 0; f < flips; f++) iu[Math.floor(rnd() * (rnd() < 0.6 ? 48 : 256))] = Math.floor(rnd() * 256);
+        const ioba = rnd() < 0.95 ? 0x1000 + Math.floor(rnd() * 64) * 256 : Math.floor(rnd() * 2 ** 32);
+        if (ioba + 256 <= victim.hv.mem.length) iu.copy(victim.hv.mem, ioba);
+        const valid = rnd() < 0.85 ? 0x80 : [0xc0, 0xff, 0x00, 0x13][Math.floor(rnd() * 4)]!;
+        const format = rnd() < 0.85 ? [1, 1, 2, 6][Math.floor(rnd() * 4)]! : Math.floor(rnd() * 256);
+        victim.hv.serverQ.push(encodeCrq({ valid, format, status: Math.floor(rnd() * 256), timeout: 0, iuLength: rnd() < 0.9 ? 256 : Math.floor(rnd() * 65536), word1: ioba8(BigInt(ioba)) }));
+      }
+      victim.hv.interrupt?.();
+      if (!victim.hv.registered) victim.a.start();
+      victim.hv.post(INIT_ENTRY());
+      // The neighbour partition reads throughout and must never notice.
+      neighbour.hv.request(encodeCmd({ tag: ioba8(BigInt(round + 1)), solNot: 0, lun: Buffer.from('8000000000000000', 'hex'), taskAttr: 0, cdb: rcdb, dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: { va: 0x60000n, key: 0, len: 4096 } } }), 0x1000);
+      const e = await neighbour.hv.take((y) => y[0] === 0x80 && y.readBigUInt64BE(8) === BigInt(round + 1));
+      const r = decodeRsp(neighbour.hv.mem.subarray(0x1000, 0x1000 + e.readUInt16BE(6)));
+      if (r.ok && r.value.status === 0) neighbourReads++;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    expect(neighbourReads).toBe(20);
+    expect(neighbour.a.linkStats.protocolResets).toBe(0);
+    expect(victim.a.linkStats.entries).toBeGreaterThan(100);
+    // The victim still serves after a clean handshake.
+    await new Promise((res) => setTimeout(res, 50));
+    victim.hv.serverQ.length = 0;
+    victim.hv.toClient.length = 0;
+    if (!victim.hv.registered) victim.a.start();
+    victim.hv.post(INIT_ENTRY());
+    await victim.hv.take((e) => e[0] === 0xc0 && e[1] === 0x02);
+    const lr = await login(victim.hv);
+    expect(lr.ok).toBe(true);
+  });
+});
