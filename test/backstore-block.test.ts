@@ -115,6 +115,41 @@ describe.skipIf(reason !== undefined)(`block backstore on a loop device${reason 
     );
   });
 
+  it('refreshSize follows a device that grew (losetup -c after growing the backing file)', async () => {
+    const img = join(dir, 'grow.img');
+    execFileSync('truncate', ['-s', `${4 * MiB}`, img]);
+    const dev = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
+    try {
+      const b = BlockBackstore.open({ name: 'grow', path: dev });
+      expect(b.sizeBytes).toBe(4 * MiB);
+      execFileSync('truncate', ['-s', `${6 * MiB}`, img]);
+      execFileSync('losetup', ['-c', dev]);
+      expect(await b.refreshSize()).toBe(6 * MiB);
+      await b.write(5 * MiB, pattern(4096), false);
+      expect((await b.read(5 * MiB, 4096)).equals(pattern(4096))).toBe(true);
+      await b.close();
+    } finally {
+      execFileSync('losetup', ['-d', dev]);
+    }
+  });
+
+  it('a read-only device must be configured read-only', async () => {
+    const img = join(dir, 'ro.img');
+    execFileSync('truncate', ['-s', `${MiB}`, img]);
+    const dev = execFileSync('losetup', ['--find', '--show', '--read-only', img], { encoding: 'utf8' }).trim();
+    try {
+      expect(() => BlockBackstore.open({ name: 'rodev', path: dev })).toThrow(
+        expect.objectContaining({ kind: 'readonly' }),
+      );
+      const b = BlockBackstore.open({ name: 'rodev', path: dev, readOnly: true });
+      expect(b.readOnly).toBe(true);
+      expect((await b.read(0, 512)).every((v) => v === 0)).toBe(true);
+      await b.close();
+    } finally {
+      execFileSync('losetup', ['-d', dev]);
+    }
+  });
+
   it('read-only refuses writes', async () => {
     const b = BlockBackstore.open({ name: 'blk', path: loop!, readOnly: true });
     await expect(b.write(0, Buffer.alloc(512), false)).rejects.toMatchObject({ kind: 'readonly' });
