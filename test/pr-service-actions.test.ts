@@ -120,6 +120,27 @@ describe.each(TYPES)('reservation $name', ({ code: type }) => {
       }
     });
 
+    it('PREEMPT AND ABORT of the other registrant: its registration goes and its tasks are aborted', async () => {
+      const pr = await setup(type);
+      pr.m.checkConflict(registrant, Buffer.alloc(6)); // the registrant's nexus is known
+      pr.m.checkConflict(holder, Buffer.alloc(6));
+      const victim = role === 'registrant' ? { n: holder, key: K1 } : { n: registrant, key: K2 };
+      const o = await pr.preempt(n, key, victim.key, type, true);
+      if (!registered) {
+        expect(o.kind).toBe('conflict');
+        return;
+      }
+      expectGood(o);
+      expect(pr.readKeys(n).keys).toEqual([key]);
+      expect(o.kind === 'good' && o.effects).toEqual([
+        { kind: 'unitAttention', nexusKeys: [victim.n.key], reason: 'REGISTRATIONS_PREEMPTED' },
+        { kind: 'abortTasks', nexusKeys: [victim.n.key] },
+      ]);
+      // Preempting the holder's key hands the reservation over; any other key leaves it where it was.
+      const newHolderKey = isAllReg(type) ? 0n : victim.key === K1 ? key : K1;
+      expect(pr.readReservation(n)).toMatchObject({ type, key: newHolderKey });
+    });
+
     it('REGISTER AND MOVE: only the holder of a single-holder reservation may move it', async () => {
       const pr = await setup(type);
       // Move to the stranger's port on the same target port (relative target port 1).
