@@ -118,6 +118,32 @@ describe('iSCSI full feature phase against the real core', () => {
     expect((await c.scsi(cdb.testUnitReady())).status).toBe(0);
   });
 
+  it('aborts a write that waits for its data (ABORT TASK) and frees it', async () => {
+    const c = await session([['ImmediateData', 'No'], ['InitialR2T', 'Yes']], 'iqn.2026-11.test:abort');
+    const itt = c.itt++;
+    const cmdSn = c.cmdSn;
+    c.sendPdu(c.commandBhs(cdb.write10(300, 8), { write: 4096, itt }));
+    const r2t = await c.next();
+    expect(opcode(r2t)).toBe(0x31);
+    const b = Buffer.alloc(48);
+    b[0] = 0x42;
+    b[1] = 0x81;
+    b.writeUInt32BE(c.itt++, 16);
+    b.writeUInt32BE(itt, 20);
+    b.writeUInt32BE(c.cmdSn, 24);
+    b.writeUInt32BE(c.expStatSn, 28);
+    b.writeUInt32BE(cmdSn, 32);
+    c.sendPdu(b);
+    const resp = await c.next();
+    expect(opcode(resp)).toBe(0x22);
+    expect(resp!.bhs[2]).toBe(0); // function complete
+    // Late data for the aborted task is dropped quietly; no SCSI Response ever comes for it.
+    c.sendData(itt, r2t!.bhs.readUInt32BE(20), Buffer.alloc(4096), 0, 4096, 4096);
+    expect((await c.scsi(cdb.testUnitReady())).status).toBe(0);
+    const info = t.server.sessions().find((s) => s.initiator === 'iqn.2026-11.test:abort')!;
+    expect(info.activeCommands).toBe(0);
+  });
+
   it('joins a second connection to the session (MC/S) and reinstates a session with the same ISID', async () => {
     const isid = Buffer.from('400000000077', 'hex');
     const a = await session([['MaxConnections', '2']], 'iqn.2026-11.test:mcs', isid);

@@ -490,16 +490,16 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     }
     const req: TmfRequest = { fn, lun: lunScoped ? lun : 0 };
     if (referenced) req.referencedTag = BigInt(t.referencedTaskTag);
-    const result = await nexus.taskManagement(req);
-    if (result.response === TmfResponse.FUNCTION_COMPLETE) {
-      // The core never completes aborted tasks: release them here.
-      if (fn === 'ABORT_TASK') referenced?.abort();
-      else if (fn === 'ABORT_TASK_SET' || fn === 'CLEAR_TASK_SET' || fn === 'LOGICAL_UNIT_RESET') {
-        for (const task of [...s.tasks.values()]) if (task.lun === lun) task.abort();
-      } else if (fn === 'TARGET_RESET' || fn === 'I_T_NEXUS_RESET') {
-        for (const task of [...s.tasks.values()]) task.abort();
+    // The core calls each dropped task's aborted(), which frees it here (scsi-task.ts). Tasks it is
+    // aborting may wait for Data-Out that will never come: release those waits once it has them marked.
+    const pending = nexus.taskManagement(req);
+    const aborting = fn === 'ABORT_TASK' || fn === 'ABORT_TASK_SET' || fn === 'CLEAR_TASK_SET' || fn === 'LOGICAL_UNIT_RESET' || !lunScoped;
+    if (aborting) {
+      for (const task of [...s.tasks.values()]) {
+        if (fn === 'ABORT_TASK' ? task === referenced : !lunScoped || task.lun === lun) task.cancelTransfers();
       }
     }
+    const result = await pending;
     const codes: Record<string, number> = {
       [TmfResponse.FUNCTION_COMPLETE]: TmfResponseCode.FUNCTION_COMPLETE,
       [TmfResponse.FUNCTION_SUCCEEDED]: TmfResponseCode.FUNCTION_SUCCEEDED,

@@ -167,6 +167,14 @@ export class ScsiTask implements FabricCommandPort {
     return r;
   }
 
+  /**
+   * A TMF is aborting this task: fail its outstanding data-out fetch so the core, which has already
+   * marked the task aborted, is not left waiting for data the initiator will never send.
+   */
+  cancelTransfers(): void {
+    if (this.state === 'active' && !this.dataFailure) this.failData('aborted by task management');
+  }
+
   private failData(message: string): void {
     this.dataFailure = `data-out of iSCSI task 0x${this.itt.toString(16)} failed: ${message}`;
     this.unsolicitedOpen = false;
@@ -208,7 +216,12 @@ export class ScsiTask implements FabricCommandPort {
     return { ok: true };
   }
 
-  /** The task was aborted by a TMF or its connection went away: never answer it. */
+  /** The core dropped the command silently (a TMF, TAS=0, nexus loss): never answer it. */
+  aborted(): void {
+    this.abort();
+  }
+
+  /** The task was aborted or its connection went away: never answer it. */
   abort(): void {
     if (this.state !== 'active') return;
     this.finish('aborted');

@@ -178,6 +178,7 @@ export class IscsiServer implements ConnectionServer {
     return { host: p.host, port: listener.port };
   }
 
+  /** Stop listening on a portal; sessions already logged in through it keep running. */
   async removePortal(host: string, port: number): Promise<void> {
     const key = portalKey(host, port);
     const p = this.portals.get(key);

@@ -89,11 +89,6 @@ export interface PortalListener {
 export function listenTcp(host: string, port: number, onConnection: (t: IscsiTransport) => void): Promise<PortalListener> {
   return new Promise((resolve, reject) => {
     const server: Server = createServer({ noDelay: true }, (socket) => onConnection(new TcpTransport(socket)));
-    const sockets = new Set<Socket>();
-    server.on('connection', (s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
     server.once('error', reject);
     server.listen({ host, port, ipv6Only: host.includes(':') && host !== '::' ? false : undefined }, () => {
       server.off('error', reject);
@@ -102,10 +97,11 @@ export function listenTcp(host: string, port: number, onConnection: (t: IscsiTra
       resolve({
         host,
         port: bound,
+        // Stop accepting; established connections stay (their sessions end by logout or by the server).
         close: () =>
           new Promise<void>((res) => {
-            server.close(() => res());
-            for (const s of sockets) s.destroy();
+            server.close();
+            res();
           }),
       });
     });
