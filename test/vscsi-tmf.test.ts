@@ -201,7 +201,8 @@ describe('task management', () => {
     expect([s.asc, s.ascq]).toEqual([0x29, 0x07]);
     expect((await b.submit(TUR)).status).toBe(GOOD);
     expect((await b.taskManagement({ fn: TmfFunction.TARGET_RESET, lun: 0 })).response).toBe(TmfResponse.FUNCTION_COMPLETE);
-    expect(senseOf(await b.submit(TUR)).asc).toBe(0x29);
+    const t = senseOf(await b.submit(TUR));
+    expect([t.asc, t.ascq]).toEqual([0x29, 0x00]);
   });
 
   it('QUERY TASK / QUERY TASK SET / QUERY ASYNCHRONOUS EVENT', async () => {

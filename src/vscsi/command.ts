@@ -36,8 +36,6 @@ export interface CommandSpec {
   noLogicalUnit?: boolean;
   /** Needs the medium (NOT READY when the removable medium is out or the unit is stopped). */
   mediaAccess?: boolean;
-  /** Transfers data-in only: a fabric direction of write (data-out) is a protocol mismatch. */
-  dataInOnly?: boolean;
   /** Recommended timeout (seconds) for the RSOC timeouts descriptor. */
   timeoutSeconds?: number;
   cls: CommandClass;

@@ -228,14 +228,6 @@ export class NexusImpl implements Nexus {
       reject(invalid);
       return;
     }
-    if (spec.dataInOnly && (request.direction === 'write' || request.direction === 'bidi') && request.expectedLength > 0) {
-      // The initiator offers data-out for a command that only reads: the CDB and the transfer disagree.
-      this.completeImmediately(request, lu, { kind: 'check', failure: failure('INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT') }, {
-        kind: 'underflow',
-        count: request.expectedLength,
-      });
-      return;
-    }
     if (request.attribute === TaskAttribute.ACA) {
       // NACA is never accepted, so no ACA condition can exist for an ACA task to address.
       reject(failure('INVALID_MESSAGE_ERROR'));

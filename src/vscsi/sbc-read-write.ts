@@ -119,7 +119,6 @@ const readSpec = (name: string, opcode: number, usage: number[]): CommandSpec =>
   opcode,
   usage,
   mediaAccess: true,
-  dataInOnly: true,
   cls: 'read',
   timeoutSeconds: 30,
   run: read,

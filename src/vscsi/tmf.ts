@@ -6,7 +6,7 @@
 import { TmfFunction, TmfResponse, type TmfRequest, type TmfResult } from './fabric.js';
 import type { LogicalUnit } from './logical-unit.js';
 import type { ActiveCommand, NexusImpl } from './nexus.js';
-import { Reason } from './sense.js';
+import { Reason, type ReasonName } from './sense.js';
 
 const result = (response: TmfResponse): TmfResult => ({ response });
 
@@ -38,12 +38,16 @@ export async function abortTasksOfUnit(
 }
 
 /** SAM-5 7.7 LOGICAL UNIT RESET: abort all tasks, drop RESERVE(6)-style and PREVENT state, UA 29/03. */
-export async function resetLogicalUnit(requester: NexusImpl, lu: LogicalUnit): Promise<void> {
+export async function resetLogicalUnit(
+  requester: NexusImpl,
+  lu: LogicalUnit,
+  reason: ReasonName = 'BUS_DEVICE_RESET_FUNCTION_OCCURRED',
+): Promise<void> {
   await abortTasksOfUnit(requester, lu);
   lu.preventers.clear();
   lu.reservations?.onLogicalUnitReset();
   for (const { nexus, luns } of requester.owner.nexusesOf(lu)) {
-    for (const l of luns) nexus.addUnitAttention(l, 'BUS_DEVICE_RESET_FUNCTION_OCCURRED');
+    for (const l of luns) nexus.addUnitAttention(l, reason);
   }
 }
 
@@ -75,7 +79,8 @@ async function dispatch(nexus: NexusImpl, req: TmfRequest): Promise<TmfResult> {
       return result(TmfResponse.FUNCTION_COMPLETE);
     }
     case TmfFunction.TARGET_RESET: {
-      for (const lu of unitsOfTarget(nexus)) await resetLogicalUnit(nexus, lu);
+      // A target reset is a reset of the whole device: the generic reset condition (29/00).
+      for (const lu of unitsOfTarget(nexus)) await resetLogicalUnit(nexus, lu, 'POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED');
       return result(TmfResponse.FUNCTION_COMPLETE);
     }
     default:
