@@ -3,7 +3,7 @@
  * unit attentions as an initiator sees them (the checks libiscsi's iscsi-test-cu makes over iSCSI).
  */
 import { describe, expect, it } from 'vitest';
-import type { LoopbackFabric, LoopbackResult } from '../src/vscsi/loopback.js';
+import { LoopbackFabric, loopbackInitiator, type LoopbackResult } from '../src/vscsi/loopback.js';
 import { decodeSense, rig } from './vscsi-helpers.js';
 import { basicParams, prinCdb, proutCdb, SA } from './pr-helpers.js';
 
@@ -106,6 +106,38 @@ describe('through the core', () => {
     expect(await drainUas(a)).toContain('6/2a/5');
     expect((await write10(a)).status).toBe(CONFLICT);
     expect((await write10(b)).status).toBe(GOOD);
+  });
+
+  it('REGISTER AND MOVE to another initiator at a second target port that has not sent anything yet', async () => {
+    const r = rig();
+    const a = r.fab;
+    const port2 = r.target.addPort({ name: 'iqn.2026-01.test:target,t,0x0002' });
+    const bInit = loopbackInitiator('iqn.2026-01.test:mover-dest', '0x000000000042');
+    const b2 = new LoopbackFabric(r.core.openNexus({ target: r.target, targetPort: port2, initiator: bInit }));
+    const b1 = new LoopbackFabric(r.core.openNexus({ target: r.target, targetPort: r.port, initiator: bInit }));
+    await drainUas(a);
+    expect((await prout(a, SA.REGISTER_AND_IGNORE, { sark: 1n })).status).toBe(GOOD);
+    expect((await prout(a, SA.RESERVE, { key: 1n }, 3)).status).toBe(GOOD);
+    const tid = bInit.transportId;
+    const p = Buffer.alloc(24 + tid.length);
+    p.writeBigUInt64BE(1n, 0);
+    p.writeBigUInt64BE(0x2an, 8);
+    p.writeUInt16BE(port2.relativeId, 18);
+    p.writeUInt32BE(tid.length, 20);
+    tid.copy(p, 24);
+    expect((await a.submit({ cdb: proutCdb(SA.REGISTER_AND_MOVE, 3, p.length), dataOut: p })).status).toBe(GOOD);
+    await drainUas(b2);
+    await drainUas(b1);
+    expect((await write10(b2)).status).toBe(GOOD);
+    expect((await write10(b1)).status).toBe(CONFLICT); // same initiator port, other target port
+    expect((await write10(a)).status).toBe(CONFLICT);
+    const full = await prin(b2, 3);
+    expect(full.status).toBe(GOOD);
+    const second = 8 + 24 + full.data.readUInt32BE(8 + 20); // skip the mover's descriptor
+    expect(full.data[8 + 12]).toBe(0x00); // the mover: still registered, no longer the holder
+    expect(full.data.readUInt16BE(second + 18)).toBe(port2.relativeId);
+    expect(full.data[second + 12]).toBe(0x01); // R_HOLDER
+    expect(full.data[second + 13]).toBe(0x03); // LU_SCOPE, Exclusive Access
   });
 
   it('Reserve6.2Initiators', async () => {
