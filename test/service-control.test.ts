@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/program.js';
@@ -164,6 +164,37 @@ describe('vtgt serve (stand-in platform)', () => {
     const second = list[1]!.listening;
     expect((await cli('portal', 'delete', second)).code).toBe(0);
     expect(JSON.parse((await cli('portal', 'list', '--json')).out)).toHaveLength(1);
+  });
+
+  it('rolls a failed change back as a whole (a busy port)', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const r = await cli('portal', 'create', `127.0.0.1:${port}`);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`cannot listen on iSCSI portal 127.0.0.1:${port}`);
+      expect(r.err).toContain('another process listens there');
+      // A file that adds a backstore and a target the iSCSI layer refuses: neither is left running.
+      const alt = join(dir, 'alt.yaml');
+      const yaml = (JSON.parse((await cli('config', 'show', '--json')).out) as { yaml: string }).yaml
+        .replace('backstores:\n', 'backstores:\n  - name: extra\n    type: memory\n    size: 1MiB\n')
+        .replace('targets:\n', 'targets:\n  - name: iqn.2026-11.org.vtgt:rollback\n    luns: [{lun: 0, backstore: extra}]\n');
+      writeFileSync(alt, yaml);
+      plat.iscsi.refuse = 'iqn.2026-11.org.vtgt:rollback';
+      const load = await cli('config', 'load', alt);
+      plat.iscsi.refuse = undefined;
+      expect(load.code).toBe(1);
+      expect(load.err).toContain('refused by the test');
+      expect(plat.iscsi.targets.has('iqn.2026-11.org.vtgt:rollback')).toBe(false);
+      expect(plat.core.targets.has('iqn.2026-11.org.vtgt:rollback')).toBe(false);
+      expect(plat.core.lus.has('extra')).toBe(false);
+      expect(plat.stores.find((x) => x.name === 'extra')!.closed).toBe(true);
+      expect(JSON.parse((await cli('target', 'list', '--json')).out).map((t: { name: string }) => t.name)).toEqual([T]);
+      expect(JSON.parse((await cli('portal', 'list', '--json')).out)).toHaveLength(1);
+    } finally {
+      busy.close();
+    }
   });
 
   it('saves atomically and reloads only what changed; an invalid file is rejected', async () => {

@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { BIN, DEFAULT_TARGET as T, ProcessScope, tool, vtgt } from './service-helpers.js';
 
@@ -107,5 +108,16 @@ describe('vtgt serve process', () => {
     expect(r.stderr).toContain(`${cfg}:2:5: backstores[0].path: missing`);
     const usage = spawnSync(process.execPath, [BIN, 'serve', '--data', data, '--portal', 'nowhere:x'], { encoding: 'utf8', timeout: 15_000 });
     expect(usage.status).toBe(2);
+
+    // A portal someone else holds: exit 1 naming the address and the likely cause, nothing left behind.
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    const inUse = spawnSync(process.execPath, [BIN, 'serve', '--data', data, '--portal', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 15_000 });
+    busy.close();
+    expect(inUse.status).toBe(1);
+    expect(inUse.stderr).toContain(`cannot listen on iSCSI portal 127.0.0.1:${port}`);
+    expect(inUse.stderr).toContain('another process listens there');
+    expect(() => statSync(join(data, 'vtgt.sock'))).toThrow();
   });
 });

@@ -74,10 +74,35 @@ export class Runtime {
     return cloneConfig(this.current);
   }
 
+  /**
+   * Bring the running state to `next`. If a step fails (a port in use, an image that cannot be
+   * opened), the previous configuration is applied again so the service keeps running as before.
+   */
   apply(next: VtgtConfig): Promise<string[]> {
-    const run = this.queue.then(() => this.applyNow(cloneConfig(next)));
+    const run = this.queue.then(async () => {
+      const before = cloneConfig(this.current);
+      try {
+        return await this.applyNow(cloneConfig(next));
+      } catch (e) {
+        try {
+          this.current = await this.stateAfterFailure(before);
+        } catch (e2) {
+          this.logger.error({ err: e2 }, 'restoring the previous configuration after a failed change also failed; check "vtgt show"');
+        }
+        throw e;
+      }
+    });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Re-apply `before` on top of whatever the failed apply left; returns what is now running. */
+  private async stateAfterFailure(before: VtgtConfig): Promise<VtgtConfig> {
+    // `current` still describes the state before the failed apply, but the maps may have moved on:
+    // mark everything as unknown so the re-apply compares against the real objects.
+    this.current = { ...before, accounts: [], iscsi: { ...before.iscsi, discoveryChap: undefined, discoveryMutualChap: undefined } } as VtgtConfig;
+    await this.applyNow(before, true);
+    return before;
   }
 
   private get prDir(): string {
@@ -90,7 +115,7 @@ export class Runtime {
     return b.type === 'file' && !isAbsolute(b.path) ? resolve(this.dataDir, b.path) : b.path;
   }
 
-  private async applyNow(next: VtgtConfig): Promise<string[]> {
+  private async applyNow(next: VtgtConfig, rollingBack = false): Promise<string[]> {
     const changes: string[] = [];
     const prev = this.current;
     // 1. Everything that can fail without side effects: secrets, then opening new/changed stores.
@@ -180,7 +205,8 @@ export class Runtime {
     }
 
     this.current = next;
-    if (changes.length) this.logger.info({ changes }, `configuration applied (${changes.length} change${changes.length === 1 ? '' : 's'})`);
+    if (rollingBack) this.logger.warn({ changes }, 'the change failed; the previous configuration is running again');
+    else if (changes.length) this.logger.info({ changes }, `configuration applied (${changes.length} change${changes.length === 1 ? '' : 's'})`);
     return changes;
   }
 
@@ -303,7 +329,8 @@ export class Runtime {
         const msg = (e as Error).message ?? '';
         const code = (e as NodeJS.ErrnoException).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(msg)?.[1];
         const hint = code === 'EADDRINUSE' ? ' (another process listens there: stop it or choose another port)' : code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : code === 'EADDRNOTAVAIL' ? ' (no interface has this address)' : '';
-        throw new ApplyError(`cannot listen on iSCSI portal ${formatHostPort(p.host, p.port)}: ${(e as Error).message}${hint}`);
+        const what = msg.startsWith('cannot listen') ? msg.replace(/^cannot listen for iSCSI on [^:]+:\d+: /, '') : msg;
+        throw new ApplyError(`cannot listen on iSCSI portal ${formatHostPort(p.host, p.port)}: ${what}${hint}`);
       }
     }
   }

@@ -116,7 +116,11 @@ export class FakeIscsi implements IscsiApi {
     this.log.push(`remove-portal ${host}:${port}`);
     await new Promise<void>((r) => (s ? s.close(() => r()) : r()));
   }
+  /** Name of a target addTarget() should refuse (to test roll-back). */
+  refuse: string | undefined;
+
   addTarget(spec: IscsiTargetSpec): void {
+    if (spec.target.name === this.refuse) throw new Error(`target ${spec.target.name} refused by the test`);
     this.targets.set(spec.target.name, spec);
     this.log.push(`add-target ${spec.target.name}`);
   }
