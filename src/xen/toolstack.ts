@@ -234,3 +234,18 @@ export async function xenDetach(o: XenDetachOptions): Promise<void> {
     await xs.rm(fe);
   }
 }
+
+/**
+ * The xenstore the toolstack commands talk to: the simulated one (`simSocket`, as printed by the
+ * simulator) or the real one through the addon on a dom0. Call `close()` when done.
+ */
+export async function openToolstackXenStore(opts: { simSocket?: string } = {}): Promise<{ xs: XenStore; backendDomid: number; close(): Promise<void> }> {
+  if (opts.simSocket) {
+    const { SimXenClient } = await import('./sim/client.js');
+    const c = await SimXenClient.connect(opts.simSocket, 0);
+    return { xs: c.xenstore, backendDomid: 0, close: () => c.close() };
+  }
+  const { openXenHypervisor } = await import('./native.js');
+  const hv = openXenHypervisor();
+  return { xs: hv.xenstore, backendDomid: hv.domid, close: () => hv.close() };
+}
