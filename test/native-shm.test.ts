@@ -247,6 +247,21 @@ describe('SharedRegion across processes', () => {
     r.close();
   });
 
+  it('a peer truncating a file-backed region makes accesses fail with EFAULT instead of killing us', () => {
+    const path = join(dir, 'shrink.shm');
+    const r = SharedRegion.create(path, 3 * 4096);
+    r.write(8192, Buffer.from('tail'));
+    const res = spawnSync(process.execPath, ['-e', `require('fs').truncateSync(process.argv[1], 4096)`, path]);
+    expect(res.status).toBe(0);
+    const out = Buffer.alloc(4);
+    expect(() => r.read(8192, out)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(() => r.read(8192, out)).toThrow(/truncated by another process/);
+    expect(() => r.store32le(8192, 1)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(() => r.gather([{ offset: 8190, length: 4 }], out)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    r.read(0, out); // the still-backed part keeps working
+    r.close();
+  });
+
   it('a child cannot shrink a sealed memfd under the mapping', () => {
     const r = SharedRegion.createAnonymous(8192);
     const res = spawnSync(

@@ -1,5 +1,7 @@
 #include "shm_region.h"
 
+#include "mem_guard.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -18,6 +20,14 @@ ShmResult SysError(int err, const std::string& what) {
   ShmResult r;
   r.err = err;
   r.message = what + ": " + std::strerror(err);
+  return r;
+}
+
+// The mapped file shrank under us (a peer truncated it): the access raised SIGBUS.
+ShmResult Fault(const char* op) {
+  ShmResult r;
+  r.err = EFAULT;
+  r.message = std::string(op) + ": the file behind this region was truncated by another process";
   return r;
 }
 
@@ -123,7 +133,7 @@ ShmResult ShmRegion::Check(const char* op, uint64_t offset, uint64_t length) con
 
 ShmResult ShmRegion::Read(uint64_t offset, uint8_t* dst, uint64_t length) const {
   ShmResult r = Check("read", offset, length);
-  if (r.ok() && length) std::memcpy(dst, base_ + offset, length);
+  if (r.ok() && length && !Guarded([&] { std::memcpy(dst, base_ + offset, length); })) return Fault("read");
   return r;
 }
 
@@ -131,7 +141,7 @@ ShmResult ShmRegion::Write(uint64_t offset, const uint8_t* src, uint64_t length)
   ShmResult r = Check("write", offset, length);
   if (!r.ok()) return r;
   if (read_only_) return SysError(EROFS, "write: region is mapped read-only");
-  if (length) std::memcpy(base_ + offset, src, length);
+  if (length && !Guarded([&] { std::memcpy(base_ + offset, src, length); })) return Fault("write");
   return r;
 }
 
@@ -160,13 +170,16 @@ ShmResult ShmRegion::Gather(const double* segments, size_t count, uint8_t* dst, 
   if (total > dst_len)
     return RangeError("gather: segments total " + std::to_string(total) + " bytes but the destination has room for " +
                       std::to_string(dst_len));
-  uint64_t pos = 0;
-  for (size_t i = 0; i < count; i++) {
-    uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
-    if (len) std::memcpy(dst + pos, base_ + off, len);
-    pos += len;
-  }
-  *copied = pos;
+  bool ok = Guarded([&] {
+    uint64_t pos = 0;
+    for (size_t i = 0; i < count; i++) {
+      uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
+      if (len) std::memcpy(dst + pos, base_ + off, len);
+      pos += len;
+    }
+  });
+  if (!ok) return Fault("gather");
+  *copied = total;
   return {};
 }
 
@@ -180,13 +193,16 @@ ShmResult ShmRegion::Scatter(const double* segments, size_t count, const uint8_t
   if (total > src_len)
     return RangeError("scatter: segments total " + std::to_string(total) + " bytes but the source has only " +
                       std::to_string(src_len));
-  uint64_t pos = 0;
-  for (size_t i = 0; i < count; i++) {
-    uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
-    if (len) std::memcpy(base_ + off, src + pos, len);
-    pos += len;
-  }
-  *copied = pos;
+  bool ok = Guarded([&] {
+    uint64_t pos = 0;
+    for (size_t i = 0; i < count; i++) {
+      uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
+      if (len) std::memcpy(base_ + off, src + pos, len);
+      pos += len;
+    }
+  });
+  if (!ok) return Fault("scatter");
+  *copied = total;
   return {};
 }
 
@@ -197,7 +213,9 @@ ShmResult ShmRegion::Copy(const ShmRegion& src, uint64_t src_off, ShmRegion& dst
   if (!r.ok()) return r;
   if (dst.read_only_) return SysError(EROFS, "copy: destination region is mapped read-only");
   // memmove: source and destination may be the same region, overlapping.
-  if (length) std::memmove(dst.base_ + dst_off, src.base_ + src_off, length);
+  if (length && !Guarded([&] { std::memmove(dst.base_ + dst_off, src.base_ + src_off, length); })) {
+    return Fault("copy");
+  }
   return {};
 }
 
@@ -205,7 +223,10 @@ ShmResult ShmRegion::Load32(uint64_t offset, bool big_endian, uint32_t* out) con
   ShmResult r = Check("load32", offset, 4);
   if (!r.ok()) return r;
   if (offset % 4) return RangeError("load32: offset " + std::to_string(offset) + " is not 4-byte aligned");
-  uint32_t v = __atomic_load_n(reinterpret_cast<const uint32_t*>(base_ + offset), __ATOMIC_ACQUIRE);
+  uint32_t v = 0;
+  if (!Guarded([&] { v = __atomic_load_n(reinterpret_cast<const uint32_t*>(base_ + offset), __ATOMIC_ACQUIRE); })) {
+    return Fault("load32");
+  }
   *out = big_endian ? __builtin_bswap32(v) : v;  // x86-64/aarch64 Linux hosts are little-endian
   return r;
 }
@@ -216,7 +237,9 @@ ShmResult ShmRegion::Store32(uint64_t offset, uint32_t value, bool big_endian) {
   if (offset % 4) return RangeError("store32: offset " + std::to_string(offset) + " is not 4-byte aligned");
   if (read_only_) return SysError(EROFS, "store32: region is mapped read-only");
   uint32_t v = big_endian ? __builtin_bswap32(value) : value;
-  __atomic_store_n(reinterpret_cast<uint32_t*>(base_ + offset), v, __ATOMIC_RELEASE);
+  if (!Guarded([&] { __atomic_store_n(reinterpret_cast<uint32_t*>(base_ + offset), v, __ATOMIC_RELEASE); })) {
+    return Fault("store32");
+  }
   // A full barrier so a following load of the peer's index is not reordered before this store
   // (the Xen ring protocol's "push requests, then check for notify" pattern needs it).
   __atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -107,6 +107,27 @@ static void TestShmFileAndReadOnly(const std::string& dir) {
   CHECK(m.err == ENOENT && m.message.find("/none") != std::string::npos);
 }
 
+static void TestShmTruncatedByPeer(const std::string& dir) {
+  std::string path = dir + "/shrinking";
+  ShmRegion r;
+  CHECK(r.Create(path, 3 * 4096).ok());
+  uint8_t b[16] = {1};
+  CHECK(r.Write(8192, b, 16).ok());
+  CHECK(truncate(path.c_str(), 4096) == 0);  // what a hostile peer can do to a plain file
+  CHECK(r.Read(8192, b, 16).err == EFAULT);
+  CHECK(r.Write(8192, b, 16).err == EFAULT);
+  uint32_t v;
+  CHECK(r.Load32(8192, false, &v).err == EFAULT);
+  CHECK(r.Store32(8192, 1, false).err == EFAULT);
+  double segs[] = {0, 16, 8192, 16};
+  uint8_t big[32];
+  uint64_t copied = 0;
+  CHECK(r.Gather(segs, 2, big, sizeof big, &copied).err == EFAULT);
+  CHECK(r.Read(0, b, 16).ok());  // the part still backed keeps working
+  CHECK(truncate(path.c_str(), 3 * 4096) == 0);
+  CHECK(r.Read(8192, b, 16).ok() && b[0] == 0);  // backed again: the regrown part reads as zeroes
+}
+
 static void TestIoSync(const std::string& dir) {
   std::string path = dir + "/io";
   int fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);
@@ -185,6 +206,7 @@ int main() {
   TestShmBounds();
   TestShmSegments();
   TestShmFileAndReadOnly(dir);
+  TestShmTruncatedByPeer(dir);
   TestIoSync(dir);
   TestCrc32c();
   std::string cleanup = "rm -rf '" + dir + "'";
