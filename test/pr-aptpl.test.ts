@@ -155,7 +155,13 @@ describe('operator actions', () => {
     expectGood(await pr.registerIgnore(a, 1n, { aptpl: true }));
     expectGood(await pr.registerIgnore(b, 2n, { aptpl: true })); // the last REGISTER's APTPL decides
     expectGood(await pr.reserve(a, 1n, 3));
-    expect(pr.m.status()).toMatchObject({ aptpl: true, reservation: { type: 3, holderKey: 1n } });
+    expect(pr.m.status()).toMatchObject({
+      aptpl: true,
+      spc2Reserved: false,
+      registrations: [{ key: '0x0000000000000001', initiator: 'iqn.2024-01.test:a', port: ',i,0x000000000001' }, { key: '0x0000000000000002' }],
+      reservation: { type: 3, typeName: 'Exclusive Access', holderKey: '0x0000000000000001' },
+    });
+    expect(() => JSON.stringify(pr.m.status())).not.toThrow();
     const effects = await pr.m.adminClear();
     expect(effects).toEqual([{ kind: 'unitAttention', nexusKeys: [a.key, b.key], reason: 'RESERVATIONS_PREEMPTED' }]);
     expect(pr.m.status()).toMatchObject({ registrations: [], reservation: null });
@@ -170,5 +176,40 @@ describe('operator actions', () => {
     expectGood(await pr.registerIgnore(b, 2n));
     const o = await pr.clear(b, 2n);
     expect(o.kind === 'good' && o.effects).toEqual([{ kind: 'unitAttention', nexusKeys: [a.key, other.key], reason: 'RESERVATIONS_PREEMPTED' }]);
+  });
+});
+
+describe('state file parser under random damage', () => {
+  it('returns a state or a reason, never throws', async () => {
+    const { deserialiseState, serialiseState, emptyState, addRegistration } = await import('../src/vscsi/pr/state.js');
+    const s = emptyState();
+    addRegistration(s, {
+      key: 5n,
+      identity: { protocolId: 5, name: 'iqn.x', portSuffix: ',i,0x000000000001' },
+      transportId: Buffer.from('4500', 'hex'),
+      allTgPt: false,
+      targetPortName: 't',
+      relativeTargetPortId: 1,
+    });
+    s.reservation = { type: 1, scope: 0, holderId: s.registrations[0]!.id };
+    const text = serialiseState(s);
+    expect(deserialiseState(text)).toMatchObject({ generation: 0, registrations: [{ key: 5n }] });
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const alphabet = '{}[]",:0123456789abcdefnulltrue-. ';
+    let states = 0;
+    for (let i = 0; i < 3000; i++) {
+      const chars = [...text];
+      for (let j = 0, n = 1 + rnd(4); j < n; j++) chars[rnd(chars.length)] = alphabet[rnd(alphabet.length)]!;
+      const r = deserialiseState(chars.join(''));
+      if (typeof r !== 'string') {
+        states++;
+        expect(r.generation).toBeGreaterThanOrEqual(0);
+      }
+    }
+    expect(states).toBeGreaterThan(0); // some damage is harmless (whitespace, names)
   });
 });

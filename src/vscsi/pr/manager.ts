@@ -67,14 +67,25 @@ export interface ReservationManagerOptions {
   fs?: PersistFs;
 }
 
-/** Read-only view for management tools and metrics. */
+/** Read-only view for management tools and metrics; JSON-safe (keys as `0x` + 16 hex digits). */
 export interface ReservationStatus {
   generation: number;
   aptpl: boolean;
   spc2Reserved: boolean;
-  registrations: { key: bigint; protocolId: number; initiator: string; port: string | null; allTargetPorts: boolean; targetPort: string }[];
-  reservation: { type: number; holderKey: bigint | null } | null;
+  registrations: { key: string; protocolId: number; initiator: string; port: string | null; allTargetPorts: boolean; targetPort: string }[];
+  /** `typeName` as SPC-4 names it, e.g. "Write Exclusive - Registrants Only"; holderKey null for all-registrants types. */
+  reservation: { type: number; typeName: string; holderKey: string | null } | null;
 }
+
+const TYPE_NAMES: Record<number, string> = {
+  1: 'Write Exclusive',
+  3: 'Exclusive Access',
+  5: 'Write Exclusive - Registrants Only',
+  6: 'Exclusive Access - Registrants Only',
+  7: 'Write Exclusive - All Registrants',
+  8: 'Exclusive Access - All Registrants',
+};
+const keyText = (k: bigint): string => '0x' + k.toString(16).padStart(16, '0');
 
 const okEmpty = (data?: Buffer): PrOutcome => (data ? { kind: 'good', data, effects: [] } : { kind: 'good', effects: [] });
 const check = (f: ScsiFailure): PrOutcome => ({ kind: 'check', failure: f });
@@ -297,14 +308,16 @@ export class ReservationManager {
       aptpl: s.aptpl,
       spc2Reserved: this.spc2Holder !== undefined,
       registrations: s.registrations.map((r) => ({
-        key: r.key,
+        key: keyText(r.key),
         protocolId: r.identity.protocolId,
         initiator: r.identity.name,
         port: r.identity.portSuffix,
         allTargetPorts: r.allTgPt,
         targetPort: r.targetPortName,
       })),
-      reservation: s.reservation ? { type: s.reservation.type, holderKey: holder ? holder.key : null } : null,
+      reservation: s.reservation
+        ? { type: s.reservation.type, typeName: TYPE_NAMES[s.reservation.type] ?? 'unknown', holderKey: holder ? keyText(holder.key) : null }
+        : null,
     };
   }
 
