@@ -12,7 +12,8 @@ import { controlRequest } from '../src/service/control/client.js';
 import { serve, type RunningService } from '../src/service/service.js';
 import { fakePlatform, type FakePlatform } from '../src/service/testing/fake-platform.js';
 
-const silent = pino({ level: 'silent' });
+// Reloads set the level from the file, so silence the destination rather than the level.
+const silent = pino({ level: 'info' }, { write: () => undefined });
 let dir: string;
 let svc: RunningService;
 let plat: FakePlatform;

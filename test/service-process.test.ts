@@ -67,7 +67,8 @@ describe('vtgt serve process', () => {
 
   it('stops gracefully with a session logged in and loses no acknowledged write', async () => {
     const data = tempDir();
-    const svc = await startService(data);
+    // qemu-io may ignore the logout request; a short bound keeps the test quick (logout wait = half).
+    const svc = await startService(data, ['--shutdown-timeout', '4']);
     const url = `iscsi://127.0.0.1:${svc.port}/${T}/0`;
 
     // A long-lived initiator session: qemu-io in interactive mode keeps the LUN open.
