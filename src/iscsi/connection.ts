@@ -160,6 +160,13 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     this.onClose();
   }
 
+  closeAfterFlush(reason: string): void {
+    if (this.phase === 'closed' || this.phase === 'logout') return;
+    this.log?.info({ reason }, 'closing iSCSI connection');
+    this.abortTasks();
+    this.finish();
+  }
+
   /** Close after what is queued has been written (after a Logout Response or a login failure). */
   private finish(): void {
     if (this.phase === 'closed') return;
@@ -443,8 +450,8 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
           if (this.phase !== 'ffp') return;
           this.send(buildTmfResponse(t.itt, code, this.takeSeq(), additional));
           if (t.fn === TmfCode.TARGET_COLD_RESET) {
-            // §11.5.1: after a cold reset the target drops all connections of the session.
-            for (const c of [...s.connections.values()]) c.drop('target cold reset');
+            // §11.5.1: after a cold reset the target closes its connections (after this response).
+            for (const c of [...s.connections.values()]) c.closeAfterFlush('target cold reset');
           }
         },
         (e: unknown) => {

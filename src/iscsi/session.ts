@@ -13,6 +13,8 @@ export interface SessionConnection {
   readonly cid: number;
   /** Close the connection now (logout, reinstatement, session end). */
   drop(reason: string): void;
+  /** Close after what is already queued (a final response) has been sent. */
+  closeAfterFlush(reason: string): void;
 }
 
 export interface SessionCounters {

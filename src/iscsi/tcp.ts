@@ -90,7 +90,7 @@ export function listenTcp(host: string, port: number, onConnection: (t: IscsiTra
   return new Promise((resolve, reject) => {
     const server: Server = createServer({ noDelay: true }, (socket) => onConnection(new TcpTransport(socket)));
     server.once('error', reject);
-    server.listen({ host, port, ipv6Only: host.includes(':') && host !== '::' ? false : undefined }, () => {
+    server.listen({ host, port }, () => {
       server.off('error', reject);
       const addr = server.address();
       const bound = typeof addr === 'object' && addr ? addr.port : port;
