@@ -6,7 +6,17 @@
  * Reads and writes go through the native engine (io_uring) by default, or Node's fs (`engine: 'fs'`);
  * bench/IO-ENGINE.md records why.
  */
-import { ftruncateSync, read as fsRead, fdatasync as fsFdatasync, statSync, write as fsWrite } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  read as fsRead,
+  fdatasync as fsFdatasync,
+  statSync,
+  write as fsWrite,
+} from 'node:fs';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import {
   alignedBuffer,
@@ -187,6 +197,9 @@ export class FileBackstore implements Backstore {
       let size = opts.size ?? fileSize;
       if (!readOnly && opts.size !== undefined && opts.size > fileSize) {
         ftruncateSync(file.fd, opts.size); // grows sparse: no blocks allocated
+        // Make the new size, and a new file's directory entry, durable before any write is acknowledged.
+        fsyncSync(file.fd);
+        if (existing === undefined) FileBackstore.#syncDirectory(opts.path);
       } else if (opts.size !== undefined && opts.size > fileSize) {
         throw new BackstoreError(
           'unsupported',
@@ -216,6 +229,15 @@ export class FileBackstore implements Backstore {
     } catch (e) {
       void file.close();
       throw e instanceof BackstoreError ? e : toBackstoreError(e, describe, 'open');
+    }
+  }
+
+  static #syncDirectory(path: string): void {
+    const fd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
   }
 
