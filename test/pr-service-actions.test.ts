@@ -233,6 +233,20 @@ describe('unit attentions and aborts', () => {
       { kind: 'unitAttention', nexusKeys: [registrant.key, third.key], reason: 'RESERVATIONS_RELEASED' },
     ]);
   });
+  it("the sender's other paths of an ALL_TG_PT registration count as other I_T nexuses", async () => {
+    const pr = await Pr.open();
+    const p1 = nexus('iqn.2024-01.test:mp', '00000000000a', 'tp-A', 1);
+    const p2 = nexus('iqn.2024-01.test:mp', '00000000000a', 'tp-B', 2);
+    expectGood(await pr.registerIgnore(p1, 0x61n, { allTgPt: true }));
+    pr.m.attachNexus(p2);
+    expectGood(await pr.reserve(p1, 0x61n, 5));
+    expect(effects(await pr.release(p1, 0x61n, 5))).toEqual([
+      { kind: 'unitAttention', nexusKeys: [p2.key], reason: 'RESERVATIONS_RELEASED' },
+    ]);
+    expect(effects(await pr.clear(p2, 0x61n))).toEqual([
+      { kind: 'unitAttention', nexusKeys: [p1.key], reason: 'RESERVATIONS_PREEMPTED' },
+    ]);
+  });
   it('unit attentions go to every known I_T nexus of an ALL_TG_PT registration, never the sender', async () => {
     const pr = await Pr.open();
     const a1 = nexus('iqn.2024-01.test:multi', '000000000009', 'tp-A', 1);

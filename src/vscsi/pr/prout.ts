@@ -27,7 +27,11 @@ import {
 } from './state.js';
 import { buildTransportId, identityCovers, parseTransportId, type PortIdentity } from './transport-id.js';
 
-/** An effect on I_T nexuses, named by the registrations (of the state before the command) they hold. */
+/**
+ * An effect on I_T nexuses, named by the registrations that cover them. The caller leaves out the
+ * sender's own I_T nexus, but not the sender's other paths of an ALL_TG_PT registration: SPC-4 counts
+ * those as other I_T nexuses.
+ */
 export type AbstractEffect =
   | { kind: 'unitAttention'; registrations: Registration[]; reason: ReasonName }
   | { kind: 'abortTasks'; registrations: Registration[] };
@@ -121,7 +125,7 @@ export function executeProut(s: PrState, nexus: NexusView, cdb: Buffer, params: 
       return release(s, reg, type, scope);
     case SA.CLEAR:
       if (!reg || reg.key !== key) return conflict;
-      return clear(s, reg);
+      return clear(s);
     default: // PREEMPT, PREEMPT AND ABORT
       if (!reg || reg.key !== key) return conflict;
       return preempt(s, reg, sark, scope, type, sa === SA.PREEMPT_AND_ABORT);
@@ -252,7 +256,7 @@ function release(s: PrState, reg: Registration, type: number, scope: number): Pr
   if (isRegistrantsOnly(res.type) || isAllRegistrants(res.type)) {
     effects.push({
       kind: 'unitAttention',
-      registrations: s.registrations.filter((r) => r.id !== reg.id),
+      registrations: [...s.registrations],
       reason: 'RESERVATIONS_RELEASED',
     });
   }
@@ -260,12 +264,12 @@ function release(s: PrState, reg: Registration, type: number, scope: number): Pr
 }
 
 /** SPC-4 5.12.11.6: CLEAR releases the reservation and removes every registration. */
-function clear(s: PrState, reg: Registration): ProutStep {
-  const others = s.registrations.filter((r) => r.id !== reg.id);
+function clear(s: PrState): ProutStep {
+  const everyone = s.registrations;
   s.registrations = [];
   s.reservation = null;
   bumpGeneration(s);
-  return good(true, [{ kind: 'unitAttention', registrations: others, reason: 'RESERVATIONS_PREEMPTED' }]);
+  return good(true, [{ kind: 'unitAttention', registrations: everyone, reason: 'RESERVATIONS_PREEMPTED' }]);
 }
 
 /** SPC-4 5.12.11.4: PREEMPT and PREEMPT AND ABORT. */
@@ -273,8 +277,7 @@ function preempt(s: PrState, reg: Registration, sark: bigint, scope: number, typ
   const res = s.reservation;
   const effects: AbstractEffect[] = [];
   const finish = (lost: Registration[]): ProutStep => {
-    const lostOthers = lost.filter((r) => r.id !== reg.id);
-    if (lostOthers.length > 0) effects.unshift({ kind: 'unitAttention', registrations: lostOthers, reason: 'REGISTRATIONS_PREEMPTED' });
+    if (lost.length > 0) effects.unshift({ kind: 'unitAttention', registrations: lost, reason: 'REGISTRATIONS_PREEMPTED' });
     if (abort && lost.length > 0) effects.push({ kind: 'abortTasks', registrations: lost });
     bumpGeneration(s);
     return good(true, effects);
@@ -307,8 +310,7 @@ function preempt(s: PrState, reg: Registration, sark: bigint, scope: number, typ
   const changed = res.type !== type || res.scope !== scope;
   s.reservation = { type, scope, holderId: isAllRegistrants(type) ? null : reg.id };
   if (changed) {
-    const keep = s.registrations.filter((r) => r.id !== reg.id);
-    if (keep.length > 0) effects.push({ kind: 'unitAttention', registrations: keep, reason: 'RESERVATIONS_RELEASED' });
+    effects.push({ kind: 'unitAttention', registrations: [...s.registrations], reason: 'RESERVATIONS_RELEASED' });
   }
   return finish(lost);
 }
