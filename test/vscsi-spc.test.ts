@@ -235,6 +235,7 @@ describe('START STOP UNIT and PREVENT ALLOW MEDIUM REMOVAL', () => {
     expect([s.key, s.asc, s.ascq]).toEqual([0x5, 0x53, 0x02]);
     const b = other();
     expect(senseOf(await b.submit({ cdb: ssu(0x02) })).asc).toBe(0x53);
+    expect(senseOf(await fab.submit({ cdb: ssu(0x03) })).asc).toBe(0x53); // loading is prevented too
     await fab.nexus.close();
     expect((await b.submit({ cdb: ssu(0x02) })).status).toBe(GOOD);
   });

@@ -63,11 +63,12 @@ function startStopUnit(ctx: CommandContext) {
   if (powerCondition !== 0) return good();
   if (!loej) return good(); // stopping the spindle of a virtual disk changes nothing an initiator can see
   if (!lu.backstore.capabilities.removable) return check(invalidCdbField(4, 1));
+  // SBC-3 5.25: while removal is prevented, neither ejecting nor loading is allowed.
+  if (lu.preventers.size > 0) return check(failure('MEDIUM_REMOVAL_PREVENTED'));
   if (start) {
     lu.mediumPresent = true;
     return good();
   }
-  if (lu.preventers.size > 0) return check(failure('MEDIUM_REMOVAL_PREVENTED'));
   lu.mediumPresent = false;
   return good();
 }
