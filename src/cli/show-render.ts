@@ -6,7 +6,7 @@ export function showTree(d: ShowData): string {
   const stores: TreeNode = {
     label: `backstores [${d.backstores.length}]`,
     children: d.backstores.map((b) => ({
-      label: `${b.name}  ${b.type} ${b.location}  ${b.size}  ${b.blockSize}B blocks  ${b.cacheMode}${b.readOnly ? '  read-only' : ''}${b.failures.length ? `  FAILED: ${b.failures.join(',')}` : ''}`,
+      label: `${b.name}  ${b.location}  ${b.size}  ${b.blockSize}B blocks  ${b.cacheMode}${b.readOnly ? '  read-only' : ''}${b.failures.length ? `  FAILED: ${b.failures.join(',')}` : ''}`,
     })),
   };
   const targets: TreeNode = {

@@ -158,7 +158,7 @@ export class Runtime {
       const lu = this.platform.core.addLogicalUnit({ id: name, backstore: store, prStatePath: join(this.prDir, `${name}.json`) });
       const existed = prev.backstores.some((b) => b.name === name);
       this.backstores.set(name, { config: nextStores.get(name)!, store, lu });
-      changes.push(`${existed ? 'replaced' : 'added'} backstore ${name} (${store.describe})`);
+      changes.push(`${existed ? 'replaced' : 'added'} ${store.describe}`);
     }
 
     // 3. Targets: LUN maps first (initiators see the change as a unit attention), then fabric specs.
