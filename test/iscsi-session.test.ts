@@ -159,11 +159,20 @@ describe('iSCSI full feature phase against the real core', () => {
     expect((await b.scsi(cdb.testUnitReady())).status).toBe(0);
     a.cmdSn = b.cmdSn;
     expect((await a.scsi(cdb.testUnitReady())).status).toBe(0);
+    // Logging in again with CID 1 reinstates that connection: the old one is dropped, the new one serves.
+    const b2 = await IscsiTestClient.connect(port);
+    clients.push(b2);
+    b2.cmdSn = a.cmdSn;
+    expect((await b2.login({ initiator: 'iqn.2026-11.test:mcs', target: IQN, isid, tsih: a.tsih, cid: 1 })).status).toBe(0);
+    expect(await b.waitClosed()).toBe(true);
+    expect((await b2.scsi(cdb.testUnitReady())).status).toBe(0);
+    expect(t.server.sessions().find((s) => s.tsih === a.tsih)!.connections.length).toBe(2);
     // A new login with the same ISID and TSIH 0 replaces the session: both old connections are dropped.
     const c = await session([], 'iqn.2026-11.test:mcs', isid);
     expect(await a.waitClosed()).toBe(true);
-    expect(await b.waitClosed()).toBe(true);
-    expect((await c.scsi(cdb.testUnitReady())).status).not.toBe(undefined);
+    expect(await b2.waitClosed()).toBe(true);
+    expect([0, 2]).toContain((await c.scsi(cdb.testUnitReady())).status); // may report the nexus loss first
+    expect((await c.scsi(cdb.testUnitReady())).status).toBe(0);
   });
 });
 
