@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { BackstoreError } from '../src/backstores/backstore.js';
 import { guardBackstore } from '../src/service/backstore-guard.js';
 import { createLogger, formatRecord } from '../src/service/logger.js';
 import { serve } from '../src/service/service.js';
-import { percentile } from '../src/service/stats.js';
+import { percentile, StatsSampler } from '../src/service/stats.js';
 import { fakePlatform, MemoryStore } from '../src/service/testing/fake-platform.js';
-import { recordLatency } from '../src/vscsi/stats.js';
+import { newLuStats, recordLatency, type CoreStats } from '../src/vscsi/stats.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vtgt-metrics-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -62,6 +62,30 @@ describe('metrics endpoint', () => {
     const svc2 = await serve({ dataDir: dir, configPath: cfg, logger: pino({ level: 'silent' }), platform: fakePlatform(), out: (l) => out2.push(l) });
     expect(out2.some((l) => l.includes('metrics'))).toBe(false);
     await svc2.stop('test');
+  });
+
+  it('turns counters into per-LUN and per-session rates over the sampling window', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const lu = newLuStats();
+      const core: CoreStats = { logicalUnits: { d0: lu }, nexuses: 1, activeCommands: 0 };
+      const session = { initiator: 'iqn.x:y', isid: '01', tsih: 1, target: 't', commands: 0, readBytes: 0, writeBytes: 0 };
+      const sampler = new StatsSampler(() => core, () => [{ ...session }], 2000);
+      sampler.start();
+      expect(sampler.report().luns[0]!.iops).toBeUndefined(); // no window yet
+      lu.readCommands = 400;
+      lu.readBytes = 400 * 4096;
+      session.commands = 400;
+      session.readBytes = 400 * 4096;
+      vi.advanceTimersByTime(2000);
+      const r = sampler.report();
+      expect(r.windowSeconds).toBe(2);
+      expect(r.luns[0]).toMatchObject({ backstore: 'd0', iops: 200, readBytesPerSec: 200 * 4096, writeBytesPerSec: 0 });
+      expect(r.sessions[0]).toMatchObject({ initiator: 'iqn.x:y', iops: 200, readBytesPerSec: 200 * 4096 });
+      sampler.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('computes latency percentiles from the histogram', () => {

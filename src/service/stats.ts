@@ -45,9 +45,24 @@ function total(s: LuStats): number {
   return s.readCommands + s.writeCommands + s.otherCommands;
 }
 
+type SessionCounters = Map<string, { commands: number; readBytes: number; writeBytes: number }>;
+
+function sessionKey(s: Record<string, unknown>): string {
+  return `${String(s.initiator)}|${String(s.isid)}|${String(s.tsih)}|${String(s.target)}`;
+}
+
+function sessionCounters(list: Array<Record<string, unknown>>): SessionCounters {
+  const m: SessionCounters = new Map();
+  for (const s of list) {
+    const n = (k: string) => (typeof s[k] === 'number' ? (s[k] as number) : 0);
+    m.set(sessionKey(s), { commands: n('commands'), readBytes: n('readBytes'), writeBytes: n('writeBytes') });
+  }
+  return m;
+}
+
 export class StatsSampler {
-  private prev: { at: number; stats: CoreStats } | undefined;
-  private last: { at: number; stats: CoreStats } | undefined;
+  private prev: { at: number; stats: CoreStats; sessions: SessionCounters } | undefined;
+  private last: { at: number; stats: CoreStats; sessions: SessionCounters } | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -70,7 +85,7 @@ export class StatsSampler {
     try {
       const stats = structuredClone(this.read());
       this.prev = this.last;
-      this.last = { at: Date.now(), stats };
+      this.last = { at: Date.now(), stats, sessions: sessionCounters(this.sessions()) };
     } catch {
       // The core may be between states during shutdown; the next sample will do.
     }
@@ -107,7 +122,18 @@ export class StatsSampler {
       }
       return r;
     });
-    const out: StatsReport = { nexuses: now.nexuses, activeCommands: now.activeCommands, luns, sessions: this.sessions() };
+    const sessions = this.sessions().map((x) => {
+      const old = base?.sessions.get(sessionKey(x));
+      if (!old || dt < 0.5) return x;
+      const cur = sessionCounters([x]).get(sessionKey(x))!;
+      return {
+        ...x,
+        iops: (cur.commands - old.commands) / dt,
+        readBytesPerSec: (cur.readBytes - old.readBytes) / dt,
+        writeBytesPerSec: (cur.writeBytes - old.writeBytes) / dt,
+      };
+    });
+    const out: StatsReport = { nexuses: now.nexuses, activeCommands: now.activeCommands, luns, sessions };
     if (base && dt >= 0.5) out.windowSeconds = Math.round(dt * 10) / 10;
     return out;
   }
