@@ -5,6 +5,7 @@
 import { OsType } from '../constants.js';
 import { VioClient, Layout } from './client.js';
 import { runHostile } from './hostile.js';
+import { runScript, type ScriptStep } from './script.js';
 import { Partition } from './partition.js';
 import { Workload } from './workload.js';
 
@@ -14,7 +15,9 @@ export interface ClientProcessArgs {
   memPath: string;
   partitionName: string;
   aix: boolean;
-  mode: 'normal' | 'hostile';
+  mode: 'normal' | 'hostile' | 'script';
+  /** mode 'script': the steps to run. */
+  script?: ScriptStep[];
   seconds: number;
   workers: number;
   maxBlocks: number;
@@ -83,9 +86,21 @@ async function normal(a: ClientProcessArgs): Promise<number> {
   return w.result.errors === 0 ? 0 : 1;
 }
 
+async function scripted(a: ClientProcessArgs): Promise<number> {
+  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memPath: a.memPath, memBytes: Layout.MEM_BYTES });
+  const client = new VioClient(part, { partitionName: a.partitionName, osType: a.aix ? OsType.AIX : OsType.LINUX }, { log: (l) => say('LOG', l) });
+  await client.start();
+  await client.waitUp(20_000);
+  const steps = await runScript(client, a.script ?? [], a.aix);
+  say('RESULT', JSON.stringify({ steps }));
+  await client.close().catch(() => undefined);
+  part.close();
+  return 0;
+}
+
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2] ?? '{}') as ClientProcessArgs;
-  const code = a.mode === 'hostile' ? await runHostile(a, say) : await normal(a);
+  const code = a.mode === 'hostile' ? await runHostile(a, say) : a.mode === 'script' ? await scripted(a) : await normal(a);
   process.exit(code);
 }
 
