@@ -45,6 +45,7 @@ export async function runDomU(cfg: DomUConfig, onLine?: (l: string) => void): Pr
     }
     const w = new VerifiedWorkload(front, { seconds: cfg.seconds, seed: cfg.seed, taskManagement: true, ...(onLine ? { line: onLine } : {}) });
     const r = await w.run();
+    r.lines.unshift(`dom ${cfg.domid}: guest memory ${memory.mapped ? 'mapped shared through the addon' : 'accessed with pread/pwrite (addon not loadable)'}`);
     return { domid: cfg.domid, role: 'normal', ...r };
   } finally {
     await front.close();

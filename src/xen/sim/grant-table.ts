@@ -45,7 +45,12 @@ export class SimGrantAccess {
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > XEN_PAGE_SIZE) {
       return GNTST.bad_copy_arg;
     }
-    const e = mem.readGrant(ref);
+    let e: { flags: number; domid: number; frame: number };
+    try {
+      e = mem.readGrant(ref);
+    } catch {
+      return GNTST.general_error;
+    }
     if ((e.flags & GTF_type_mask) !== GTF_permit_access) return GNTST.bad_gntref;
     if (e.domid !== this.selfDomid) return GNTST.permission_denied;
     if (write && (e.flags & GTF_readonly) !== 0) return GNTST.permission_denied;
@@ -63,7 +68,14 @@ export class SimGrantAccess {
         at += Math.max(0, r.length);
         return frame;
       }
-      mem!.readFrame(frame, r.offset, dst, at, r.length);
+      try {
+        mem!.readFrame(frame, r.offset, dst, at, r.length);
+      } catch {
+        // The guest shrank or removed its memory file under us: a refused access, not a crash.
+        this.stats.refused++;
+        at += r.length;
+        return GNTST.general_error;
+      }
       at += r.length;
       this.stats.copies++;
       this.stats.bytes += r.length;
@@ -81,7 +93,13 @@ export class SimGrantAccess {
         at += Math.max(0, r.length);
         return frame;
       }
-      mem!.writeFrame(frame, r.offset, src, at, r.length);
+      try {
+        mem!.writeFrame(frame, r.offset, src, at, r.length);
+      } catch {
+        this.stats.refused++;
+        at += r.length;
+        return GNTST.general_error;
+      }
       at += r.length;
       this.stats.copies++;
       this.stats.bytes += r.length;

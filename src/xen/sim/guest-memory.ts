@@ -4,11 +4,22 @@
  * guest process writes grant entries and data; the backend process reaches the pages only through
  * the simulated hypervisor (`grant-table.ts`), which checks each entry exactly as Xen would.
  *
- * Access is through pread/pwrite on the shared file (coherent through the page cache between
- * processes); 4-byte aligned index accesses are single syscalls.
+ * The file is mapped shared through the addon (`SharedRegion`: bounds-checked copies, ring indices
+ * with barriers). Where the addon cannot be loaded, pread/pwrite on the same file is used instead
+ * (coherent through the page cache between processes; index accesses are single system calls).
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { XEN_PAGE_SIZE } from '../ring.js';
+import { SharedRegion } from '../../native/shm.js';
+
+function tryMap(path: string): SharedRegion | undefined {
+  if (process.env.VTGT_XEN_SIM_NO_SHM === '1') return undefined;
+  try {
+    return SharedRegion.open(path);
+  } catch {
+    return undefined;
+  }
+}
 
 /** grant_table.h GTF_* flags of a v1 entry. */
 export const GTF_invalid = 0;
@@ -23,6 +34,7 @@ export const GRANT_TABLE_BYTES = SIM_GRANT_ENTRIES * 8;
 export class GuestMemoryFile {
   private fd: number | undefined;
   private readonly word = Buffer.alloc(4);
+  private readonly region: SharedRegion | undefined;
 
   private constructor(
     readonly path: string,
@@ -30,6 +42,12 @@ export class GuestMemoryFile {
     readonly frames: number,
   ) {
     this.fd = fd;
+    this.region = tryMap(path);
+  }
+
+  /** True when the file is mapped through the addon rather than accessed with pread/pwrite. */
+  get mapped(): boolean {
+    return this.region !== undefined;
   }
 
   /** Create (truncate) a domain memory file with `frames` pages after the grant table. */
@@ -63,6 +81,7 @@ export class GuestMemoryFile {
   readFrame(frame: number, offset: number, dst: Buffer, dstOffset: number, length: number): void {
     if (dstOffset < 0 || dstOffset + length > dst.length) throw new RangeError('destination too small');
     const pos = this.frameOffset(frame, offset, length);
+    if (this.region) return this.region.read(pos, dst, dstOffset, length);
     let done = 0;
     while (done < length) {
       const n = readSync(this.handle, dst, dstOffset + done, length - done, pos + done);
@@ -74,16 +93,19 @@ export class GuestMemoryFile {
   writeFrame(frame: number, offset: number, src: Buffer, srcOffset: number, length: number): void {
     if (srcOffset < 0 || srcOffset + length > src.length) throw new RangeError('source too small');
     const pos = this.frameOffset(frame, offset, length);
+    if (this.region) return this.region.write(pos, src, srcOffset, length);
     let done = 0;
     while (done < length) done += writeSync(this.handle, src, srcOffset + done, length - done, pos + done);
   }
 
   load32(frame: number, offset: number): number {
+    if (this.region) return this.region.load32le(this.frameOffset(frame, offset, 4));
     this.readFrame(frame, offset, this.word, 0, 4);
     return this.word.readUInt32LE(0);
   }
 
   store32(frame: number, offset: number, value: number): void {
+    if (this.region) return this.region.store32le(this.frameOffset(frame, offset, 4), value >>> 0);
     const b = Buffer.alloc(4);
     b.writeUInt32LE(value >>> 0, 0);
     this.writeFrame(frame, offset, b, 0, 4);
@@ -92,7 +114,8 @@ export class GuestMemoryFile {
   /** Read grant entry `ref` (raw; the caller validates). */
   readGrant(ref: number): { flags: number; domid: number; frame: number } {
     const b = Buffer.alloc(8);
-    readSync(this.handle, b, 0, 8, ref * 8);
+    if (this.region) this.region.read(ref * 8, b, 0, 8);
+    else readSync(this.handle, b, 0, 8, ref * 8);
     return { flags: b.readUInt16LE(0), domid: b.readUInt16LE(2), frame: b.readUInt32LE(4) };
   }
 
@@ -102,12 +125,20 @@ export class GuestMemoryFile {
     // Publish frame and domid before the flags that make the entry valid (Xen's required order).
     b.writeUInt16LE(e.domid, 2);
     b.writeUInt32LE(e.frame >>> 0, 4);
+    if (this.region) {
+      this.region.write(ref * 8 + 2, b, 2, 6);
+      // flags + domid as one barriered 32-bit store, after the frame.
+      b.writeUInt16LE(e.flags, 0);
+      this.region.store32le(ref * 8, b.readUInt32LE(0));
+      return;
+    }
     writeSync(this.handle, b, 2, 6, ref * 8 + 2);
     b.writeUInt16LE(e.flags, 0);
     writeSync(this.handle, b, 0, 2, ref * 8);
   }
 
   close(): void {
+    this.region?.close();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }

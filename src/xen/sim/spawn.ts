@@ -6,6 +6,7 @@
 import { fork, ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { DomUConfig, DomUReport } from './frontend-main.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -32,6 +33,13 @@ async function entryScript(workDir: string): Promise<string> {
   return bundled;
 }
 
+/** A bundled entry lives outside the package: tell it where the addon is (it maps guest memory). */
+function addonEnv(): Record<string, string> {
+  if (!fromSources || process.env.VTGT_NATIVE_ADDON) return {};
+  const addon = join(here, '..', '..', '..', 'build', 'Release', 'vtgt_native.node');
+  return existsSync(addon) ? { VTGT_NATIVE_ADDON: addon } : {};
+}
+
 export interface DomUProcess {
   child: ChildProcess;
   report: Promise<DomUReport>;
@@ -41,7 +49,7 @@ export interface DomUProcess {
 export async function spawnDomU(cfg: DomUConfig, timeoutMs: number): Promise<DomUProcess> {
   const script = await entryScript(cfg.dir);
   const child = fork(script, [], {
-    env: { ...process.env, VTGT_XEN_DOMU: JSON.stringify(cfg) },
+    env: { ...process.env, ...addonEnv(), VTGT_XEN_DOMU: JSON.stringify(cfg) },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   let stderr = '';
