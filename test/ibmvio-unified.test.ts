@@ -45,7 +45,7 @@ describe.skipIf(!haveQemu)('unified export: IBM VIO + iSCSI on one backstore', (
       await hv.listen();
       adapter.start();
       const lpar = async (script: ScriptStep[]): Promise<ScriptStepResult[]> => {
-        const p = spawnPartition({ socketPath: join(dir, 'powervm.sock'), unit: 0x71000000, memPath: join(dir, `lpar-${Date.now()}.mem`),
+        const p = spawnPartition({ socketPath: join(dir, 'powervm.sock'), unit: 0x71000000,
           partitionName: 'lpar10', aix: false, mode: 'script', seconds: 0, workers: 0, maxBlocks: 0, seed: 1, script });
         const r = await p.done;
         expect(r.code, r.logs.join('\n')).toBe(0);

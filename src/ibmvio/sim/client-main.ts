@@ -12,7 +12,6 @@ import { Workload } from './workload.js';
 export interface ClientProcessArgs {
   socketPath: string;
   unit: number;
-  memPath: string;
   partitionName: string;
   aix: boolean;
   mode: 'normal' | 'hostile' | 'script';
@@ -39,7 +38,7 @@ function rng(seed: number): () => number {
 }
 
 async function normal(a: ClientProcessArgs): Promise<number> {
-  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memPath: a.memPath, memBytes: Layout.MEM_BYTES });
+  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memBytes: Layout.MEM_BYTES });
   const client = new VioClient(part, { partitionName: a.partitionName, osType: a.aix ? OsType.AIX : OsType.LINUX }, { log: (l) => say('LOG', l) });
   const rnd = rng(a.seed);
   const w = new Workload(client, a.aix ? 'aix' : 'linux', rnd);
@@ -87,7 +86,7 @@ async function normal(a: ClientProcessArgs): Promise<number> {
 }
 
 async function scripted(a: ClientProcessArgs): Promise<number> {
-  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memPath: a.memPath, memBytes: Layout.MEM_BYTES });
+  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memBytes: Layout.MEM_BYTES });
   const client = new VioClient(part, { partitionName: a.partitionName, osType: a.aix ? OsType.AIX : OsType.LINUX }, { log: (l) => say('LOG', l) });
   await client.start();
   await client.waitUp(20_000);

@@ -152,7 +152,7 @@ class Raw {
 }
 
 export async function runHostile(a: ClientProcessArgs, say: (k: 'LOG' | 'RESULT', s: string) => void): Promise<number> {
-  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memPath: a.memPath, memBytes: Layout.MEM_BYTES });
+  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memBytes: Layout.MEM_BYTES });
   const raw = new Raw(part);
   const lines: string[] = [];
   let unexpected = 0;

@@ -6,7 +6,9 @@
  * translation and permission checks, and fault injection. Client partitions run in other processes
  * and reach it over a Unix socket; the server side is the in-process `VioHypervisor`.
  */
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { SharedRegion } from '../../native/shm.js';
 import {
@@ -34,6 +36,7 @@ export interface SimAdapterPair {
 interface ClientSide {
   socket: Socket;
   region: SharedRegion;
+  memPath: string;
   windowPages: number;
   /** Real page + 1 per IOBA page (0 = no translation). */
   tceReal: Int32Array;
@@ -61,6 +64,11 @@ export interface SimHypervisorOptions {
   maxCopyLength?: number;
   /** Largest client window accepted (bytes). */
   maxWindowBytes?: number;
+  /**
+   * Where partition memory files are created (default: the socket's directory). The hypervisor, not
+   * the partition, chooses the file: a partition must never make it map a path of its choosing.
+   */
+  memoryDir?: string;
   logger?: Logger;
 }
 
@@ -327,26 +335,28 @@ export class SimPowerVM implements VioHypervisor {
     if (!p) return fail(`no client adapter with unit address ${String(m.unit)}`);
     if (p.client) return fail(`client adapter 0x${p.clientUnit.toString(16)} is already attached`);
     const maxWindow = this.opts.maxWindowBytes ?? 256 * 1024 * 1024;
-    if (!Number.isSafeInteger(m.windowBytes) || m.windowBytes <= 0 || m.windowBytes > maxWindow || typeof m.memPath !== 'string') {
-      return fail('bad window size or memory path');
-    }
-    let region: SharedRegion;
-    try {
-      region = SharedRegion.open(m.memPath);
-    } catch (err) {
-      return fail(`cannot map partition memory: ${(err as Error).message}`);
+    if (!Number.isSafeInteger(m.windowBytes) || m.windowBytes < TCE_PAGE_SIZE || m.windowBytes > maxWindow) {
+      return fail(`window size must be ${TCE_PAGE_SIZE}..${maxWindow} bytes`);
     }
     const windowPages = Math.floor(m.windowBytes / TCE_PAGE_SIZE);
+    const memPath = join(this.opts.memoryDir ?? dirname(this.opts.socketPath), `partition-${p.clientUnit.toString(16)}.mem`);
+    let region: SharedRegion;
+    try {
+      region = SharedRegion.create(memPath, windowPages * TCE_PAGE_SIZE);
+    } catch (err) {
+      return fail(`cannot create partition memory: ${(err as Error).message}`);
+    }
     p.client = {
       socket: sock,
       region,
+      memPath,
       windowPages,
       tceReal: new Int32Array(windowPages),
       tcePerm: new Uint8Array(windowPages),
       queue: undefined,
       irqPending: false,
     };
-    this.write(sock, { op: 'attached', rc: H.SUCCESS, partition: p.clientPartition });
+    this.write(sock, { op: 'attached', rc: H.SUCCESS, partition: p.clientPartition, memPath });
     return p;
   }
 
@@ -355,6 +365,7 @@ export class SimPowerVM implements VioHypervisor {
     if (!c) return;
     p.client = undefined;
     c.region.close();
+    rmSync(c.memPath, { force: true });
     if (notify && c.queue) this.postToServer(p, transportEventEntry(TransportEvent.PARTNER_FAILED));
   }
 

@@ -27,8 +27,7 @@ export class Partition {
     readonly partitionNumber: number,
   ) {}
 
-  static async boot(opts: { socketPath: string; unit: number; memPath: string; memBytes: number }): Promise<Partition> {
-    const mem = SharedRegion.create(opts.memPath, opts.memBytes);
+  static async boot(opts: { socketPath: string; unit: number; memBytes: number }): Promise<Partition> {
     const sock = connect(opts.socketPath);
     sock.setEncoding('utf8');
     await new Promise<void>((resolve, reject) => {
@@ -36,7 +35,7 @@ export class Partition {
       sock.once('error', reject);
     });
     let part: Partition | undefined;
-    const attached = new Promise<{ rc: number; partition: number; message?: string }>((resolve, reject) => {
+    const attached = new Promise<{ rc: number; partition: number; memPath?: string; message?: string }>((resolve, reject) => {
       const reader = new LineReader((line) => {
         const m = JSON.parse(line) as HvToClient;
         if (m.op === 'attached') resolve(m);
@@ -49,13 +48,14 @@ export class Partition {
         part?.onClose();
       });
     });
-    sock.write(JSON.stringify({ op: 'attach', unit: opts.unit, memPath: opts.memPath, windowBytes: opts.memBytes } satisfies ClientToHv) + '\n');
+    sock.write(JSON.stringify({ op: 'attach', unit: opts.unit, windowBytes: opts.memBytes } satisfies ClientToHv) + '\n');
     const a = await attached;
-    if (a.rc !== H.SUCCESS) {
+    if (a.rc !== H.SUCCESS || !a.memPath) {
       sock.destroy();
-      mem.close();
       throw new Error(`attach to client adapter 0x${opts.unit.toString(16)} refused: ${a.message ?? a.rc}`);
     }
+    // Our memory is the hypervisor's to allocate; we map what it created for us.
+    const mem = SharedRegion.open(a.memPath);
     part = new Partition(sock, mem, a.partition);
     return part;
   }

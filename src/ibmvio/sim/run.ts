@@ -104,7 +104,6 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
       const args: ClientProcessArgs = {
         socketPath: join(dir, 'powervm.sock'),
         unit: CLIENT_UNIT_BASE + c.index,
-        memPath: join(dir, `lpar${c.index}.mem`),
         partitionName: c.hostile ? `hostile${c.index}` : `lpar${c.index}`,
         aix: opts.aix && !c.hostile,
         mode: c.hostile ? 'hostile' : 'normal',

@@ -5,7 +5,7 @@
  */
 
 export type ClientToHv =
-  | { op: 'attach'; unit: number; memPath: string; windowBytes: number }
+  | { op: 'attach'; unit: number; windowBytes: number }
   | { op: 'hcall'; id: number; call: 'H_PUT_TCE'; ioba: number; pages: number; realOffset: number; perm: number }
   | { op: 'hcall'; id: number; call: 'H_REG_CRQ'; ioba: number; len: number }
   | { op: 'hcall'; id: number; call: 'H_FREE_CRQ' }
@@ -13,7 +13,8 @@ export type ClientToHv =
   | { op: 'hcall'; id: number; call: 'H_SEND_CRQ'; entry: string };
 
 export type HvToClient =
-  | { op: 'attached'; rc: number; partition: number; message?: string }
+  /** `memPath`: the partition memory the hypervisor created for it (the partition maps it). */
+  | { op: 'attached'; rc: number; partition: number; memPath?: string; message?: string }
   | { op: 'ret'; id: number; rc: number }
   | { op: 'irq' };
 
