@@ -35,7 +35,7 @@ describe.skipIf(tools.length > 0)(`real initiators${tools.length ? ` (skipped: m
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vtgt-iscsi-'));
-    plain = await startTargetProcess(['--target', IQN, '--lun', `0=file:${join(dir, 'lun0.img')}:64M`, '--lun', '1=memory:16M']);
+    plain = await startTargetProcess(['--target', IQN, '--lun', `0=file:${join(dir, 'lun0.img')}:64M`, '--lun', '1=memory:16M'], { VTGT_LOG: 'info' });
     chap = await startTargetProcess(['--target', IQN, '--lun', '0=memory:8M', '--chap', 'alice:alice-secret-1', '--mutual-chap', 'tgt:target-secret-2']);
     url = `iscsi://127.0.0.1:${plain.ports[0]}/${IQN}`;
   }, 60000);
@@ -84,6 +84,14 @@ describe.skipIf(tools.length > 0)(`real initiators${tools.length ? ` (skipped: m
     const r = await run('qemu-io', ['-f', 'raw', ...cmds, `${url}/0`]);
     expect(r.out).not.toMatch(/Pattern verification failed|error|failed/i);
     expect(r.out.match(/^read \d+\/\d+ bytes/gm)?.length).toBe(4);
+  });
+
+  it('qemu-io negotiates header and data digests (CRC32C) and moves data intact', async () => {
+    const opts = `driver=iscsi,transport=tcp,portal=127.0.0.1:${plain.ports[0]},target=${IQN},lun=1,header-digest=crc32c`;
+    const r = await run('qemu-io', ['--image-opts', '-c', 'write -P 0x6b 65536 1M', '-c', 'read -P 0x6b 65536 1M', opts]);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/^read 1048576\/1048576 bytes/m);
+    expect(plain.log()).toMatch(/"initiator":"iqn\.2008-11\.org\.linux-kvm[^"]*".*"headerDigest":"CRC32C"/);
   });
 
   it('qemu-img converts a whole image to the LUN and back byte-exact', async () => {

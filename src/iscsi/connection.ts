@@ -258,7 +258,15 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
           this.text = new TextExchange(this.server.textResponder(this));
           this.startKeepalive();
           this.log?.info(
-            { initiator: step.result!.initiatorName, target: step.result!.targetName, sessionType: step.result!.sessionType, tsih: this.session?.tsih },
+            {
+              initiator: step.result!.initiatorName,
+              target: step.result!.targetName,
+              sessionType: step.result!.sessionType,
+              tsih: this.session?.tsih,
+              cid: this.cid,
+              headerDigest: p.HeaderDigest ? 'CRC32C' : 'None',
+              dataDigest: p.DataDigest ? 'CRC32C' : 'None',
+            },
             'iSCSI login complete',
           );
         }

@@ -16,6 +16,7 @@ import { listenTcp, type IscsiTransport, type PortalListener } from './tcp.js';
 import type { TextResponder } from './text.js';
 import type { KeyValues } from './text-keys.js';
 import type { InitiatorPortId } from '../vscsi/fabric.js';
+import { buildTransportId } from '../vscsi/pr/index.js';
 
 export type { LunMap, ScsiCore, ScsiTarget } from './core-types.js';
 
@@ -118,25 +119,14 @@ interface Portal {
   listener: PortalListener;
 }
 
-/** SPC-4 7.6.4.6: iSCSI TransportID, format 01b (name + ",i,0x" + ISID), NUL-terminated, padded to 4. */
-export function iscsiTransportId(initiatorName: string, isidHex: string): Buffer {
-  const text = Buffer.from(`${initiatorName},i,0x${isidHex}`, 'utf8');
-  let len = text.length + 1;
-  len = Math.max(20, (len + 3) & ~3);
-  const b = Buffer.alloc(4 + len);
-  b[0] = 0x40 | ISCSI_PROTOCOL_ID;
-  b.writeUInt16BE(len, 2);
-  text.copy(b, 4);
-  return b;
-}
-
 export function initiatorPortId(initiatorName: string, isid: Buffer): InitiatorPortId {
   const isidHex = isid.toString('hex');
   return {
     name: initiatorName,
     portSuffix: `,i,0x${isidHex}`,
     protocolId: ISCSI_PROTOCOL_ID,
-    transportId: iscsiTransportId(initiatorName, isidHex),
+    // SPC-4 7.6.4.6: format 01b (name + ",i,0x" + ISID).
+    transportId: buildTransportId({ protocolId: ISCSI_PROTOCOL_ID, name: initiatorName, portSuffix: `,i,0x${isidHex}` }),
   };
 }
 

@@ -12,6 +12,8 @@ export interface TargetProcess {
   ports: number[];
   target: string;
   child: ChildProcess;
+  /** What the process wrote to stderr so far (its log with VTGT_LOG set). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -21,9 +23,9 @@ export function ensureBuilt(): void {
   if (!existsSync(DEV_TARGET_JS)) throw new Error(`building dist/ failed (tsc exit ${r.status}); run "npm run build"`);
 }
 
-export async function startTargetProcess(args: string[]): Promise<TargetProcess> {
+export async function startTargetProcess(args: string[], env: Record<string, string> = {}): Promise<TargetProcess> {
   ensureBuilt();
-  const child = spawn(process.execPath, [DEV_TARGET_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [DEV_TARGET_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -37,6 +39,7 @@ export async function startTargetProcess(args: string[]): Promise<TargetProcess>
   return {
     ...info,
     child,
+    log: () => stderr,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
