@@ -289,4 +289,17 @@ describe('xen ring backend', () => {
     expect(s.hv.responses()[0]).toMatchObject({ rqid: 1, rslt: 0 });
     expect(s.hv.pages.get(129)!.page[4095]).toBe(29);
   });
+
+  it('answers a command another initiator aborted (core aborted() callback) with host RESET at once', async () => {
+    const s = await setup();
+    s.hv.publish(encodeRequest({ rqid: 6, act: 1, cdb: Buffer.alloc(6), direction: 3 }));
+    s.hv.onEvent();
+    await settle();
+    s.nexus.submitted[0]!.port.aborted!();
+    await settle();
+    expect(s.hv.responses().map((r) => [r.rqid, r.rslt])).toEqual([[6, 0x80000]]);
+    s.nexus.submitted[0]!.port.complete({ status: 0, residual: { kind: 'none' } });
+    await settle();
+    expect(s.hv.responses()).toHaveLength(1);
+  });
 });

@@ -75,6 +75,8 @@ interface Pending {
   req: VscsiifRequest;
   target: LunTarget;
   answered: boolean;
+  /** The core dropped it (a TMF, PREEMPT AND ABORT, nexus loss); it will never complete. */
+  coreAborted: boolean;
 }
 
 /** Events in a row that found no work before we start delaying the unmask (event-storm damping). */
@@ -88,6 +90,8 @@ export class VscsiRing {
   private rspProdPvt = 0;
   private rspPushed = 0;
   private readonly pending = new Map<number, Pending>();
+  /** Task management functions of this ring still running, per nexus (they answer what they abort). */
+  private readonly localTmfs = new Map<Nexus, number>();
   private processing = false;
   private again = false;
   private pushScheduled = false;
@@ -255,7 +259,7 @@ export class VscsiRing {
     const direction: DataDirection =
       req.direction === DMA_TO_DEVICE ? 'write' : req.direction === DMA_FROM_DEVICE ? 'read' : 'none';
     const expectedLength = direction === 'none' ? 0 : segments.reduce((a, s) => a + s.length, 0);
-    const p: Pending = { req, target, answered: false };
+    const p: Pending = { req, target, answered: false, coreAborted: false };
     this.pending.set(req.rqid, p);
     target.nexus.submit({
       lun: target.lun,
@@ -278,6 +282,7 @@ export class VscsiRing {
           return buf;
         },
         complete: (result: ScsiCompletion) => this.complete(p, segments, expectedLength, result),
+        aborted: () => this.coreAborted(p),
       },
     });
   }
@@ -296,6 +301,17 @@ export class VscsiRing {
     this.finish(p, encodeResult(XEN_VSCSIIF_RSLT_HOST.OK, result.status), n > 0 ? result.sense!.subarray(0, n) : undefined, residual);
   }
 
+  /**
+   * The core dropped a command. If one of our own ABORT/RESET requests is running on that nexus it
+   * answers the command; otherwise another initiator's TMF (or a PREEMPT AND ABORT) killed it and
+   * the guest gets host RESET at once, which Linux retries.
+   */
+  private coreAborted(p: Pending): void {
+    p.coreAborted = true;
+    if ((this.localTmfs.get(p.target.nexus) ?? 0) > 0) return;
+    this.finish(p, encodeResult(XEN_VSCSIIF_RSLT_HOST.RESET, 0), undefined, 0);
+  }
+
   private finish(p: Pending, rslt: number, sense: Buffer | undefined, residual: number): void {
     if (p.answered) return;
     p.answered = true;
@@ -309,6 +325,7 @@ export class VscsiRing {
     if (isAbort) this.stats.aborts++;
     else this.stats.resets++;
     let ok = false;
+    this.localTmfs.set(target.nexus, (this.localTmfs.get(target.nexus) ?? 0) + 1);
     try {
       const r = await target.nexus.taskManagement(
         isAbort
@@ -318,6 +335,10 @@ export class VscsiRing {
       ok = r.response === TmfResponse.FUNCTION_COMPLETE || r.response === TmfResponse.FUNCTION_SUCCEEDED;
     } catch (e) {
       this.o.logger?.warn({ domid: this.o.frontendDomid, ring: this.o.name, err: (e as Error).message }, 'xen: task management failed');
+    } finally {
+      const n = (this.localTmfs.get(target.nexus) ?? 1) - 1;
+      if (n > 0) this.localTmfs.set(target.nexus, n);
+      else this.localTmfs.delete(target.nexus);
     }
     if (this.stopped || this.haltReason) return;
     // Aborted tasks are never completed by the core, but every consumed request needs exactly one
@@ -329,6 +350,9 @@ export class VscsiRing {
         : p.target.nexus === target.nexus && p.target.lun === target.lun;
       if (hit && ok) {
         this.finish(p, encodeResult(isAbort ? XEN_VSCSIIF_RSLT_HOST.ABORT : XEN_VSCSIIF_RSLT_HOST.RESET, 0), undefined, 0);
+      } else if (p.coreAborted && !this.localTmfs.has(p.target.nexus)) {
+        // Dropped by the core while our TMF ran, but not by it.
+        this.finish(p, encodeResult(XEN_VSCSIIF_RSLT_HOST.RESET, 0), undefined, 0);
       }
     }
     this.respond(req.rqid, ok ? XEN_VSCSIIF_RSLT_RESET_SUCCESS : XEN_VSCSIIF_RSLT_RESET_FAILED, undefined, 0);
