@@ -1,5 +1,7 @@
 #include "io_engine.h"
 
+#include <memory>
+
 namespace vtgt {
 
 ThreadPool::ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver) : deliver_(std::move(deliver)) {
@@ -54,7 +56,7 @@ void ThreadPool::OnAsync(uv_async_t* h) {
   self->deliver_(batch.data(), batch.size());
 }
 
-void ThreadPool::Shutdown() {
+void ThreadPool::Shutdown(std::function<void()> done) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
@@ -62,7 +64,13 @@ void ThreadPool::Shutdown() {
   cv_.notify_all();
   for (auto& t : workers_) t.join();
   // Requests still queued at teardown are abandoned with their environment.
-  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) { delete static_cast<ThreadPool*>(h->data); });
+  closed_ = std::move(done);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) {
+    auto* self = static_cast<ThreadPool*>(h->data);
+    std::function<void()> cb = std::move(self->closed_);
+    delete self;
+    if (cb) cb();
+  });
 }
 
 IoEngine::IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver deliver) {
@@ -81,10 +89,15 @@ void IoEngine::Submit(IoRequest* req, bool prefer_uring) {
 
 unsigned IoEngine::uring_entries() const { return uring_ ? UringEntries(uring_) : 0; }
 
-void IoEngine::Shutdown() {
-  if (uring_) UringShutdown(uring_);
+void IoEngine::Shutdown(std::function<void()> done) {
+  auto remaining = std::make_shared<int>(uring_ ? 2 : 1);
+  auto step = [remaining, done]() {
+    if (--*remaining == 0 && done) done();
+  };
+  if (uring_) UringShutdown(uring_, step);
   uring_ = nullptr;
-  pool_->Shutdown();
+  pool_->Shutdown(step);
+  pool_ = nullptr;
 }
 
 }  // namespace vtgt

@@ -24,8 +24,8 @@ class ThreadPool {
   ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver);
   ~ThreadPool();
   void Submit(IoRequest* req);
-  // Joins workers and closes the uv handle; the object deletes itself once the handle is closed.
-  void Shutdown();
+  // Joins workers and closes the uv handle; once it is closed the object deletes itself, then calls done.
+  void Shutdown(std::function<void()> done);
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
 
  private:
@@ -41,6 +41,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   size_t inflight_ = 0;  // loop thread only
   bool stop_ = false;
+  std::function<void()> closed_;
 };
 
 class UringEngine;  // io_uring.cc; opaque so this header does not need liburing
@@ -51,7 +52,9 @@ class IoEngine {
   IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver deliver);
   // Routes to io_uring when `prefer_uring` and the op is one io_uring does; else to the pool.
   void Submit(IoRequest* req, bool prefer_uring);
-  void Shutdown();
+  // Stops the pool and the ring; `done` runs on the loop thread once every uv handle is closed (the
+  // addon must stay loaded until then: napi_io.cc holds an async cleanup hook open for it).
+  void Shutdown(std::function<void()> done);
   bool uring_active() const { return uring_ != nullptr; }
   unsigned uring_entries() const;
   unsigned pool_threads() const { return pool_->threads(); }
@@ -67,7 +70,7 @@ class IoEngine {
 // io_uring.cc
 UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entries, const char** reason);
 bool UringSubmit(UringEngine* e, IoRequest* req);  // false: op not handled by io_uring
-void UringShutdown(UringEngine* e);
+void UringShutdown(UringEngine* e, std::function<void()> done);
 unsigned UringEntries(const UringEngine* e);
 
 }  // namespace vtgt

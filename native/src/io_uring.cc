@@ -30,6 +30,7 @@ class UringEngine {
   // (which holds twice as many); the rest wait in `backlog`.
   unsigned in_kernel = 0;
   uint64_t async_bytes = 65536;
+  std::function<void()> closed;
 
   // One SQE moves at most this much; longer transfers continue as short transfers do.
   static constexpr uint64_t kMaxChunk = 1u << 30;
@@ -185,13 +186,18 @@ bool UringSubmit(UringEngine* e, IoRequest* r) {
 
 unsigned UringEntries(const UringEngine* e) { return e->entries; }
 
-void UringShutdown(UringEngine* e) {
+void UringShutdown(UringEngine* e, std::function<void()> done) {
   uv_poll_stop(&e->poll);
+  e->closed = std::move(done);
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), [](uv_handle_t* h) {
     auto* eng = static_cast<UringEngine*>(h->data);
+    // Requests still in the kernel complete into a ring that is going away; their memory is abandoned
+    // with the environment rather than freed under the kernel's feet.
     io_uring_queue_exit(&eng->ring);
     close(eng->efd);
+    std::function<void()> cb = std::move(eng->closed);
     delete eng;
+    if (cb) cb();
   });
 }
 
@@ -206,7 +212,9 @@ UringEngine* CreateUringEngine(uv_loop_t*, IoDeliver, unsigned, const char** rea
   return nullptr;
 }
 bool UringSubmit(UringEngine*, IoRequest*) { return false; }
-void UringShutdown(UringEngine*) {}
+void UringShutdown(UringEngine*, std::function<void()> done) {
+  if (done) done();
+}
 unsigned UringEntries(const UringEngine*) { return 0; }
 }  // namespace vtgt
 

@@ -71,14 +71,21 @@ void Settle(napi_env env, IoRequest* r) {
 
 IoState* State(Napi::Env env);
 
-void Cleanup(void* arg) {
+// Environment teardown (process exit, worker termination). An *async* cleanup hook, because closing
+// the engine's uv handles completes in callbacks inside this library: Node must not unload the addon
+// (worker threads dlclose it) before they have run.
+void Cleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   auto* st = static_cast<IoState*>(arg);
-  st->engine->Shutdown();
-  delete st->engine;  // the pool and ring free themselves when their uv handles close
   napi_async_destroy(st->env, st->async_ctx);
-  AddonData* data = GetAddonData(Napi::Env(st->env));
-  if (data->io == st) data->io = nullptr;
-  delete st;
+  st->async_ctx = nullptr;
+  st->resource.Reset();
+  IoEngine* engine = st->engine;
+  st->engine = nullptr;
+  engine->Shutdown([engine, st, hook]() {
+    delete engine;
+    delete st;  // AddonData::io is not touched: the instance data is being torn down too
+    napi_remove_async_cleanup_hook(hook);
+  });
 }
 
 IoState* State(Napi::Env env) {
@@ -105,7 +112,7 @@ IoState* State(Napi::Env env) {
     Napi::CallbackScope cs(env, st->async_ctx);
     for (size_t i = 0; i < n; i++) Settle(env, reqs[i]);
   });
-  napi_add_env_cleanup_hook(env, Cleanup, st);
+  napi_add_async_cleanup_hook(env, Cleanup, st, nullptr);
   return st;
 }
 

@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+
+// The addon keeps per-environment state (I/O engine, region class); worker threads each get their own,
+// and tearing a worker down runs the engine's cleanup hook while the main thread keeps working.
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vtgt-worker-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const addon = process.env.VTGT_NATIVE_ADDON ?? join(process.cwd(), 'build', 'Release', 'vtgt_native.node');
+
+const workerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const n = require(workerData.addon);
+(async () => {
+  const fd = fs.openSync(workerData.path, 'w+');
+  const data = Buffer.alloc(65536, workerData.fill);
+  const inflight = [];
+  for (let i = 0; i < 16; i++) inflight.push(n.ioSubmit(1, fd, data, 0, 4096, i * 4096, 0, true));
+  await Promise.all(inflight);
+  const back = Buffer.alloc(65536);
+  const got = await n.ioSubmit(0, fd, back, 0, 65536, 0, 0, workerData.uring);
+  const region = n.shmCreateAnonymous(4096);
+  region.write(0, data, 0, 16);
+  const r = Buffer.alloc(16);
+  region.read(0, r, 0, 16);
+  // Leave operations in flight on purpose: terminate() must tear the engine down safely.
+  for (let i = 0; i < 8; i++) n.ioSubmit(2, fd, null, 0, 0, 0, 0, true).catch(() => {});
+  parentPort.postMessage({ got, ok: back.equals(data) && r[0] === workerData.fill });
+})().catch((e) => parentPort.postMessage({ error: String(e) }));
+`;
+
+function runWorker(path: string, fill: number, uring: boolean): Promise<{ got: number; ok: boolean; error?: string }> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(workerSource, { eval: true, workerData: { addon, path, fill, uring } });
+    w.once('message', (m) => {
+      void w.terminate().then(() => resolve(m));
+    });
+    w.once('error', reject);
+  });
+}
+
+it('each worker thread gets its own engine, and terminating workers tears them down cleanly', async () => {
+  const results = await Promise.all([
+    runWorker(join(dir, 'a'), 0x11, true),
+    runWorker(join(dir, 'b'), 0x22, false),
+  ]);
+  for (const r of results) {
+    expect(r.error).toBeUndefined();
+    expect(r.got).toBe(65536);
+    expect(r.ok).toBe(true);
+  }
+  // A new worker after the others were torn down still works, and so does the main thread.
+  expect((await runWorker(join(dir, 'c'), 0x33, true)).ok).toBe(true);
+  const { IoFile } = await import('../src/native/io.js');
+  const f = IoFile.openSync(join(dir, 'a'), { readOnly: true });
+  const b = Buffer.alloc(4096);
+  expect(await f.read(b, 0, 4096, 0)).toBe(4096);
+  expect(b.every((v) => v === 0x11)).toBe(true);
+  await f.close();
+});
