@@ -85,7 +85,7 @@ export class ScsiCore implements NexusOwner {
         })
         .catch((err: unknown) => {
           // Serving without the restored reservations could let a fenced initiator write: stay not ready.
-          lu.mediumPresent = false;
+          lu.fault = 'LU_NOT_READY_MANUAL_INTERVENTION_REQUIRED';
           this.logger?.error(
             { err, lu: opts.id, path: opts.prStatePath },
             'cannot restore persistent reservations; the LU reports NOT READY until the state file is fixed and the LU re-added',

@@ -10,6 +10,7 @@ import { RangeLock } from './range-lock.js';
 import type { ReservationPort } from './reservation-port.js';
 import { newLuStats, type LuStats } from './stats.js';
 import { TaskSet } from './task-set.js';
+import type { ReasonName } from './sense.js';
 
 /**
  * Company id used in derived NAA identifiers. 0x0A.... has the IEEE "X" (locally assigned CID) bit set,
@@ -76,6 +77,11 @@ export class LogicalUnit {
   /** Capacity in blocks the initiators were last told; a change raises CAPACITY DATA HAS CHANGED. */
   reportedBlocks: bigint;
   removed = false;
+  /**
+   * Set when the LU cannot serve media access at all (its reservation state could not be restored):
+   * media access commands fail with this reason until the operator fixes the cause.
+   */
+  fault: ReasonName | undefined;
   private readonly loggedErrors = new Set<string>();
 
   constructor(
@@ -119,5 +125,12 @@ export class LogicalUnit {
       { lu: this.id, backstore: this.backstore.describe, kind, err },
       'backstore I/O failed; the LU reports errors to initiators until the storage is fixed',
     );
+  }
+
+  /** A medium access succeeded: if failures were logged, say the storage works again (once). */
+  noteSuccess(): void {
+    if (this.loggedErrors.size === 0) return;
+    this.loggedErrors.clear();
+    this.logger?.info({ lu: this.id, backstore: this.backstore.describe }, 'backstore I/O works again');
   }
 }

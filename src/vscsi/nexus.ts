@@ -289,6 +289,7 @@ export class NexusImpl implements Nexus {
       return failure('LU_NOT_ACCESSIBLE_TARGET_PORT_IN_UNAVAILABLE_STATE');
     }
     if (state === AluaState.TRANSITIONING) return failure('LU_NOT_ACCESSIBLE_ASYMMETRIC_ACCESS_STATE_TRANSITION');
+    if (lu.fault) return failure(lu.fault);
     if (!lu.mediumPresent) return failure('MEDIUM_NOT_PRESENT');
     if (lu.stopped) return failure('LU_NOT_READY_INITIALIZING_COMMAND_REQUIRED');
     return undefined;
@@ -309,8 +310,8 @@ export class NexusImpl implements Nexus {
             : err.kind === 'readonly'
               ? 'WRITE_PROTECTED'
               : err.kind === 'gone'
-                ? 'LOGICAL_UNIT_COMMUNICATION_FAILURE'
-                : 'INVALID_FIELD_IN_CDB';
+                ? 'LU_NOT_READY_MANUAL_INTERVENTION_REQUIRED'
+                : 'INVALID_COMMAND_OPERATION_CODE';
       return check(failure(reason));
     }
     this.logger?.error({ err, lu: lu?.id, opcode: cmd.cdb[0] }, 'command handler failed unexpectedly');
@@ -334,7 +335,10 @@ export class NexusImpl implements Nexus {
     }
     if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
     const completion = this.buildCompletion(ctx, cmd.lu, outcome);
-    if (cmd.lu) this.account(cmd, ctx, completion);
+    if (cmd.lu) {
+      this.account(cmd, ctx, completion);
+      if (outcome.kind === 'good' && cmd.spec.mediaAccess) cmd.lu.noteSuccess();
+    }
     cmd.markSettled();
     this.safeComplete(cmd.request, completion);
   }

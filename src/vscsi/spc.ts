@@ -28,6 +28,7 @@ function requestSense(ctx: CommandContext) {
   } else {
     const ua = ctx.nexus.unitAttentions(ctx.lun)?.take();
     if (ua) f = failure(ua);
+    else if (ctx.lu.fault) f = failure(ctx.lu.fault);
     else if (!ctx.lu.mediumPresent) f = failure('MEDIUM_NOT_PRESENT');
     else f = failure('NO_ADDITIONAL_SENSE');
   }
