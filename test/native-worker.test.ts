@@ -30,7 +30,8 @@ const n = require(workerData.addon);
   region.write(0, data, 0, 16);
   const r = Buffer.alloc(16);
   region.read(0, r, 0, 16);
-  // Leave operations in flight on purpose: terminate() must tear the engine down safely.
+  // Leave native objects alive and operations in flight on purpose: terminate() must tear them down safely.
+  globalThis.keep = [n.alignedBuffer(8192, 4096), region, n.shmCreateAnonymous(8192)];
   for (let i = 0; i < 8; i++) n.ioSubmit(2, fd, null, 0, 0, 0, 0, true).catch(() => {});
   parentPort.postMessage({ got, ok: back.equals(data) && r[0] === workerData.fill });
 })().catch((e) => parentPort.postMessage({ error: String(e) }));
