@@ -193,11 +193,15 @@ export class Runtime {
     }
 
     // 5. Fabric sections.
+    const replaced = [...opened.keys()].filter((n) => prev.backstores.some((b) => b.name === n));
     const keys = new Set([...Object.keys(prev.fabrics), ...Object.keys(next.fabrics)]);
     for (const key of keys) {
       const a = prev.fabrics[key];
       const b = next.fabrics[key];
-      if (isDeepStrictEqual(a, b)) continue;
+      if (isDeepStrictEqual(a, b)) {
+        if (b !== undefined && replaced.length) await fabricSection(key)?.backstoresReplaced?.(this.fabricCtx, b, replaced);
+        continue;
+      }
       const mod = fabricSection(key);
       if (!mod) throw new ApplyError(`no fabric module for the "${key}" section in this build`);
       await mod.apply(this.fabricCtx, a, b);
@@ -338,14 +342,23 @@ export class Runtime {
   /** Graceful stop: no new logins, initiators asked to log out, LUs drained, stores flushed and closed. */
   async shutdown(logoutTimeoutMs: number): Promise<void> {
     await this.queue;
-    for (const [key, value] of Object.entries(this.current.fabrics)) {
-      await fabricSection(key)?.shutdown?.(this.fabricCtx, value);
+    // Stop accepting first (established sessions stay), then ask initiators to log out; close()
+    // ends whatever did not log out in time.
+    for (const rp of this.portals.values()) {
+      await this.iscsi.removePortal(rp.bound.host, rp.bound.port).catch((e: unknown) => this.logger.warn({ err: e }, 'closing a portal failed'));
     }
-    // Removing a portal also drops its connections, so the logout request goes out first; close()
-    // then stops the listeners and ends whatever did not log out in time.
+    this.portals.clear();
+    for (const [key, value] of Object.entries(this.current.fabrics)) {
+      const mod = fabricSection(key);
+      try {
+        if (mod?.shutdown) await mod.shutdown(this.fabricCtx, value);
+        else await mod?.apply(this.fabricCtx, value, undefined);
+      } catch (e) {
+        this.logger.warn({ err: e, fabric: key }, `stopping the ${key} fabric failed`);
+      }
+    }
     await this.iscsi.requestLogoutAll(logoutTimeoutMs).catch((e: unknown) => this.logger.warn({ err: e }, 'asking initiators to log out failed'));
     await this.iscsi.close();
-    this.portals.clear();
     for (const rb of this.backstores.values()) {
       await Promise.resolve(this.platform.core.removeLogicalUnit(rb.lu.id)).catch(() => undefined);
       await this.closeStore(rb.store);

@@ -19,7 +19,7 @@ import { MetricsServer } from './metrics.js';
 import { loadPlatform, type Platform } from './platform.js';
 import { ApplyError, Runtime } from './runtime.js';
 import { StatsSampler } from './stats.js';
-import './fabrics/index.js';
+import { unavailableFabrics } from './fabrics/index.js';
 
 export interface ServeOptions {
   dataDir: string;
@@ -72,6 +72,7 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
   }
   const logger = opts.logger ?? createLogger({ level: config.log.level });
   if (createdDefault) logger.info({ path: configPath }, `wrote the default configuration to ${configPath}`);
+  for (const [key, why] of unavailableFabrics()) logger.warn({ fabric: key, reason: why }, `the ${key} fabric is not available in this build; its config section is refused`);
   // --portal replaces the file's portals while the process runs; saving writes the file's portals
   // back (plus any added with the CLI), so an override never becomes permanent by accident.
   let filePortals = config.iscsi.portals;

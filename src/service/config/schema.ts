@@ -4,7 +4,7 @@
  */
 import { dirname } from 'node:path';
 import { isScalar } from 'yaml';
-import { fabricSection, fabricSections } from '../fabrics/index.js';
+import { fabricSection, fabricSections, unavailableFabrics } from '../fabrics/index.js';
 import { resolveSecret } from './secrets.js';
 import {
   LUN_MAX,
@@ -48,7 +48,12 @@ export function parseConfig(file: string, text: string, opts: ParseOptions = {})
   const ctx = { r, baseDir: opts.baseDir ?? dirname(file), env: opts.env ?? process.env, warnings };
   const root = r.root();
   const fabricKeys = fabricSections().map((m) => m.key);
-  const top = r.present(root) ? r.mapping(root, [...TOP_KEYS, ...fabricKeys], 'the vtgt configuration mapping') : new Map<string, Field>();
+  const broken = unavailableFabrics();
+  const top = r.present(root) ? r.mapping(root, [...TOP_KEYS, ...fabricKeys, ...broken.keys()], 'the vtgt configuration mapping') : new Map<string, Field>();
+  for (const [key, why] of broken) {
+    const f = top?.get(key);
+    if (f) r.problemAtKey(f, `the ${key} fabric is not available in this build (${why}); remove the section or rebuild with "npm run build"`);
+  }
   const get = (k: string) => r.child(top, root, k);
 
   const accounts = readList(r, get('accounts'), 'accounts (name, user, secret|secretFile|secretEnv)', (f) => readAccount(ctx, f));

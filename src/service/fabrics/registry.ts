@@ -31,6 +31,12 @@ export interface FabricSectionModule<T = unknown> {
   toYaml(value: T): unknown;
   /** Bring the running fabric from `prev` to `next` (either may be undefined: start / stop). */
   apply(ctx: FabricRuntimeContext, prev: T | undefined, next: T | undefined): Promise<void>;
+  /**
+   * Backstores were reopened (config change) while this section stayed the same: their old logical
+   * units were drained and removed from every core LUN map; map `ctx.logicalUnit(name)` again where
+   * the fabric keeps its own references. Called after the new LUs exist.
+   */
+  backstoresReplaced?(ctx: FabricRuntimeContext, value: T, names: string[]): Promise<void>;
   /** Lines for `vtgt show` (children of a node named after the key). */
   show?(value: T): ShowNode[];
   /** Graceful shutdown: stop accepting, let guests finish, release resources. */
@@ -55,4 +61,15 @@ export function fabricSections(): FabricSectionModule[] {
 
 export function fabricSection(key: string): FabricSectionModule | undefined {
   return modules.get(key);
+}
+
+const unavailable = new Map<string, string>();
+
+/** A fabric whose module could not be loaded: its section is refused with this reason. */
+export function markFabricUnavailable(key: string, reason: string): void {
+  unavailable.set(key, reason);
+}
+
+export function unavailableFabrics(): ReadonlyMap<string, string> {
+  return unavailable;
 }
