@@ -116,6 +116,7 @@ async function verify(ctx: CommandContext) {
 /** SBC-3 5.4 table 38 PROVISIONING STATUS. */
 const ProvisioningStatus = { MAPPED: 0x0, DEALLOCATED: 0x1 } as const;
 const MAX_LBA_STATUS_DESCRIPTORS = 64;
+const LBA_STATUS_WINDOW_BYTES = 1n << 30n;
 
 async function getLbaStatus(ctx: CommandContext) {
   const lu = ctx.unit;
@@ -130,7 +131,9 @@ async function getLbaStatus(ctx: CommandContext) {
     descs.push({ lba, count: cap - lba, mapped: true });
   } else {
     const start = lba * bs;
-    const end = cap * bs;
+    // Look at a bounded window: a huge sparse file need not be walked to the end for one answer;
+    // the initiator asks again from where the last descriptor ends.
+    const end = cap * bs < start + LBA_STATUS_WINDOW_BYTES ? cap * bs : start + LBA_STATUS_WINDOW_BYTES;
     const extents = await lu.backstore.mapStatus(Number(start), Number(end - start));
     for (const e of extents) {
       let s = BigInt(e.offset);
