@@ -150,7 +150,7 @@ const keysOf = (step: { responses: Array<{ data?: Buffer }> }): Map<string, stri
   return new Map(d.ok ? d.pairs : []);
 };
 const statusOf = (step: { responses: Array<{ bhs: Buffer }> }): number => (step.responses[0]!.bhs[36]! << 8) | step.responses[0]!.bhs[37]!;
-const hello: KeyValues = [['InitiatorName', 'iqn.i:host'], ['SessionType', 'Normal'], ['TargetName', 'iqn.t:disk']];
+const hello: KeyValues = [['InitiatorName', 'iqn.2026-11.i:host'], ['SessionType', 'Normal'], ['TargetName', 'iqn.t:disk']];
 
 describe('login state machine', () => {
   it('logs in without authentication: security → operational → full feature phase', async () => {
@@ -179,11 +179,13 @@ describe('login state machine', () => {
   it('fails with the RFC status for missing names, unknown targets, ACL denial and bad versions', async () => {
     const cases: Array<[KeyValues, number, FakeOpts?, { versionMin?: number }?]> = [
       [[['SessionType', 'Normal']], LoginStatus.MISSING_PARAMETER],
-      [[['InitiatorName', 'iqn.i:host']], LoginStatus.MISSING_PARAMETER],
-      [[['InitiatorName', 'iqn.i:host'], ['TargetName', 'iqn.t:nope']], LoginStatus.NOT_FOUND],
+      [[['InitiatorName', 'iqn.2026-11.i:host']], LoginStatus.MISSING_PARAMETER],
+      [[['InitiatorName', 'iqn.2026-11.i:host'], ['TargetName', 'iqn.t:nope']], LoginStatus.NOT_FOUND],
       [hello, LoginStatus.AUTHORIZATION_FAILURE, { allowed: false }],
-      [[['InitiatorName', 'iqn.i:host'], ['SessionType', 'Weird']], LoginStatus.SESSION_TYPE_NOT_SUPPORTED],
+      [[['InitiatorName', 'iqn.2026-11.i:host'], ['SessionType', 'Weird']], LoginStatus.SESSION_TYPE_NOT_SUPPORTED],
       [hello, LoginStatus.UNSUPPORTED_VERSION, {}, { versionMin: 2 }],
+      [[['InitiatorName', 'host\u0001name'], ['TargetName', 'iqn.t:disk']], LoginStatus.INITIATOR_ERROR],
+      [[['InitiatorName', 'iqn.2026-11.' + 'x'.repeat(220)], ['TargetName', 'iqn.t:disk']], LoginStatus.INITIATOR_ERROR],
       [hello, LoginStatus.AUTHENTICATION_FAILURE, { chap: { user: 'u', secret: 's'.repeat(12) } }],
     ];
     for (const [keys, status, opts, ro] of cases) {
@@ -195,7 +197,7 @@ describe('login state machine', () => {
 
   it('answers a C-bit continuation with an empty response and then negotiates the whole text', async () => {
     const m = new LoginMachine(fakeHost(), 1);
-    const s1 = await m.handle(req(1, 3, false, [['InitiatorName', 'iqn.i:host']], { cont: true }));
+    const s1 = await m.handle(req(1, 3, false, [['InitiatorName', 'iqn.2026-11.i:host']], { cont: true }));
     expect(s1.outcome).toBe('continue');
     expect(s1.responses[0]!.data).toBeUndefined();
     const s2 = await m.handle(req(1, 3, true, [['TargetName', 'iqn.t:disk']]));

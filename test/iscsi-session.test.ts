@@ -267,6 +267,21 @@ describe('hostile PDUs get the RFC answer and leave other sessions alone', () =>
     expect((await c.scsi(cdb.testUnitReady())).status).toBe(0);
   });
 
+  it('bounds immediate commands (they bypass the CmdSN window) with Reject "too many immediate commands"', async () => {
+    const c = await session([['ImmediateData', 'No'], ['InitialR2T', 'Yes']], 'iqn.2026-11.test:immediate');
+    // Writes that wait for solicited data stay active; send one more than the window.
+    for (let i = 0; i <= 128; i++) c.sendPdu(c.commandBhs(cdb.write10(i * 8, 8), { write: 4096, immediate: true }));
+    let reject;
+    for (let i = 0; i < 140 && !reject; i++) {
+      const p = await c.next(2000);
+      if (!p) break;
+      if (opcode(p) === 0x3f) reject = p;
+    }
+    expect(reject?.bhs[2]).toBe(0x06);
+    c.close();
+    await bystanderStillWorks();
+  });
+
   it('Login Request in full feature phase → Reject (protocol error)', async () => {
     const c = await session();
     c.loginPdu({ initiator: 'x' }, 1, 3, true, [['InitiatorName', 'x']]);

@@ -323,6 +323,8 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
       return this.reject(RejectReason.PROTOCOL_ERROR, pdu.bhs);
     }
     if (s.tasks.has(cmd.itt)) return this.reject(RejectReason.TASK_IN_PROGRESS, pdu.bhs);
+    // Immediate commands bypass the CmdSN window; bound them by the same number of tasks (§11.17.1).
+    if (cmd.immediate && s.tasks.size >= s.window) return this.reject(RejectReason.IMMEDIATE_COMMAND_REJECT, pdu.bhs);
     if (!cmd.immediate && !s.inWindow(cmd.cmdSn)) {
       // §4.2.2.1: outside the window: silently ignored.
       this.log?.debug({ cmdSn: cmd.cmdSn, expCmdSn: s.expCmdSn }, 'command outside the CmdSN window ignored');

@@ -65,6 +65,11 @@ export interface LoginStep {
 
 type ChapState = 'none' | 'await-algorithm' | 'await-response' | 'done';
 
+/** RFC 7143 §4.2.7.1/§4.2.7.2: iqn., eui. or naa. names of at most 223 bytes, no control characters. */
+export function isIscsiName(name: string): boolean {
+  return Buffer.byteLength(name) <= 223 && /^(iqn\.\d{4}-\d{2}\.[^\s\x00-\x1f]+|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?)$/i.test(name);
+}
+
 /** Bound on accumulated login text across C-bit continuations. */
 const MAX_LOGIN_TEXT = 65536;
 
@@ -206,6 +211,7 @@ export class LoginMachine {
   private start(keys: Map<string, string>, answers: KeyValues): { status: number; message: string } | undefined {
     const initiatorName = keys.get('InitiatorName');
     if (!initiatorName) return { status: LoginStatus.MISSING_PARAMETER, message: 'InitiatorName missing from the first login request' };
+    if (!isIscsiName(initiatorName)) return { status: LoginStatus.INITIATOR_ERROR, message: 'InitiatorName is not a valid iSCSI name (iqn., eui. or naa., at most 223 bytes)' };
     this.initiatorName = initiatorName;
     const alias = keys.get('InitiatorAlias');
     if (alias !== undefined) this.initiatorAlias = alias;

@@ -49,7 +49,7 @@ export class IscsiSession {
     firstCmdSn: number,
     readonly nexus: Nexus | undefined,
     readonly tpgt: number,
-    private readonly window = DEFAULT_CMD_WINDOW,
+    readonly window = DEFAULT_CMD_WINDOW,
   ) {
     this.expCmdSn = firstCmdSn >>> 0;
     this.announcedMax = serialAdd(this.expCmdSn, window - 1);
