@@ -11,6 +11,7 @@ describe('vtgt sim ibmvio (end to end, short runs)', () => {
     expect(r.commands).toBeGreaterThan(100);
     expect(r.bytesVerified).toBeGreaterThan(0);
     expect(r.lines).toContain('server adapter vhost0 restarted midway: yes');
+    expect(r.lines.join('\n')).toMatch(/lpar0 scan: LUN 0 VTGT\/\S+.*, LUN 1 /);
     // The restarted partition saw the transport event and re-logged in.
     expect(r.lines[0]).toMatch(/[1-9]\d* host resets/);
   }, 30_000);
@@ -21,5 +22,7 @@ describe('vtgt sim ibmvio (end to end, short runs)', () => {
     expect(r.ok).toBe(true);
     expect(r.commands).toBeGreaterThan(50);
     expect(r.lines[0]).toMatch(/AIX/);
+    // Both disks found through AIX numbering (0x8000..., 0x8100...) with the VIOS identity.
+    expect(r.lines.join('\n')).toMatch(/scan: LUN 0 IBM\/VDASD blkdev\/0001 \d+x512, LUN 1 IBM\/VDASD blkdev\/0001/);
   }, 30_000);
 });

@@ -286,7 +286,13 @@ export class SimPowerVM implements VioHypervisor {
   }
 
   private write(sock: Socket, m: HvToClient): void {
-    if (!sock.destroyed) sock.write(JSON.stringify(m) + '\n');
+    if (sock.destroyed) return;
+    // A partition that sends hcalls but never reads the answers is dropped, not buffered forever.
+    if (sock.writableLength > 4 * 1024 * 1024) {
+      sock.destroy();
+      return;
+    }
+    sock.write(JSON.stringify(m) + '\n');
   }
 
   private onConnection(sock: Socket): void {

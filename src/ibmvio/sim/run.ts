@@ -138,6 +138,7 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
         `lpar${c.index} (partition ${res.partition ?? '?'}${opts.aix ? ', AIX' : ''}): ${res.commands ?? 0} commands, ${res.errors ?? '?'} errors, ` +
           `${res.bytesVerified ?? 0} bytes verified, ${res.aborts ?? 0} aborts, ${res.lunResets ?? 0} LUN resets, ${res.resets ?? 0} host resets, ${res.retries ?? 0} retries`,
       );
+      for (const l of r.logs.filter((x) => x.startsWith('scan:'))) lines.push(`  lpar${c.index} ${l}`);
       for (const m of res.messages ?? []) lines.push(`  lpar${c.index}: ${m}`);
       if (r.code !== 0) {
         ok = false;
