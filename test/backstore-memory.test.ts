@@ -63,6 +63,22 @@ describe('memory backstore', () => {
     ]);
   });
 
+  it('a write past the memory limit fails as nospace and leaves the store intact', async () => {
+    const cs = 65536;
+    const m = new MemoryBackstore({ name: 'm', size: 1 << 30, chunkSize: cs, maxAllocatedBytes: 2 * cs });
+    await m.write(0, pattern(2 * cs), false);
+    const err = await m.write(2 * cs, pattern(512), false).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackstoreError);
+    expect((err as BackstoreError).kind).toBe('nospace');
+    expect((err as BackstoreError).message).toMatch(/memory limit of 131072 bytes/);
+    expect(m.allocatedBytes).toBe(2 * cs);
+    await m.write(cs, pattern(512, 9), false); // rewriting allocated chunks is still fine
+    await m.discard(0, cs);
+    await m.write(2 * cs, pattern(512), false); // space came back
+    expect(m.allocatedBytes).toBe(2 * cs);
+    expect(new MemoryBackstore({ name: 'd', size: 1 << 20 }).maxAllocatedBytes).toBe(1 << 20);
+  });
+
   it('read-only refuses modification; bad ranges are programming errors', async () => {
     const m = new MemoryBackstore({ name: 'm', size: 1 << 20, readOnly: true });
     await expect(m.write(0, Buffer.alloc(512), false)).rejects.toBeInstanceOf(BackstoreError);

@@ -3,7 +3,8 @@
  * write, so a 1 GiB LUN costs nothing until written; discard frees whole chunks (and zeroes partial
  * ones), and mapStatus reports allocated chunks as mapped.
  */
-import type { Backstore, BackstoreCapabilities, LbaStatusExtent } from './backstore.js';
+import { totalmem } from 'node:os';
+import { BackstoreError, type Backstore, type BackstoreCapabilities, type LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
 
 export interface MemoryBackstoreOptions {
@@ -14,6 +15,12 @@ export interface MemoryBackstoreOptions {
   removable?: boolean;
   /** Allocation unit in bytes (power of two, multiple of blockSize); default 64 KiB. */
   chunkSize?: number;
+  /**
+   * Most bytes the store may allocate; writes past it fail as 'nospace' (thin pool exhausted) instead
+   * of an initiator filling a large LUN until the process dies. Default: the smaller of the size and
+   * half of the machine's memory.
+   */
+  maxAllocatedBytes?: number;
 }
 
 const DEFAULT_CHUNK = 64 * 1024;
@@ -28,6 +35,7 @@ export class MemoryBackstore implements Backstore {
   readonly cacheMode = 'writethrough' as const;
   readonly capabilities: BackstoreCapabilities;
   readonly chunkSize: number;
+  readonly maxAllocatedBytes: number;
   readonly #chunks = new Map<number, Buffer>();
 
   constructor(opts: MemoryBackstoreOptions) {
@@ -41,6 +49,7 @@ export class MemoryBackstore implements Backstore {
       throw new RangeError(`${this.describe}: chunkSize ${chunk} must be a power of two between ${this.blockSize} and 16 MiB`);
     }
     this.chunkSize = chunk;
+    this.maxAllocatedBytes = opts.maxAllocatedBytes ?? Math.min(opts.size, Math.floor(totalmem() / 2));
     this.capabilities = {
       discard: true,
       discardZeroes: true,
@@ -86,6 +95,17 @@ export class MemoryBackstore implements Backstore {
   async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
     this.#check('write', offset, data.length);
     if (this.readOnly) throw readOnlyError(this.describe, 'write');
+    let needed = 0;
+    this.#pieces(offset, data.length, (idx) => {
+      if (!this.#chunks.has(idx)) needed += this.chunkSize;
+    });
+    if (this.allocatedBytes + needed > this.maxAllocatedBytes) {
+      throw new BackstoreError(
+        'nospace',
+        `write at byte ${offset} length ${data.length} on ${this.describe} failed: its memory limit of ` +
+          `${this.maxAllocatedBytes} bytes is reached; unmap data, or use a file backstore for this size`,
+      );
+    }
     this.#pieces(offset, data.length, (idx, at, len, pos) => {
       let c = this.#chunks.get(idx);
       if (!c) {
