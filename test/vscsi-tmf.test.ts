@@ -247,3 +247,37 @@ describe('task management', () => {
     expect(core.stats().nexuses).toBe(1);
   });
 });
+
+describe('aborts while waiting for data-out', () => {
+  it('ABORT TASK completes even if the initiator never sends the data-out', async () => {
+    const { fab } = rig();
+    let abortedCalls = 0;
+    let completed = false;
+    fab.nexus.submit({
+      lun: 0,
+      cdb: Buffer.from(cdb10(0x2a, 0, 1)),
+      attribute: TaskAttribute.SIMPLE,
+      tag: 42n,
+      direction: 'write',
+      expectedLength: 512,
+      port: {
+        fetchDataOut: () => new Promise<Buffer>(() => {}), // never arrives
+        complete: () => {
+          completed = true;
+        },
+        aborted: () => {
+          abortedCalls++;
+        },
+      },
+    });
+    await tick();
+    expect(fab.nexus.activeCommands()).toBe(1);
+    const r = await fab.taskManagement({ fn: TmfFunction.ABORT_TASK, lun: 0, referencedTag: 42n });
+    expect(r.response).toBe(TmfResponse.FUNCTION_COMPLETE);
+    await tick();
+    expect(completed).toBe(false);
+    expect(abortedCalls).toBe(1);
+    expect(fab.nexus.activeCommands()).toBe(0);
+    expect((await fab.submit({ cdb: cdb10(0x28, 0, 1), expectedLength: 512 })).data.equals(Buffer.alloc(512))).toBe(true);
+  });
+});

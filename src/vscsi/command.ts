@@ -52,6 +52,14 @@ export class CommandContext {
   bytes = 0;
   /** Set by task management: the handler should stop early where it can; its result is discarded. */
   aborted = false;
+  private wakeOnAbort: (() => void) | undefined;
+  private readonly abortedPromise = new Promise<void>((r) => (this.wakeOnAbort = r));
+
+  /** Task management aborted the command: stop waiting for data-out that may never come. */
+  abort(): void {
+    this.aborted = true;
+    this.wakeOnAbort?.();
+  }
 
   constructor(
     readonly cdb: Buffer,
@@ -104,8 +112,10 @@ export class CommandContext {
       return failure('INVALID_FIELD_IN_CDB', lengthField === undefined ? {} : { field: { inCdb: true, byte: lengthField } });
     }
     if (length === 0) return Buffer.alloc(0);
+    if (this.aborted) return failure('DATA_PHASE_ERROR');
     try {
-      const got = await this.request.port.fetchDataOut(0, length);
+      // An aborted initiator stops sending Data-Out: do not let the TMF wait for it.
+      const got = await Promise.race([this.request.port.fetchDataOut(0, length), this.abortedPromise]);
       if (!Buffer.isBuffer(got) || got.length !== length) return failure('DATA_PHASE_ERROR');
       return got;
     } catch {

@@ -57,7 +57,8 @@ export interface FabricCommandPort {
    * Optional: the core dropped this command without completing it (aborted by a task management
    * function, PREEMPT AND ABORT or nexus loss — SAM-5 sends no status for it). Called at most once,
    * never together with `complete`, and only when the core will no longer call `fetchDataOut`, so the
-   * fabric can free its per-task state (tags, R2T bookkeeping) at once.
+   * fabric can free its per-task state (tags, R2T bookkeeping) at once. A `fetchDataOut` promise still
+   * pending at that point is no longer awaited: the fabric may reject it or leave it.
    */
   aborted?(): void;
 }

@@ -420,7 +420,7 @@ export class NexusImpl implements Nexus {
   abortCommand(cmd: ActiveCommand, mode: AbortMode): Promise<void> {
     if (cmd.state === 'done') return cmd.settled;
     if (!cmd.abortMode || mode === 'silent') cmd.abortMode = mode;
-    if (cmd.ctx) cmd.ctx.aborted = true;
+    cmd.ctx?.abort();
     if (cmd.state === 'waiting') {
       cmd.state = 'done';
       if (cmd.entry && cmd.lu) cmd.lu.taskSet.remove(cmd.entry);
