@@ -12,6 +12,7 @@ import { renderTable, safe } from './render.js';
 import { showTree } from './show-render.js';
 import { serveCommand } from './serve-command.js';
 import { simCommand } from './sim-command.js';
+import { xenCommand } from './xen-command.js';
 import { UsageError } from './errors.js';
 
 export { UsageError };
@@ -212,6 +213,7 @@ export function buildProgram(io: CliIo): Command {
   });
 
   simCommand(program, io);
+  xenCommand(program, io);
 
   return program;
 }
