@@ -76,6 +76,12 @@ ibmvio:
       expect(existsSync(join(dir, 'ibmvio-powervm.sock'))).toBe(true);
       expect(core.getTarget('ibmvio:vhost0')?.luns.get(0)).toBe(lu);
       expect(fabric.adapters[0]!.state).toBe('wait-connection');
+      // A reopened backstore comes back at the same LUN.
+      await core.removeLogicalUnit('disk0');
+      expect(core.getTarget('ibmvio:vhost0')?.luns.get(0)).toBeUndefined();
+      const lu2 = core.addLogicalUnit({ id: 'disk0', backstore: new MemoryBackstore({ name: 'disk0', size: 1 << 20 }) });
+      fabric.remapBackstores(['disk0'], (n) => (n === 'disk0' ? lu2 : undefined));
+      expect(core.getTarget('ibmvio:vhost0')?.luns.get(0)).toBe(lu2);
       await fabric.stop();
       expect(core.getTarget('ibmvio:vhost0')).toBeUndefined();
       await expect(VioFabric.start({ ...cfg, hypervisor: 'powervm' }, { core, logicalUnit: () => lu, dataDir: dir })).rejects.toThrow(RealVioUnsupportedError);

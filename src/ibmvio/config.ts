@@ -108,6 +108,9 @@ export const ibmvioSection: FabricSectionModule<VioFabricConfig> = {
       logger: ctx.logger.child({ fabric: 'ibmvio' }),
     });
   },
+  async backstoresReplaced(ctx: FabricRuntimeContext, _value, names) {
+    running?.remapBackstores(names, (name) => ctx.logicalUnit(name) as LogicalUnit | undefined);
+  },
   show(v): ShowNode[] {
     return v.adapters.map((a) => ({
       label: `${a.name} unit 0x${a.unit.toString(16)} (${a.profile})`,

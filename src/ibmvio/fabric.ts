@@ -46,6 +46,7 @@ export class VioFabric {
     private readonly hv: SimPowerVM,
     readonly adapters: VioAdapter[],
     private readonly targets: string[],
+    private readonly specs: VioAdapterSpec[],
   ) {}
 
   static async start(cfg: VioFabricConfig, deps: VioFabricDeps): Promise<VioFabric> {
@@ -85,7 +86,23 @@ export class VioFabric {
       throw err;
     }
     for (const a of adapters) a.start();
-    return new VioFabric(deps.core, hv, adapters, targets);
+    return new VioFabric(deps.core, hv, adapters, targets, cfg.adapters);
+  }
+
+  /**
+   * Backstores were reopened (their old LUs removed from every LUN map): map the new LUs at the same
+   * LUNs. The clients see REPORTED LUNS DATA HAS CHANGED and carry on.
+   */
+  remapBackstores(names: string[], logicalUnit: (backstore: string) => LogicalUnit | undefined): void {
+    for (const spec of this.specs) {
+      const target = this.core.getTarget(`ibmvio:${spec.name}`);
+      if (!target) continue;
+      for (const l of spec.luns) {
+        if (!names.includes(l.backstore)) continue;
+        const lu = logicalUnit(l.backstore);
+        if (lu) target.luns.set(l.lun, lu);
+      }
+    }
   }
 
   async stop(): Promise<void> {
