@@ -144,3 +144,33 @@ describe('ScsiCore model', () => {
     expect((await fab.submit(TUR)).status).toBe(0x40);
   });
 });
+
+describe('completion timing', () => {
+  it('never completes inside submit(), even for commands rejected up front', async () => {
+    const { fab } = rig();
+    for (const cdb of [[0xc7, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]) {
+      let inSubmit = true;
+      let completedInside = false;
+      const done = new Promise<void>((resolve) => {
+        fab.nexus.submit({
+          lun: 9,
+          cdb: Buffer.from(cdb),
+          attribute: 0,
+          tag: 1000n,
+          direction: 'none',
+          expectedLength: 0,
+          port: {
+            fetchDataOut: () => Promise.reject(new Error('no data')),
+            complete: () => {
+              completedInside = inSubmit;
+              resolve();
+            },
+          },
+        });
+      });
+      inSubmit = false;
+      await done;
+      expect(completedInside).toBe(false);
+    }
+  });
+});

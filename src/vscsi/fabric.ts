@@ -159,7 +159,10 @@ export interface InitiatorPortId {
 export interface Nexus {
   readonly id: number;
   readonly initiator: InitiatorPortId;
-  /** Submit a command; completion comes through `request.port.complete`. Never throws on bad input. */
+  /**
+   * Submit a command; completion comes through `request.port.complete`, never before `submit` returns.
+   * Never throws on bad input.
+   */
   submit(request: ScsiCommandRequest): void;
   taskManagement(request: TmfRequest): Promise<TmfResult>;
   /** LUN numbers this nexus sees (for fabrics that must announce LUNs themselves, e.g. Xen hot-plug). */

@@ -178,17 +178,17 @@ export class NexusImpl implements Nexus {
       this.submitChecked(request);
     } catch (err) {
       this.logger?.error({ err, nexus: this.id }, 'internal error while accepting a command');
-      this.safeComplete(request, {
+      queueMicrotask(() => this.safeComplete(request, {
         status: ScsiStatus.CHECK_CONDITION,
         sense: buildSense(failure('INTERNAL_TARGET_FAILURE'), 'fixed'),
         residual: { kind: 'none' },
-      });
+      }));
     }
   }
 
   private submitChecked(request: ScsiCommandRequest): void {
     if (this.closed) {
-      this.safeComplete(request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
+      queueMicrotask(() => this.safeComplete(request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } }));
       return;
     }
     const cdb = Buffer.from(request.cdb ?? Buffer.alloc(0)); // copy once: the fabric may reuse its buffer
@@ -394,7 +394,8 @@ export class NexusImpl implements Nexus {
     const fake = { request, expectedIn: 0, outResidual, direction: request.direction } as unknown as CommandContext;
     const completion = this.buildCompletion(fake, lu, outcome);
     if (lu) lu.stats.errors++;
-    this.safeComplete(request, completion);
+    // Never complete inside submit(): the fabric may still be registering the task.
+    queueMicrotask(() => this.safeComplete(request, completion));
   }
 
   private safeAborted(request: ScsiCommandRequest): void {
