@@ -3,7 +3,7 @@ import { runXenSim } from '../src/xen/sim/run.js';
 
 describe('vtgt sim xen (domUs in their own processes)', () => {
   it('two normal domUs and a hostile one: verified I/O, hot-plug, backend restart, every attack answered', async () => {
-    const r = await runXenSim({ domains: 2, seconds: 4, hostile: true });
+    const r = await runXenSim({ domains: 2, seconds: 6, hostile: true });
     const text = r.lines.join('\n');
     expect(r.ok, text).toBe(true);
     expect(r.errors, text).toBe(0);

@@ -108,5 +108,9 @@ describe('toolstack attach/detach (what xl lacks)', () => {
     await xenDetach({ xs, backendDomid: 0, domid: 4, vhost: 1, vdev: '0:0:0:2' });
     expect(await xs.directory(`${be}/vscsi-devs`)).toEqual(['dev-0', 'dev-1']);
     await expect(xenDetach({ xs, backendDomid: 0, domid: 4, vhost: 9 })).rejects.toThrow(/no vscsi vhost 9/);
+    // No frontend ever connected: the whole vhost goes at once, without waiting for a backend.
+    await xenDetach({ xs, backendDomid: 0, domid: 4, vhost: 1, timeoutMs: 200 });
+    expect(await xs.directory('/local/domain/0/backend/vscsi/4')).toEqual([]);
+    expect(await xs.directory('/local/domain/4/device/vscsi')).toEqual([]);
   });
 });

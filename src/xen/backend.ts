@@ -82,6 +82,8 @@ interface Pending {
 /** Events in a row that found no work before we start delaying the unmask (event-storm damping). */
 const SPURIOUS_EVENTS_BEFORE_DAMPING = 64;
 const DAMPED_UNMASK_DELAY_MS = 5;
+/** How long stop() waits for the core to finish outstanding commands. */
+const DRAIN_TIMEOUT_MS = 30_000;
 
 export class VscsiRing {
   private page: ForeignPage | undefined;
@@ -136,12 +138,28 @@ export class VscsiRing {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Stop serving: wait for outstanding requests (unless `force`), then unbind and unmap. */
-  async stop(force = false): Promise<void> {
+  /**
+   * Stop serving: wait for outstanding requests (unless `force`, and at most `drainTimeoutMs`), then
+   * unbind and unmap.
+   */
+  async stop(force = false, drainTimeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
     // Consume nothing new while draining: what the frontend publishes now is left in the ring for
     // whoever maps it next (a restarted backend resumes from the shared rsp_prod).
     this.quiescing = true;
-    if (!force) await this.drain();
+    if (!force && this.pending.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        this.drain().then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), drainTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.o.logger?.warn(
+          { domid: this.o.frontendDomid, ring: this.o.name, pending: this.pending.size },
+          `xen: ${this.o.name}: ${this.pending.size} commands still running after ${drainTimeoutMs} ms; stopping without their responses`,
+        );
+      }
+    }
     this.stopped = true;
     this.flushResponses();
     this.evtchn?.close();

@@ -75,7 +75,9 @@ export class XenScsiServer {
       for (const v of await xs.directory(`${root}/${d}`)) {
         const vhost = parseUnsigned(v, 0xffff);
         if (vhost === undefined) continue;
-        // Only devices the toolstack finished creating (state node present).
+        // Only devices the toolstack finished creating and wants online (a device being detached
+        // has online 0 and must not be picked up again after it was destroyed).
+        if ((await xs.read(`${root}/${d}/${v}/online`)) !== '1') continue;
         if ((await xs.read(`${root}/${d}/${v}/state`)) === undefined) continue;
         const key = `${domid}/${vhost}`;
         if (this.devices.has(key) || this.stopped) continue;

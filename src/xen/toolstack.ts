@@ -214,6 +214,14 @@ export async function xenDetach(o: XenDetachOptions): Promise<void> {
     await xs.rm(d);
     return;
   }
+  // No frontend attached (or no backend ever picked the device up): nothing to wait for.
+  const active = state === XenbusState.Connected || state === XenbusState.Initialised || state === XenbusState.Reconfiguring || state === XenbusState.Reconfigured;
+  const feState = parseState(await xs.read(`${fe}/state`));
+  if (!active && (feState === undefined || feState <= XenbusState.InitWait || feState === XenbusState.Closed)) {
+    await xs.rm(be);
+    await xs.rm(fe);
+    return;
+  }
   await xs.transaction(async (tx) => {
     await tx.write(`${be}/online`, '0');
     await tx.write(`${be}/state`, String(XenbusState.Closing));
