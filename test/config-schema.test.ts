@@ -161,6 +161,15 @@ describe('config schema', () => {
     expect(!missing.ok && missing.issues[0]!.message).toContain(`cannot read secret file ${join(dir, 'nope')} (ENOENT)`);
   });
 
+  it('knows which backstore options fit which type', () => {
+    const issues = bad('backstores:\n  - {name: m, type: memory, size: 1MiB, cacheMode: writeback, engine: fs}\n  - {name: f, type: file, path: f.img, engine: turbo}\n');
+    expect(issues.map(formatIssue)).toEqual([
+      '/etc/vtgt.yaml:2:52: backstores[0].cacheMode: a memory backstore has no write cache; remove cacheMode or use writethrough',
+      '/etc/vtgt.yaml:2:71: backstores[0].engine: engine applies to file backstores only, not memory',
+      '/etc/vtgt.yaml:3:48: backstores[1].engine: "turbo" is not allowed; allowed: native, native-threadpool, fs',
+    ]);
+  });
+
   it('accepts an empty file as an empty config', () => {
     const r = parseConfig('/x.yaml', '');
     expect(r.ok && r.config.targets).toEqual([]);

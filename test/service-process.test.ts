@@ -20,6 +20,10 @@ describe('vtgt serve process', () => {
     const svc = await startService(data);
     const portal = `iscsi://127.0.0.1:${svc.port}`;
     expect(statSync(join(data, 'vtgt.sock')).mode & 0o777).toBe(0o600);
+    // The default LUN: a 1 GiB thin image, next to nothing allocated.
+    const img = statSync(join(data, 'disk0.img'));
+    expect(img.size).toBe(1024 ** 3);
+    expect(img.blocks * 512).toBeLessThan(1024 * 1024);
 
     let ls = tool('iscsi-ls', '-s', portal);
     expect(ls.out).toContain(`Target:${T}`);

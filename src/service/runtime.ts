@@ -4,7 +4,7 @@
  * `next`, touching only what differs, so sessions on unaffected targets keep running (SIGHUP reload,
  * `vtgt config load` and every CLI mutation go through here).
  */
-import { open, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -227,7 +227,9 @@ export class Runtime {
 
   private async openBackstore(b: BackstoreConfig): Promise<GuardedBackstore> {
     const path = this.backstorePath(b);
-    if (b.type === 'file' && path && b.size !== undefined) await createSparseIfMissing(path, b.size);
+    // A missing image file is created sparse (thin) with the configured size by the backstore,
+    // which also fsyncs the file and its directory.
+    if (b.type === 'file' && path) await mkdir(dirname(path), { recursive: true });
     try {
       const spec = { ...b, ...(path === undefined ? {} : { path }) };
       const store: Backstore = await this.platform.createBackstore(spec);
@@ -387,22 +389,4 @@ function accountChanged(prev: VtgtConfig, next: VtgtConfig, name: string): boole
 function accountsChanged(prev: VtgtConfig, next: VtgtConfig, t: TargetConfig): boolean {
   const names = [t.chap, t.mutualChap, ...t.acls.flatMap((a) => [a.chap, a.mutualChap])].filter((n): n is string => !!n);
   return names.some((n) => accountChanged(prev, next, n));
-}
-
-/** A thin-provisioned image: a file of the configured size with no blocks allocated. */
-async function createSparseIfMissing(path: string, size: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  let fh;
-  try {
-    fh = await open(path, 'wx', 0o600);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
-    throw new ApplyError(`cannot create image file ${path}: ${(e as Error).message}`);
-  }
-  try {
-    await fh.truncate(size);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

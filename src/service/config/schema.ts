@@ -24,7 +24,7 @@ import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectN
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
 export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log'] as const;
-const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable'];
+const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine'];
 const TARGET_KEYS = ['name', 'tpgt', 'luns', 'acls', 'chap', 'mutualChap', 'params'];
 const ACL_KEYS = ['initiator', 'addresses', 'luns', 'chap', 'mutualChap'];
 const LUN_KEYS = ['lun', 'backstore'];
@@ -201,6 +201,7 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
   const cacheMode = r.oneOf(c('cacheMode'), ['writeback', 'writethrough'] as const);
   const direct = r.boolean(c('direct'));
   const removable = r.boolean(c('removable'));
+  const engine = r.oneOf(c('engine'), ['native', 'native-threadpool', 'fs'] as const);
   if (name === undefined || type === undefined) return undefined;
   if (size === undefined && r.present(c('size'))) return undefined;
   if ((type === 'file' || type === 'block') && path === undefined) {
@@ -214,6 +215,10 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
   if ((type === 'memory' || type === 'null') && path !== undefined) {
     r.problem(c('path'), `a ${type} backstore has no path; remove it or use type: file`);
   }
+  if ((type === 'memory' || type === 'null') && cacheMode === 'writeback') {
+    r.problem(c('cacheMode'), `a ${type} backstore has no write cache; remove cacheMode or use writethrough`);
+  }
+  if (engine !== undefined && type !== 'file') r.problem(c('engine'), `engine applies to file backstores only, not ${type}`);
   if (size !== undefined && size % (blockSize ?? 512) !== 0) {
     r.problem(c('size'), `size ${size} is not a multiple of the block size ${blockSize ?? 512}`);
     return undefined;
@@ -226,6 +231,7 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
   if (cacheMode !== undefined) v.cacheMode = cacheMode;
   if (direct !== undefined) v.direct = direct;
   if (removable !== undefined) v.removable = removable;
+  if (engine !== undefined) v.engine = engine;
   return { v, field: f, fields: {} };
 }
 

@@ -34,6 +34,8 @@ export interface BackstoreConfig {
   /** O_DIRECT for file/block stores. */
   direct?: boolean;
   removable?: boolean;
+  /** file only: I/O engine (native = io_uring, native-threadpool, fs). */
+  engine?: 'native' | 'native-threadpool' | 'fs';
 }
 
 export interface LunConfig {
