@@ -30,7 +30,7 @@ export interface CommandSpec {
    * length. Any other bit set in a CDB is a reserved bit and fails with INVALID FIELD IN CDB.
    */
   usage: readonly number[];
-  /** Accepted with a unit attention pending and on LUNs that do not exist (SPC-4 5.? / SAM-5 5.14). */
+  /** Accepted with a unit attention pending and on LUNs that do not exist (SAM-5 5.14: INQUIRY, REPORT LUNS, REQUEST SENSE). */
   noUnitAttention?: boolean;
   /** Runs even when no logical unit is mapped at the LUN (INQUIRY, REPORT LUNS, REQUEST SENSE). */
   noLogicalUnit?: boolean;

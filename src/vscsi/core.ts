@@ -131,7 +131,7 @@ export class ScsiCore implements NexusOwner {
   }
 
   /**
-   * The backstore changed size: raise CAPACITY DATA HAS CHANGED (SBC-3 4.?) on every nexus that sees
+   * The backstore changed size: raise CAPACITY DATA HAS CHANGED (SBC-3, capacity change) on every nexus that sees
    * the LU. Call after `backstore.refreshSize()`.
    */
   capacityChanged(lu: LogicalUnit): void {

@@ -1,5 +1,5 @@
 /**
- * MAINTENANCE IN service actions (SPC-4 6.? ): REPORT TARGET PORT GROUPS (6.37), REPORT SUPPORTED
+ * MAINTENANCE IN (A3h) service actions: REPORT TARGET PORT GROUPS (6.37), REPORT SUPPORTED
  * OPERATION CODES (6.35) and REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (6.36).
  */
 import { check, type CommandContext, type CommandSpec } from './command.js';

@@ -82,7 +82,7 @@ async function modeSelect(ctx: CommandContext, ten: boolean) {
   if ('reason' in parsed) return check(parsed);
   if (parsed.changed) {
     lu.mode = parsed.state;
-    // SPC-4 7.5.? : other I_T nexuses learn of the change through MODE PARAMETERS CHANGED.
+    // SPC-4 mode parameter rules: other I_T nexuses learn of the change through MODE PARAMETERS CHANGED.
     ctx.services.unitAttention(lu, 'MODE_PARAMETERS_CHANGED', ctx.nexus);
   }
   return good();

@@ -1,5 +1,5 @@
 /**
- * An I_T nexus (SAM-5 4.6.?): one initiator port at one target port. It owns the unit attention queues
+ * An I_T nexus (SAM-5): one initiator port at one target port. It owns the unit attention queues
  * of its I_T_L nexuses and its active commands, runs each submitted command through the pipeline
  * (LUN → unit attention → CDB checks → task set → reservations/readiness → handler) and completes it
  * with status, sense and residual exactly once — or never, when task management aborted it.
@@ -197,7 +197,7 @@ export class NexusImpl implements Nexus {
       this.completeImmediately(request, lu, { kind: 'check', failure: f });
 
     if (this.active.has(request.tag)) {
-      // SAM-5 5.? overlapped commands: a tag still in use.
+      // Overlapped commands (SAM-5): a tag still in use by an active task of this nexus.
       reject(failure('OVERLAPPED_COMMANDS_ATTEMPTED'));
       return;
     }

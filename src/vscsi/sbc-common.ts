@@ -16,7 +16,7 @@ export function checkTransferLength(lu: LogicalUnit, count: number, fieldByte: n
   return undefined;
 }
 
-/** DATA PROTECT for writes to a read-only backstore or under SWP (SBC-3 4.? / SPC-4 7.5.8). */
+/** DATA PROTECT for writes to a read-only backstore or under SWP (SBC-3 write protection / SPC-4 7.5.8 SWP). */
 export function checkWritable(lu: LogicalUnit): ScsiFailure | undefined {
   if (lu.backstore.readOnly) return failure('WRITE_PROTECTED');
   if (lu.mode.swp) return failure('LOGICAL_UNIT_SOFTWARE_WRITE_PROTECTED');

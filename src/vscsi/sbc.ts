@@ -20,7 +20,7 @@ export const Opcode = {
   SERVICE_ACTION_IN_16: 0x9e,
   VERIFY_12: 0xaf,
 } as const;
-/** SERVICE ACTION IN(16) service actions (SBC-3 table 19?). */
+/** SERVICE ACTION IN(16) service actions (SBC-3 SERVICE ACTION IN(16)). */
 export const ServiceActionIn16 = { READ_CAPACITY_16: 0x10, GET_LBA_STATUS: 0x12 } as const;
 
 function readCapacity10(ctx: CommandContext) {
