@@ -279,6 +279,31 @@ describe('VioAdapter over a fake hypervisor', () => {
   });
 });
 
+describe('VioAdapter transport details', () => {
+  it('answers PING with PING_RESPONSE and reports fast-fail hardware errors as ADAPTER_FAIL', async () => {
+    const { hv, a } = setup();
+    await connect(hv, a);
+    hv.post(encodeCrq({ valid: 0x80, format: 0x06, status: 0xf5, timeout: 0, iuLength: 0, word1: Buffer.alloc(8, 7) }));
+    const pong = await hv.take((e) => e[0] === 0x80 && e[1] === 0x06);
+    expect(pong[3]).toBe(0xf6);
+    hv.request(encodeMad({ type: 8, status: 0, length: 16, tag: Buffer.alloc(8, 1) }), 0x2000, 2);
+    await hv.take((e) => e[0] === 0x80);
+    expect(hv.mem.readUInt16BE(0x2004)).toBe(0);
+    expect((await login(hv)).ok).toBe(true);
+    const rcdb = Buffer.alloc(16);
+    rcdb[0] = 0x28;
+    rcdb.writeUInt16BE(1, 7);
+    // The data-in buffer lies outside the client window: HARDWARE ERROR, and with fast fail the CRQ
+    // status tells the client's multipath layer to fail over.
+    hv.request(encodeCmd({ tag: Buffer.alloc(8, 2), solNot: 0, lun: Buffer.from('8000000000000000', 'hex'), taskAttr: 0, cdb: rcdb, dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: { va: 1n << 40n, key: 0, len: 512 } } }), 0x1000);
+    const e = await hv.take((x) => x[0] === 0x80);
+    expect(e[3]).toBe(0x10);
+    const r = decodeRsp(hv.mem.subarray(0x1000, 0x1000 + e.readUInt16BE(6)));
+    expect(r.ok && r.value.sense![2]).toBe(0x04);
+    expect(a.channelStats.transferErrors).toBe(1);
+  });
+});
+
 describe('VioAdapter fuzz (bounded)', () => {
   it('survives random and mutated CRQ entries and IUs while a neighbour keeps working', async () => {
     const victim = setup();
