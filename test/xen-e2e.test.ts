@@ -31,6 +31,7 @@ async function setup() {
   const core = new ScsiCore();
   core.addLogicalUnit({ id: 'disk1', backstore: new MemoryBackstore({ name: 'disk1', size: 16 << 20 }) });
   core.addLogicalUnit({ id: 'disk2', backstore: new MemoryBackstore({ name: 'disk2', size: 16 << 20 }) });
+  core.addLogicalUnit({ id: 'disk3', backstore: new MemoryBackstore({ name: 'disk3', size: 16 << 20 }) });
   const startBackend = async () => {
     const hv = await SimHypervisor.connect(sock, dir, 0);
     const logger = process.env.XEN_DEBUG ? (await import('pino')).default({ level: 'debug' }, (await import('pino')).default.destination(2)) : undefined;
@@ -89,6 +90,33 @@ describe('xen end to end (in-process frontend)', () => {
     await xenDetach({ xs, backendDomid: 0, domid: 2, vhost: 0, timeoutMs: 5000 });
     expect(await xs.read(`${backendPath(0, 2, 0)}/state`)).toBeUndefined();
     await vi.waitFor(() => expect(s.backend.server.device(2, 0)).toBeUndefined());
+  });
+
+  it('serves two vhosts of one domU at once, each with its own channel:target:lun map', async () => {
+    const s = await setup();
+    const xs = s.toolstack.xenstore;
+    await xenAttach({ xs, backendDomid: 0, domid: 4, vhost: 0, luns: [{ pdev: 'disk1', vdev: '0:0:0:0' }] });
+    await xenAttach({ xs, backendDomid: 0, domid: 4, vhost: 1, luns: [{ pdev: 'disk2', vdev: '1:0:1:0' }, { pdev: 'disk3', vdev: '1:0:2:5' }] });
+    const memory = GuestMemoryFile.create(join(s.dir, memoryFileName(4)), 4096);
+    const client = await SimXenClient.connect(s.sock, 4);
+    const fronts = [0, 1].map((v) => new ScsiFront({ client, memory, vhost: v, pages: { first: v * 2048, count: 2048 }, grefs: { first: v * 2048, count: 2048 } }));
+    cleanups.push(async () => {
+      for (const f of fronts) await f.close();
+      await client.close();
+      memory.close();
+    });
+    await Promise.all(fronts.map((f) => f.connect()));
+    expect(fronts[1]!.deviceList().map((d) => `${d.addr.id}:${d.addr.lun}`).sort()).toEqual(['1:0', '2:5']);
+    const results = await Promise.all(fronts.map((f, i) => new VerifiedWorkload(f, { seconds: 0.5, seed: 21 + i }).run()));
+    for (const r of results) expect(r.errors, r.lines.join('\n')).toBe(0);
+    const text = results[1]!.lines.join('\n');
+    // REPORT LUNS is per target id: target 1 has LUN 0 only, target 2 has LUN 5 only.
+    expect(text).toMatch(/1:0:1:0: .*LUNs \[0\]/);
+    expect(text).toMatch(/1:0:2:5: .*LUNs \[5\]/);
+    expect(results[1]!.lines.at(-1)).toMatch(/over 2 LUN\(s\)/);
+    // An address of vhost 1 is unknown on vhost 0.
+    const r = await fronts[0]!.command({ channel: 0, id: 2, lun: 5 }, Buffer.alloc(6));
+    expect(r.rslt).toBe(0x10000);
   });
 
   it('rides through a backend restart with I/O in flight', async () => {

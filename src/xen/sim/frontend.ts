@@ -36,7 +36,6 @@ import { GTF_permit_access, GTF_readonly, GuestMemoryFile, SIM_GRANT_ENTRIES } f
 
 /** Linux reserves the first grant entries for the console and xenstore (GNTTAB_NR_RESERVED_ENTRIES). */
 const FIRST_FREE_GREF = 8;
-const RING_FRAME = 0;
 
 export interface FrontCommandResult {
   rqid: number;
@@ -67,6 +66,12 @@ export interface ScsiFrontOptions {
   onFatal?: (why: string) => void;
   /** Devices came or went (hot-plug). */
   onDevicesChanged?: (devices: FrontDevice[]) => void;
+  /**
+   * Share of the domain's pages and grant entries this vhost uses (several vhosts of one domU each
+   * get their own); default all of them. The first page holds the ring.
+   */
+  pages?: { first: number; count: number };
+  grefs?: { first: number; count: number };
 }
 
 export class ScsiFront {
@@ -83,6 +88,7 @@ export class ScsiFront {
   private readonly slotWaiters: Array<() => void> = [];
   private freeGrefs: number[] = [];
   private freeFrames: number[] = [];
+  private readonly ringFrame: number;
   private watch: XenStoreWatch | undefined;
   private devices = new Map<number, FrontDevice>();
   private reconciling: Promise<void> | undefined;
@@ -98,8 +104,12 @@ export class ScsiFront {
   constructor(private readonly o: ScsiFrontOptions) {
     this.domid = o.client.domid;
     this.fePath = `/local/domain/${this.domid}/device/vscsi/${o.vhost}`;
-    for (let g = SIM_GRANT_ENTRIES - 1; g >= FIRST_FREE_GREF; g--) this.freeGrefs.push(g);
-    for (let f = o.memory.frames - 1; f > RING_FRAME; f--) this.freeFrames.push(f);
+    const g0 = Math.max(FIRST_FREE_GREF, o.grefs?.first ?? 0);
+    const gEnd = Math.min(SIM_GRANT_ENTRIES, o.grefs ? o.grefs.first + o.grefs.count : SIM_GRANT_ENTRIES);
+    for (let g = gEnd - 1; g >= g0; g--) this.freeGrefs.push(g);
+    this.ringFrame = o.pages?.first ?? 0;
+    const fEnd = Math.min(o.memory.frames, o.pages ? o.pages.first + o.pages.count : o.memory.frames);
+    for (let f = fEnd - 1; f > this.ringFrame; f--) this.freeFrames.push(f);
   }
 
   get xs() {
@@ -208,12 +218,12 @@ export class ScsiFront {
 
   private async initRing(): Promise<void> {
     // SHARED_RING_INIT: zero the page, req_event = rsp_event = 1.
-    this.o.memory.writeFrame(RING_FRAME, 0, Buffer.alloc(XEN_PAGE_SIZE), 0, XEN_PAGE_SIZE);
-    this.o.memory.store32(RING_FRAME, SRING_REQ_EVENT, 1);
-    this.o.memory.store32(RING_FRAME, SRING_RSP_EVENT, 1);
+    this.o.memory.writeFrame(this.ringFrame, 0, Buffer.alloc(XEN_PAGE_SIZE), 0, XEN_PAGE_SIZE);
+    this.o.memory.store32(this.ringFrame, SRING_REQ_EVENT, 1);
+    this.o.memory.store32(this.ringFrame, SRING_RSP_EVENT, 1);
     this.reqProdPvt = 0;
     this.rspCons = 0;
-    this.ringRef = this.grant(RING_FRAME, false);
+    this.ringRef = this.grant(this.ringFrame, false);
     this.port = await this.o.client.allocUnbound(this.backendDomid, () => this.onEvent());
     await this.xs.transaction(async (tx) => {
       await tx.write(`${this.fePath}/ring-ref`, String(this.ringRef));
@@ -277,11 +287,11 @@ export class ScsiFront {
   /** Publish one request image in the next slot (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY). */
   pushRequest(image: Buffer): void {
     const m = this.o.memory;
-    m.writeFrame(RING_FRAME, slotOffset(this.reqProdPvt), image, 0, VSCSIIF_ENTRY_SIZE);
-    const old = m.load32(RING_FRAME, SRING_REQ_PROD);
+    m.writeFrame(this.ringFrame, slotOffset(this.reqProdPvt), image, 0, VSCSIIF_ENTRY_SIZE);
+    const old = m.load32(this.ringFrame, SRING_REQ_PROD);
     this.reqProdPvt = (this.reqProdPvt + 1) >>> 0;
-    m.store32(RING_FRAME, SRING_REQ_PROD, this.reqProdPvt);
-    const ev = m.load32(RING_FRAME, SRING_REQ_EVENT);
+    m.store32(this.ringFrame, SRING_REQ_PROD, this.reqProdPvt);
+    const ev = m.load32(this.ringFrame, SRING_REQ_EVENT);
     if (ringDiff(this.reqProdPvt, ev) < ringDiff(this.reqProdPvt, old)) this.o.client.notify(this.port);
   }
 
@@ -289,7 +299,7 @@ export class ScsiFront {
   get ring() {
     return {
       memory: this.o.memory,
-      frame: RING_FRAME,
+      frame: this.ringFrame,
       port: this.port,
       reqProdPvt: () => this.reqProdPvt,
       setReqProdPvt: (v: number) => {
@@ -427,14 +437,14 @@ export class ScsiFront {
   private drainResponses(): void {
     const m = this.o.memory;
     for (;;) {
-      const rp = m.load32(RING_FRAME, SRING_RSP_PROD);
+      const rp = m.load32(this.ringFrame, SRING_RSP_PROD);
       // RING_RESPONSE_PROD_OVERFLOW (hardened scsifront): more responses than requests sent.
       if (ringDiff(rp, this.rspCons) > ringDiff(this.reqProdPvt, this.rspCons)) {
         return this.fatal(`backend response producer ${rp} beyond requests (${this.reqProdPvt})`);
       }
       while (this.rspCons !== rp) {
         const img = Buffer.alloc(VSCSIIF_ENTRY_SIZE);
-        m.readFrame(RING_FRAME, slotOffset(this.rspCons), img, 0, VSCSIIF_ENTRY_SIZE);
+        m.readFrame(this.ringFrame, slotOffset(this.rspCons), img, 0, VSCSIIF_ENTRY_SIZE);
         this.rspCons = (this.rspCons + 1) >>> 0;
         const r = decodeResponse(img);
         const sh = r.rqid < VSCSIIF_RING_SIZE ? this.shadows[r.rqid] : undefined;
@@ -452,8 +462,8 @@ export class ScsiFront {
         sh.resolve({ rqid: r.rqid, rslt: r.rslt, sense: r.sense ?? Buffer.alloc(0), residual: r.residual, data });
         this.slotWaiters.shift()?.();
       }
-      m.store32(RING_FRAME, SRING_RSP_EVENT, (this.rspCons + 1) >>> 0);
-      if (m.load32(RING_FRAME, SRING_RSP_PROD) === this.rspCons) return;
+      m.store32(this.ringFrame, SRING_RSP_EVENT, (this.rspCons + 1) >>> 0);
+      if (m.load32(this.ringFrame, SRING_RSP_PROD) === this.rspCons) return;
     }
   }
 
