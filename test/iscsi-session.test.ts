@@ -282,6 +282,21 @@ describe('hostile PDUs get the RFC answer and leave other sessions alone', () =>
     await bystanderStillWorks();
   });
 
+  it('holds commands while an initiator does not read its data (bounded send queue)', async () => {
+    const c = await session([], 'iqn.2026-11.test:slow-reader');
+    c.socket.pause(); // never read
+    for (let i = 0; i < 100; i++) c.sendPdu(c.commandBhs(cdb.read10(0, 8192), { read: 8192 * 512 })); // 100 x 4 MiB
+    await new Promise((r) => setTimeout(r, 800));
+    const info = t.server.sessions().find((s) => s.initiator === 'iqn.2026-11.test:slow-reader')!;
+    // Without backpressure all 400 MiB would be queued in the target; now about 16 MiB + one 64 MiB read budget.
+    expect(info.connections[0]!.sendQueueBytes).toBeLessThan(96 * 1024 * 1024);
+    expect(info.activeCommands).toBeGreaterThan(50); // most reads are held, not served
+    c.close();
+    for (let i = 0; i < 50 && t.server.sessions().some((s) => s.initiator === 'iqn.2026-11.test:slow-reader'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(t.server.sessions().some((s) => s.initiator === 'iqn.2026-11.test:slow-reader')).toBe(false);
+    await bystanderStillWorks();
+  });
+
   it('Login Request in full feature phase → Reject (protocol error)', async () => {
     const c = await session();
     c.loginPdu({ initiator: 'x' }, 1, 3, true, [['InitiatorName', 'x']]);
@@ -305,8 +320,8 @@ describe('hostile PDUs get the RFC answer and leave other sessions alone', () =>
     await new Promise((r) => setTimeout(r, 50));
     c2.close();
     await new Promise((r) => setTimeout(r, 200));
-    const totalActive = t.server.sessions().reduce((a, s) => a + s.activeCommands, 0);
-    expect(totalActive).toBe(0);
+    const active = t.server.sessions().filter((s) => s.activeCommands > 0);
+    expect(active.map((s) => `${s.initiator}: ${s.activeCommands}`)).toEqual([]);
     await bystanderStillWorks();
   });
 });

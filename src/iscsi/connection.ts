@@ -45,6 +45,12 @@ export interface ConnectionServer {
 const LOGIN_TIMEOUT_MS = 30_000;
 /** Remember this many finished tasks whose data may still be in flight, to drop their late Data-Out quietly. */
 const TOMBSTONES = 256;
+/**
+ * Backpressure against an initiator that does not read: hold new commands while more than this is
+ * queued for sending, and while the reads in flight already expect this many bytes.
+ */
+const SEND_HIGH_WATER = 16 * 1024 * 1024;
+const MAX_INFLIGHT_READ_BYTES = 64 * 1024 * 1024;
 /** Data segments accepted during login (before our MaxRecvDataSegmentLength is declared). */
 const LOGIN_MAX_SEGMENT = 65536;
 
@@ -63,6 +69,10 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   private readonly login: LoginMachine;
   private readonly tasks = new Set<ScsiTask>();
   private readonly tombstones: number[] = [];
+  /** Commands in CmdSN order waiting for backpressure to ease before going to the core. */
+  private held: ScsiTask[] = [];
+  private inflightReadBytes = 0;
+  private waitingForDrain = false;
   private tttCounter = 1;
   private text: TextExchange | undefined;
   private loginTimer: NodeJS.Timeout | undefined;
@@ -112,6 +122,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     if (this.phase === 'closed') return;
     this.txPdus++;
     this.transport.send(frameOut(pdu.bhs, pdu.data, this.params.HeaderDigest, this.params.DataDigest));
+    if (!this.waitingForDrain && this.transport.pendingBytes > SEND_HIGH_WATER) this.watchDrain();
   }
 
   peekSeq(): SeqNumbers {
@@ -133,6 +144,10 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
 
   taskFinished(task: ScsiTask, transferOpen: boolean): void {
     this.tasks.delete(task);
+    if (task.submitted) {
+      this.inflightReadBytes -= task.inLength;
+      if (this.held.length) this.releaseHeld();
+    }
     const s = this.session;
     if (s && s.tasks.get(task.itt) === task) s.tasks.delete(task.itt);
     if (transferOpen) {
@@ -338,12 +353,56 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   }
 
   private submit(task: ScsiTask): void {
-    const s = this.session!;
     if (task.state !== 'active') return;
     if (this.phase !== 'ffp') {
       task.abort();
       return;
     }
+    if (this.held.length || this.mustHold(task)) {
+      this.held.push(task);
+      this.watchDrain();
+      return;
+    }
+    this.toCore(task);
+  }
+
+  /** Hold a command while the initiator is not reading what we already owe it. */
+  private mustHold(task: ScsiTask): boolean {
+    if (this.transport.pendingBytes > SEND_HIGH_WATER) return true;
+    return task.inLength > 0 && this.inflightReadBytes > 0 && this.inflightReadBytes + task.inLength > MAX_INFLIGHT_READ_BYTES;
+  }
+
+  private releaseHeld(): void {
+    while (this.held.length && this.phase === 'ffp') {
+      const next = this.held[0]!;
+      if (next.state !== 'active') {
+        this.held.shift();
+        continue;
+      }
+      if (this.mustHold(next)) {
+        this.watchDrain();
+        return;
+      }
+      this.held.shift();
+      this.toCore(next);
+    }
+  }
+
+  private watchDrain(): void {
+    if (this.waitingForDrain || this.transport.pendingBytes <= SEND_HIGH_WATER) return;
+    this.waitingForDrain = true;
+    this.transport.pauseReading();
+    this.transport.whenDrained(() => {
+      this.waitingForDrain = false;
+      this.transport.resumeReading();
+      this.releaseHeld();
+    });
+  }
+
+  private toCore(task: ScsiTask): void {
+    const s = this.session!;
+    task.submitted = true;
+    this.inflightReadBytes += task.inLength;
     const cmd = task.cmd;
     s.counters.commands++;
     if (cmd.write) s.counters.writeBytes += cmd.edtl;
@@ -555,6 +614,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
 
   /** Tasks with allegiance to this connection end with it (ERL 0): never answered. */
   private abortTasks(): void {
+    this.held = [];
     for (const t of [...this.tasks]) t.abort();
   }
 

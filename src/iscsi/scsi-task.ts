@@ -46,6 +46,10 @@ export class ScsiTask implements FabricCommandPort {
   readonly direction: DataDirection;
   /** Data-out bytes expected (EDTL for writes). */
   readonly outLength: number;
+  /** Data-in bytes the initiator expects (EDTL for reads, the bidirectional read length for bidi). */
+  readonly inLength: number;
+  /** Handed to the core (commands may wait in the connection while the initiator is slow to read). */
+  submitted = false;
   private readonly segments: Array<{ offset: number; data: Buffer }> = [];
   private contiguousEnd = 0;
   private unsolicitedOpen: boolean;
@@ -68,6 +72,7 @@ export class ScsiTask implements FabricCommandPort {
     this.itt = cmd.itt;
     this.direction = cmd.read && cmd.write ? 'bidi' : cmd.write ? 'write' : cmd.read ? 'read' : 'none';
     this.outLength = cmd.write ? cmd.edtl : 0;
+    this.inLength = !cmd.read ? 0 : cmd.write ? (cmd.bidiReadLength ?? 0) : cmd.edtl;
     const p = conn.params;
     const imm = cmd.immediateData;
     if (imm.length) this.addSegment(0, imm);

@@ -71,6 +71,8 @@ export interface IscsiConnectionInfo {
   maxRecvDataSegmentLength: number;
   targetMaxRecvDataSegmentLength: number;
   activeCommands: number;
+  /** Bytes queued for sending that the initiator has not read yet. */
+  sendQueueBytes: number;
   pdusReceived: number;
   pdusSent: number;
   connectedAt: string;
@@ -478,6 +480,7 @@ function connectionInfo(c: IscsiConnection): IscsiConnectionInfo {
     maxRecvDataSegmentLength: c.params.MaxRecvDataSegmentLength,
     targetMaxRecvDataSegmentLength: c.params.TargetMaxRecvDataSegmentLength,
     activeCommands: c.activeTasks,
+    sendQueueBytes: c.transport.pendingBytes,
     pdusReceived: c.rxPdus,
     pdusSent: c.txPdus,
     connectedAt: new Date(c.createdAt).toISOString(),

@@ -19,6 +19,11 @@ export interface IscsiTransport {
   destroy(): void;
   /** Bytes queued in the kernel-side writer not yet sent (backpressure indication). */
   readonly pendingBytes: number;
+  /** Call `cb` once everything queued has been handed to the kernel (immediately if nothing is queued). */
+  whenDrained(cb: () => void): void;
+  /** Stop / restart delivering received bytes (backpressure towards the initiator). */
+  pauseReading(): void;
+  resumeReading(): void;
 }
 
 export class TcpTransport implements IscsiTransport {
@@ -76,6 +81,22 @@ export class TcpTransport implements IscsiTransport {
 
   get pendingBytes(): number {
     return this.socket.writableLength;
+  }
+
+  whenDrained(cb: () => void): void {
+    if (this.closed || this.socket.writableLength === 0) {
+      process.nextTick(cb);
+      return;
+    }
+    this.socket.once('drain', cb);
+  }
+
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.closed) this.socket.resume();
   }
 }
 
