@@ -14,6 +14,7 @@ import { spawnPartition } from '../src/ibmvio/sim/spawn.js';
 import { IscsiServer } from '../src/iscsi/server.js';
 import { ReservationManager } from '../src/vscsi/pr/index.js';
 import { ScsiCore } from '../src/vscsi/core.js';
+import { IscsiTestClient } from './helpers/iscsi-client.js';
 
 const run = promisify(execFile);
 const haveQemu = existsSync('/usr/bin/qemu-io') && existsSync('/usr/bin/qemu-img');
@@ -21,7 +22,7 @@ const IQN = 'iqn.2026-11.org.vtgt:unified';
 
 /** One backstore, two fabrics: an emulated LPAR over IBM VIO and QEMU's iSCSI client. */
 describe.skipIf(!haveQemu)('unified export: IBM VIO + iSCSI on one backstore', () => {
-  it('moves bytes both ways byte-exact, and the LPAR reservation fences iSCSI writes', async () => {
+  it('moves bytes both ways byte-exact; reservations on either fabric fence the other fabric'"'"'s writes', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vtgt-unified-'));
     const core = new ScsiCore({ reservations: (o) => ReservationManager.open(o) });
     const lu = core.addLogicalUnit({ id: 'shared', backstore: new MemoryBackstore({ name: 'shared', size: 1 << 20 }) });
@@ -91,6 +92,41 @@ describe.skipIf(!haveQemu)('unified export: IBM VIO + iSCSI on one backstore', (
       expect(await lpar([prOut(0x00, 0, 0x1234n, 0n)])).toEqual([{ status: 0 }]);
       const after = await qemuIo(`write -P 0x77 0 4096`);
       expect(after).toMatch(/wrote 4096\/4096 bytes/);
+
+      // The reverse: an iSCSI initiator registers and takes WRITE EXCLUSIVE; the LPAR's WRITE gets
+      // RESERVATION CONFLICT while its READ is allowed (SPC-4 table 48); after RELEASE it writes again.
+      const ini = await IscsiTestClient.connect(portal.port);
+      try {
+        expect((await ini.login({ initiator: 'iqn.2026-11.org.vtgt:test-pr', target: IQN })).status).toBe(0);
+        const prParams = (key: bigint, saKey: bigint) => {
+          const p = Buffer.alloc(24);
+          p.writeBigUInt64BE(key, 0);
+          p.writeBigUInt64BE(saKey, 8);
+          return p;
+        };
+        const prCdb = (sa: number, type: number) => {
+          const c = Buffer.alloc(10);
+          c[0] = 0x5f;
+          c[1] = sa;
+          c[2] = type;
+          c.writeUInt32BE(24, 5);
+          return c;
+        };
+        expect((await ini.scsi(prCdb(0x00, 0), { write: prParams(0n, 0xabcdn) })).status).toBe(0);
+        expect((await ini.scsi(prCdb(0x01, 0x01), { write: prParams(0xabcdn, 0n) })).status).toBe(0);
+        await writeFile(join(dir, 'c.bin'), randomBytes(4096));
+        const fenced = await lpar([
+          { op: 'write', lun: 0, lba: 16, file: join(dir, 'c.bin') },
+          { op: 'read', lun: 0, lba: 16, blocks: 8, file: join(dir, 'c-read.bin') },
+        ]);
+        expect(fenced).toEqual([{ status: 0x18 }, { status: 0 }]);
+        expect((await readFile(join(dir, 'c-read.bin'))).equals(a.subarray(8 * 512, 8 * 512 + 4096))).toBe(true);
+        expect((await ini.scsi(prCdb(0x02, 0x01), { write: prParams(0xabcdn, 0n) })).status).toBe(0);
+        expect(await lpar([{ op: 'write', lun: 0, lba: 16, file: join(dir, 'c.bin') }])).toEqual([{ status: 0 }]);
+        await ini.logout();
+      } finally {
+        ini.close();
+      }
     } finally {
       await adapter.stop();
       await hv.close();
