@@ -56,6 +56,15 @@ describe('sessions across live changes', () => {
     expect(after.status).toBe(0);
     expect(after.data.length).toBe(4096);
 
+    // A persistent reservation registration shows up in `vtgt show`.
+    const prOut = Buffer.from([0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0]); // PR OUT, REGISTER, 24-byte list
+    const params = Buffer.alloc(24);
+    params.writeBigUInt64BE(0xabcn, 8); // SERVICE ACTION RESERVATION KEY
+    expect((await c.scsi(prOut, { write: params })).status).toBe(0);
+    const shown = JSON.parse(vtgt(data, 'show', '--json').out).backstores.find((b: { name: string }) => b.name === 'disk0');
+    expect(shown.reservations.registrations).toEqual([expect.objectContaining({ key: '0x0000000000000abc', initiator: 'iqn.2026-11.org.test:hot' })]);
+    expect(vtgt(data, 'show').out).toContain('0x0000000000000abc  iqn.2026-11.org.test:hot');
+
     expect(vtgt(data, 'lun', 'delete', T, '2').code).toBe(0);
     const ua2 = await c.scsi(cdb.testUnitReady());
     expect(senseCode(ua2.sense)).toEqual({ key: 6, asc: 0x3f, ascq: 0x0e });

@@ -6,6 +6,7 @@ export function showTree(d: ShowData): string {
   const stores: TreeNode = {
     label: `backstores [${d.backstores.length}]`,
     children: d.backstores.map((b) => ({
+      children: prNodes(b.reservations),
       label: `${b.name}  ${b.location}  ${b.size}  ${b.blockSize}B blocks  ${b.cacheMode}${b.readOnly ? '  read-only' : ''}${b.failures.length ? `  FAILED: ${b.failures.join(',')}` : ''}`,
     })),
   };
@@ -46,4 +47,12 @@ function sessionLabel(s: Record<string, unknown>): string {
   if (conns.length) parts.push(`from ${conns.map((c) => `${String(c.peerAddress)}:${String(c.peerPort)}`).join(',')}`);
   if (s.commands !== undefined) parts.push(`${String(s.commands)} cmds`);
   return parts.join('  ');
+}
+
+function prNodes(pr: ShowData['backstores'][number]['reservations']): TreeNode[] {
+  if (!pr || (pr.registrations.length === 0 && !pr.reservation)) return [];
+  const out: TreeNode[] = [];
+  if (pr.reservation) out.push({ label: `reserved: ${pr.reservation.typeName}${pr.reservation.holderKey ? ` by key ${pr.reservation.holderKey}` : ''}` });
+  out.push({ label: `registrations [${pr.registrations.length}]`, children: pr.registrations.map((r) => ({ label: `${r.key}  ${safe(r.initiator)}` })) });
+  return out;
 }

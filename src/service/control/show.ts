@@ -4,7 +4,18 @@ import { fabricSection } from '../fabrics/index.js';
 import type { Runtime } from '../runtime.js';
 
 export interface ShowData {
-  backstores: Array<{ name: string; type: string; location: string; size: string; blockSize: number; readOnly: boolean; cacheMode: string; failures: string[] }>;
+  backstores: Array<{
+    name: string;
+    type: string;
+    location: string;
+    size: string;
+    blockSize: number;
+    readOnly: boolean;
+    cacheMode: string;
+    failures: string[];
+    /** Persistent reservation state (registrations, reservation) when the LU has a reservation manager. */
+    reservations?: { registrations: Array<{ key: string; initiator: string }>; reservation: { typeName: string; holderKey: string | null } | null };
+  }>;
   targets: Array<{
     name: string;
     tpgt?: number;
@@ -32,6 +43,7 @@ export function buildShow(rt: Runtime): ShowData {
       readOnly: b.store.readOnly,
       cacheMode: b.store.cacheMode,
       failures: [...b.store.failures],
+      ...reservationsOf(b.lu),
     })),
     targets: c.targets.map((t) => ({
       name: t.name,
@@ -59,5 +71,18 @@ export function safeSessions(rt: Runtime): Array<Record<string, unknown>> {
     return rt.iscsi.sessions().map((s) => JSON.parse(JSON.stringify(s, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as Record<string, unknown>);
   } catch {
     return [];
+  }
+}
+
+type PrView = NonNullable<ShowData['backstores'][number]['reservations']>;
+
+/** The LU's reservation manager state, when it has one (the real core's LUs do). */
+function reservationsOf(lu: unknown): { reservations?: PrView } {
+  const port = (lu as { reservations?: { status?: () => PrView } }).reservations;
+  if (typeof port?.status !== 'function') return {};
+  try {
+    return { reservations: port.status() };
+  } catch {
+    return {};
   }
 }
