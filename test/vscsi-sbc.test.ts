@@ -241,13 +241,23 @@ describe('SYNCHRONIZE CACHE and PRE-FETCH', () => {
 });
 
 describe('WRITE SAME and UNMAP', () => {
-  it('WRITE SAME(10) replicates the block; 0 blocks is invalid (WSNZ)', async () => {
+  it('WRITE SAME(10) replicates the block; 0 blocks writes through the last LBA (WSNZ=0)', async () => {
     const { fab } = rig();
     expect((await fab.submit({ cdb: cdb10(0x41, 100, 4), dataOut: fill(1, 0x5a) })).status).toBe(GOOD);
     const r = await fab.submit({ cdb: cdb10(0x28, 100, 4), expectedLength: 2048 });
     expect(r.data.equals(fill(4, 0x5a))).toBe(true);
-    expect(senseOf(await fab.submit({ cdb: cdb10(0x41, 0, 0), dataOut: fill(1, 0) })).field?.byte).toBe(7);
+    expect((await fab.submit({ cdb: cdb10(0x41, 1020, 0), dataOut: fill(1, 0x77) })).status).toBe(GOOD);
+    const tail = await fab.submit({ cdb: cdb10(0x28, 1019, 5), expectedLength: 5 * BS });
+    expect(tail.data.equals(Buffer.concat([fill(1, 0), fill(4, 0x77)]))).toBe(true);
+    expect(senseOf(await fab.submit({ cdb: cdb10(0x41, 1024, 0), dataOut: fill(1, 0) })).asc).toBe(0x21);
+    expect(senseOf(await fab.submit({ cdb: cdb10(0x41, 1025, 0), dataOut: fill(1, 0) })).asc).toBe(0x21);
     expect(senseOf(await fab.submit({ cdb: cdb10(0x41, 1023, 2), dataOut: fill(1, 0) })).asc).toBe(0x21);
+  });
+
+  it('WRITE SAME with 0 blocks beyond MAXIMUM WRITE SAME LENGTH is invalid', async () => {
+    const { fab } = rig({ blocks: 0x400001 });
+    expect(senseOf(await fab.submit({ cdb: cdb16(0x93, 0n, 0, 0x01) })).field).toEqual({ inCdb: true, byte: 10 });
+    expect((await fab.submit({ cdb: cdb16(0x93, 1n, 0, 0x09) })).status).toBe(GOOD);
   });
 
   it('WRITE SAME(16) with UNMAP deallocates and reads back zeroes; NDOB needs no data', async () => {

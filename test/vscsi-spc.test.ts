@@ -141,7 +141,7 @@ describe('INQUIRY', () => {
   it('block limits and provisioning reflect the backstore', async () => {
     const { fab } = rig();
     const bl = await fab.submit({ cdb: inquiry(1, 0xb0, 64), expectedLength: 64 });
-    expect(bl.data[4]! & 1).toBe(1); // WSNZ
+    expect(bl.data[4]! & 1).toBe(0); // WSNZ
     expect(bl.data.readUInt32BE(8)).toBe(65536); // max transfer in 512-byte blocks
     expect(bl.data.readUInt32BE(20)).toBeLessThanOrEqual(1024 * 1024);
     expect(bl.data.readUInt32BE(20)).toBeGreaterThan(0); // max unmap LBA count

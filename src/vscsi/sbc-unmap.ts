@@ -68,13 +68,19 @@ async function writeSame(ctx: CommandContext) {
   const ndob = sixteen && (cdb[1]! & 0x01) !== 0;
   if (anchor) return check(invalidCdbField(1, 4));
   const lba = sixteen ? u64(cdb, 2) : BigInt(u32(cdb, 2));
-  const count = sixteen ? u32(cdb, 10) : u16(cdb, 7);
+  let count = sixteen ? u32(cdb, 10) : u16(cdb, 7);
   const countByte = sixteen ? 10 : 7;
   const caps = lu.backstore.capabilities;
   if (unmapBit && !caps.discard) return check(invalidCdbField(1, 3)); // LBPWS=0
-  // WSNZ=1 in the Block Limits page: zero means "to the end of the medium", which we do not allow.
-  if (count === 0) return check(invalidCdbField(countByte));
-  if (count > blockLimits(lu).maxWriteSameBlocks) return check(invalidCdbField(countByte));
+  const maxBlocks = blockLimits(lu).maxWriteSameBlocks;
+  if (count === 0) {
+    // SBC-3 5.41 (WSNZ=0): zero blocks means "through the last LBA", within MAXIMUM WRITE SAME LENGTH.
+    const cap = lu.capacityBlocks();
+    if (lba >= cap) return check(failure('LBA_OUT_OF_RANGE'));
+    if (cap - lba > BigInt(maxBlocks)) return check(invalidCdbField(countByte));
+    count = Number(cap - lba);
+  }
+  if (count > maxBlocks) return check(invalidCdbField(countByte));
   const wp = checkWritable(lu);
   if (wp) return check(wp);
   const range = checkRange(lu, lba, BigInt(count));

@@ -86,7 +86,7 @@ function extendedInquiry(lu: LogicalUnit): Buffer {
 function blockLimitsPage(lu: LogicalUnit): Buffer {
   const l = blockLimits(lu);
   const b = Buffer.alloc(0x3c);
-  b[0] = 0x01; // WSNZ: WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 is rejected
+  b[0] = 0x00; // WSNZ=0: WRITE SAME with NUMBER OF LOGICAL BLOCKS 0 writes through the last LBA
   b[1] = l.maxCompareAndWriteBlocks;
   b.writeUInt16BE(l.optimalGranularityBlocks, 2);
   b.writeUInt32BE(l.maxTransferBlocks, 4);
