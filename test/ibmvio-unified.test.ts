@@ -22,7 +22,7 @@ const IQN = 'iqn.2026-11.org.vtgt:unified';
 
 /** One backstore, two fabrics: an emulated LPAR over IBM VIO and QEMU's iSCSI client. */
 describe.skipIf(!haveQemu)('unified export: IBM VIO + iSCSI on one backstore', () => {
-  it('moves bytes both ways byte-exact; reservations on either fabric fence the other fabric'"'"'s writes', async () => {
+  it('moves bytes both ways byte-exact; a reservation on either fabric fences writes from the other', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vtgt-unified-'));
     const core = new ScsiCore({ reservations: (o) => ReservationManager.open(o) });
     const lu = core.addLogicalUnit({ id: 'shared', backstore: new MemoryBackstore({ name: 'shared', size: 1 << 20 }) });
