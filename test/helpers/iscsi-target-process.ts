@@ -23,7 +23,21 @@ export function ensureBuilt(): void {
   if (!existsSync(DEV_TARGET_JS)) throw new Error(`building dist/ failed (tsc exit ${r.status}); run "npm run build"`);
 }
 
+/** Start the process; retried a few times because another build may be rewriting dist/ at that moment. */
 export async function startTargetProcess(args: string[], env: Record<string, string> = {}): Promise<TargetProcess> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(args, env);
+    } catch (e) {
+      lastError = e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  throw lastError;
+}
+
+async function startOnce(args: string[], env: Record<string, string>): Promise<TargetProcess> {
   ensureBuilt();
   const child = spawn(process.execPath, [DEV_TARGET_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
