@@ -118,7 +118,6 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
         filePortals = previousFilePortals;
         throw e;
       }
-      logger.level = r.config.log.level;
       return changes;
     },
     async save(path) {
