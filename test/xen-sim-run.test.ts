@@ -16,6 +16,7 @@ describe('vtgt sim xen (domUs in their own processes)', () => {
     expect(text).not.toMatch(/UNEXPECTED/);
     // dom 1 scanned the hot-plugged LUN and ran I/O on it.
     expect(text).toMatch(/dom 1: .* over 2 LUN\(s\)/);
-    expect(text).toMatch(/dom 2: guest memory mapped shared through the addon/);
+    expect(text).toMatch(/dom 2: 2 vhost\(s\) \[0,1\]; guest memory mapped shared through the addon/);
+    expect(text).toMatch(/dom 2: .* errors, .* over 1 LUN\(s\) \(vhost 1\)/);
   }, 60_000);
 });

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { SimXenClient } from './client.js';
-import { GuestMemoryFile } from './guest-memory.js';
+import { GuestMemoryFile, SIM_GRANT_ENTRIES } from './guest-memory.js';
 import { memoryFileName } from './grant-table.js';
 import { ScsiFront } from './frontend.js';
 import { VerifiedWorkload } from './workload.js';
@@ -15,7 +15,8 @@ export interface DomUConfig {
   socket: string;
   dir: string;
   domid: number;
-  vhost: number;
+  /** Virtual hosts of this domU (each its own ring); the hostile role uses the first. */
+  vhosts: number[];
   role: 'normal' | 'hostile';
   seconds: number;
   seed: number;
@@ -34,21 +35,41 @@ export interface DomUReport {
 export async function runDomU(cfg: DomUConfig, onLine?: (l: string) => void): Promise<DomUReport> {
   const memory = GuestMemoryFile.create(join(cfg.dir, memoryFileName(cfg.domid)), cfg.frames);
   const client = await SimXenClient.connect(cfg.socket, cfg.domid);
-  const front = new ScsiFront({ client, memory, vhost: cfg.vhost });
+  // Each vhost gets an equal share of the guest's pages and grant references.
+  const n = Math.max(1, cfg.vhosts.length);
+  const pageShare = Math.floor(cfg.frames / n);
+  const grefShare = Math.floor(SIM_GRANT_ENTRIES / n);
+  const fronts = cfg.vhosts.map(
+    (vhost, i) =>
+      new ScsiFront({ client, memory, vhost, pages: { first: i * pageShare, count: pageShare }, grefs: { first: i * grefShare, count: grefShare } }),
+  );
   try {
-    await front.connect();
+    await Promise.all(fronts.map((f) => f.connect()));
     if (cfg.role === 'hostile') {
+      const front = fronts[0]!;
       const dev = front.deviceList()[0];
       if (!dev) throw new Error(`dom ${cfg.domid}: no device to attack`);
       const h = await runHostile(front, memory, { channel: dev.addr.channel, id: dev.addr.id, lun: dev.addr.lun });
       return { domid: cfg.domid, role: 'hostile', commands: 0, errors: h.failures, bytesVerified: 0, lines: h.lines };
     }
-    const w = new VerifiedWorkload(front, { seconds: cfg.seconds, seed: cfg.seed, taskManagement: true, ...(onLine ? { line: onLine } : {}) });
-    const r = await w.run();
-    r.lines.unshift(`dom ${cfg.domid}: guest memory ${memory.mapped ? 'mapped shared through the addon' : 'accessed with pread/pwrite (addon not loadable)'}`);
-    return { domid: cfg.domid, role: 'normal', ...r };
+    const results = await Promise.all(
+      fronts.map((front, i) =>
+        new VerifiedWorkload(front, { seconds: cfg.seconds, seed: cfg.seed + i * 7919, taskManagement: i === 0, ...(onLine ? { line: onLine } : {}) }).run(),
+      ),
+    );
+    const report: DomUReport = { domid: cfg.domid, role: 'normal', commands: 0, errors: 0, bytesVerified: 0, lines: [] };
+    report.lines.push(
+      `dom ${cfg.domid}: ${cfg.vhosts.length} vhost(s) [${cfg.vhosts.join(',')}]; guest memory ${memory.mapped ? 'mapped shared through the addon' : 'accessed with pread/pwrite (addon not loadable)'}`,
+    );
+    results.forEach((r, i) => {
+      report.commands += r.commands;
+      report.errors += r.errors;
+      report.bytesVerified += r.bytesVerified;
+      report.lines.push(...r.lines.map((l) => (cfg.vhosts.length > 1 ? `${l} (vhost ${cfg.vhosts[i]})` : l)));
+    });
+    return report;
   } finally {
-    await front.close();
+    for (const f of fronts) await f.close();
     await client.close();
     memory.close();
   }

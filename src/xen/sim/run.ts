@@ -76,7 +76,15 @@ export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
       const lu = `xen-dom${d}-disk0`;
       core.addLogicalUnit({ id: lu, backstore: new MemoryBackstore({ name: lu, size: LUN_BYTES }) });
       await xenAttach({ xs, backendDomid: 0, domid: d, vhost: 0, luns: [{ pdev: lu, vdev: '0:0:0:0' }] });
-      configs.push({ socket, dir, domid: d, vhost: 0, role: hostile ? 'hostile' : 'normal', seconds, seed: 0x9e37 * d + 1, frames: DOMU_FRAMES });
+      const vhosts = [0];
+      // dom 2 also has a second virtual host, whose LUN sits at another target id.
+      if (d === 2 && !hostile) {
+        const lu2 = 'xen-dom2-vhost1-disk0';
+        core.addLogicalUnit({ id: lu2, backstore: new MemoryBackstore({ name: lu2, size: LUN_BYTES }) });
+        await xenAttach({ xs, backendDomid: 0, domid: d, vhost: 1, luns: [{ pdev: lu2, vdev: '1:0:1:0' }] });
+        vhosts.push(1);
+      }
+      configs.push({ socket, dir, domid: d, vhosts, role: hostile ? 'hostile' : 'normal', seconds, seed: 0x9e37 * d + 1, frames: DOMU_FRAMES * vhosts.length });
     }
     const hotLu = 'xen-dom1-disk1';
     core.addLogicalUnit({ id: hotLu, backstore: new MemoryBackstore({ name: hotLu, size: LUN_BYTES }) });
