@@ -212,7 +212,7 @@ export class SrpChannel<C> {
   /** The transport is gone or being reset: abort everything silently and forget the login. */
   async reset(): Promise<void> {
     this.generation++;
-    for (const cmd of this.active.values()) this.retire(cmd, false);
+    for (const cmd of this.active.values()) this.retire(cmd);
     this.active.clear();
     this.credits.reset();
     const nexus = this.nexus;
@@ -460,7 +460,8 @@ export class SrpChannel<C> {
     }
   }
 
-  private retire(cmd: ActiveCommand, _suppressed: boolean): void {
+  /** The command will never be answered: its credit is retired without a response. */
+  private retire(cmd: ActiveCommand): void {
     if (cmd.retired) return;
     cmd.retired = true;
     this.credits.suppress(cmd.creditId);
@@ -526,7 +527,7 @@ export class SrpChannel<C> {
         if (c.completing) finishing.push(c.done);
         else {
           this.active.delete(c.key);
-          this.retire(c, true);
+          this.retire(c);
         }
       }
       await Promise.all(finishing);

@@ -110,11 +110,10 @@ export class VioClient {
 
   /** Map the window, register the CRQ, say INIT (ibmvscsi_probe / ibmvscsi_init_crq_queue). */
   async start(): Promise<void> {
-    const pages = (Layout.GUARD - 0) / TCE_PAGE_SIZE;
-    let rc = await this.part.hcall({ call: 'H_PUT_TCE', ioba: 0, pages, realOffset: 0, perm: TcePerm.RW });
+    // Everything but the guard pages is mapped read-write, 1:1.
+    const rc = await this.part.hcall({ call: 'H_PUT_TCE', ioba: 0, pages: Layout.GUARD / TCE_PAGE_SIZE, realOffset: 0, perm: TcePerm.RW });
     if (rc !== H.SUCCESS) throw new Error(`H_PUT_TCE failed: ${hName(rc)}`);
     await this.registerAndInit();
-    void rc;
   }
 
   private async registerAndInit(): Promise<void> {
