@@ -121,6 +121,37 @@ export async function runHostile(front: ScsiFront, memory: GuestMemoryFile, addr
     );
     report('read into a read-only grant', `READ into read-only gref ${ro.ref}`, fmt(r4), isHost(r4, XEN_VSCSIIF_RSLT_HOST.ERROR));
   }
+  // 3b. Grants revoked while the request is in flight (after publishing, before the answer).
+  {
+    const pages = Array.from({ length: 8 }, () => dataPage(false));
+    const r = await front.raw(
+      (rqid) => encodeRequest({ rqid, act: VSCSIIF_ACT_SCSI_CDB, cdb: read10(64), ...a, direction: DMA_FROM_DEVICE, segments: pages.map((p) => ({ gref: p.ref, offset: 0, length: 4096 })) }),
+      ANSWER_TIMEOUT_MS,
+      () => pages.forEach((p) => memory.writeGrant(p.ref, { flags: 0, domid: 0, frame: 0 })),
+    );
+    // Either the backend finished before the revocation or its copy was refused: never a crash.
+    const ok = r !== undefined && (r.rslt === 0 || resultHost(r.rslt) === XEN_VSCSIIF_RSLT_HOST.ERROR);
+    report('grants revoked in flight', '8 write grants revoked right after publishing a READ', fmt(r), ok);
+  }
+  // 3c. Indirect table rewritten after publishing (must be read once).
+  {
+    const table = dataPage(true);
+    const datas = Array.from({ length: 30 }, () => dataPage(false));
+    const descs = Buffer.alloc(30 * 8);
+    datas.forEach((d, i) => encodeSegment(descs, i * 8, { gref: d.ref, offset: 0, length: 4096 }));
+    memory.writeFrame(table.frame, 0, descs, 0, descs.length);
+    const evil = Buffer.alloc(30 * 8);
+    for (let i = 0; i < 30; i++) encodeSegment(evil, i * 8, { gref: 4090, offset: 4000, length: 4096 });
+    const r = await front.raw(
+      (rqid) => encodeRequest({ rqid, act: VSCSIIF_ACT_SCSI_CDB, cdb: read10(240), ...a, direction: DMA_FROM_DEVICE, nrSegmentsRaw: VSCSIIF_SG_GRANT | 1, segments: [{ gref: table.ref, offset: 0, length: 240 }] }),
+      ANSWER_TIMEOUT_MS,
+      () => {
+        for (let i = 0; i < 50; i++) memory.writeFrame(table.frame, 0, evil, 0, evil.length);
+      },
+    );
+    const ok = r !== undefined && (r.rslt === 0 || resultHost(r.rslt) === XEN_VSCSIIF_RSLT_HOST.ERROR);
+    report('indirect table double fetch', '30-entry indirect table rewritten with out-of-page descriptors after publishing', fmt(r), ok);
+  }
   // 4. offset + length past the page.
   {
     const p = dataPage(false);
