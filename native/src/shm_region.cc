@@ -155,7 +155,9 @@ ShmResult CheckSegments(const double* segments, size_t count, uint64_t region_si
     if (!ShmRegion::InRange(off, len, region_size))
       return RangeError("segment " + std::to_string(i) + ": offset " + std::to_string(off) + " + length " +
                         std::to_string(len) + " exceeds region size " + std::to_string(region_size));
-    sum += len;  // each len <= region_size, count bounded by the caller: no overflow
+    // 2^20 segments of up to 2^53 bytes could wrap a 64-bit sum: stop before it can.
+    if (len > UINT64_MAX - sum) return RangeError("segments total more than 2^64 bytes");
+    sum += len;
   }
   *total = sum;
   return {};

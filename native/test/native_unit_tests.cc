@@ -83,6 +83,17 @@ static void TestShmSegments() {
   CHECK(!r.Gather(nan, 1, dst.data(), dst.size(), &copied).ok());
   double inf[] = {std::strtod("inf", nullptr), 1};
   CHECK(!r.Scatter(inf, 1, src.data(), src.size(), &copied).ok());
+  // Totals that would wrap a 64-bit sum must be refused (checked without mapping 2^52 bytes).
+  {
+    std::vector<double> many;
+    for (int i = 0; i < 4200; i++) {
+      many.push_back(0);
+      many.push_back(static_cast<double>(uint64_t{1} << 52));
+    }
+    uint64_t total = 0;
+    CHECK(!CheckSegments(many.data(), 4200, uint64_t{1} << 52, &total).ok());
+    CHECK(CheckSegments(many.data(), 4000, uint64_t{1} << 52, &total).ok() && total == (uint64_t{4000} << 52));
+  }
   // Copy within one region, overlapping.
   CHECK(ShmRegion::Copy(r, 0, r, 1, 100).ok());
   uint8_t b[4];
