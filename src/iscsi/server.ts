@@ -264,6 +264,9 @@ export class IscsiServer implements ConnectionServer {
     if (spec.mutualChap && !spec.chap && !(spec.acls ?? []).some((a) => a.chap)) {
       throw new Error(`target ${spec.target.name}: mutual CHAP needs one-way CHAP credentials too`);
     }
+    // The SCSI target port exists from the start so REPORT TARGET PORT GROUPS and relative port
+    // identifiers are the same before and after the first login.
+    targetPortOf(spec.target, tpgt);
     return {
       spec,
       name: spec.target.name,
@@ -451,7 +454,7 @@ export class IscsiServer implements ConnectionServer {
   }
 }
 
-/** The core target port for a TPGT: RFC 7143 §10.1.1 name `<target>,t,0x<TPGT>`; created on first use. */
+/** The core target port for a TPGT: RFC 7143 §10.1.1 name `<target>,t,0x<TPGT>`, created once. */
 function targetPortOf(target: ScsiTarget, tpgt: number): TargetPort {
   const name = `${target.name},t,0x${tpgt.toString(16).padStart(4, '0')}`;
   const existing = target.getPort(name);
