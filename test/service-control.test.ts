@@ -86,6 +86,17 @@ describe('vtgt serve (stand-in platform)', () => {
     off();
   });
 
+  it('applies concurrent changes from several clients without losing any', async () => {
+    const sock = join(dir, 'vtgt.sock');
+    const names = ['c0', 'c1', 'c2', 'c3', 'c4'];
+    await Promise.all(names.map((n) => controlRequest(sock, 'lun.create', { target: T, type: 'null', size: '1MiB', name: n })));
+    const luns = (await controlRequest(sock, 'lun.list', { target: T })) as Array<{ lun: number; backstore: string }>;
+    expect(luns.map((l) => l.backstore).sort()).toEqual([...names, 'disk0']);
+    expect(new Set(luns.map((l) => l.lun)).size).toBe(6);
+    await Promise.all(luns.filter((l) => l.backstore !== 'disk0').map((l) => controlRequest(sock, 'lun.delete', { target: T, lun: l.lun })));
+    expect(plat.core.targets.get(T)!.luns.lunNumbers()).toEqual([0]);
+  });
+
   it('maps LUNs per initiator ACL and passes CHAP accounts to the iSCSI server', async () => {
     const ini = 'iqn.1994-05.com.redhat:client1';
     expect((await cli('account', 'create', 'c1', '--user', 'client1', '--secret', 'a-long-enough-secret')).code).toBe(0);

@@ -27,7 +27,16 @@ export interface ServiceContext {
 
 type Handler = (ctx: ServiceContext, a: Args) => Promise<unknown>;
 
-async function mutate(ctx: ServiceContext, edit: (c: VtgtConfig) => string | void): Promise<{ changes: string[]; message?: string }> {
+/** Read-modify-apply runs one at a time per service, so two scripts adding LUNs at once both win. */
+const mutations = new WeakMap<ServiceContext, Promise<unknown>>();
+
+function mutate(ctx: ServiceContext, edit: (c: VtgtConfig) => string | void): Promise<{ changes: string[]; message?: string }> {
+  const run = (mutations.get(ctx) ?? Promise.resolve()).then(() => mutateNow(ctx, edit));
+  mutations.set(ctx, run.catch(() => undefined));
+  return run;
+}
+
+async function mutateNow(ctx: ServiceContext, edit: (c: VtgtConfig) => string | void): Promise<{ changes: string[]; message?: string }> {
   const cfg = ctx.runtime.config();
   const message = edit(cfg) ?? undefined;
   const check = parseConfig('(running configuration)', configToYaml(cfg), { baseDir: ctx.dataDir });
