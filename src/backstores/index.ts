@@ -153,7 +153,8 @@ export function validateBackstoreSpec(input: unknown): BackstoreSpec {
  */
 export function createBackstore(spec: BackstoreSpec, opts: CreateBackstoreOptions = {}): Backstore {
   const s = validateBackstoreSpec(spec);
-  const logger = opts.logger?.child({ backstore: s.name });
+  // Backstores put their name under the "backstore" key themselves.
+  const logger = opts.logger;
   const common = {
     name: s.name,
     ...(s.blockSize === undefined ? {} : { blockSize: s.blockSize }),
