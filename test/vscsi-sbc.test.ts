@@ -271,6 +271,14 @@ describe('WRITE SAME and UNMAP', () => {
     expect(ext.every((e) => !e.mapped)).toBe(true);
   });
 
+  it('WRITE SAME(10) with UNMAP deallocates even when the pattern is not zero', async () => {
+    const { fab } = rig();
+    await fab.submit({ cdb: cdb10(0x2a, 1000, 24), dataOut: fill(24, 0xff) });
+    expect((await fab.submit({ cdb: cdb10(0x41, 1000, 0, 0x08), dataOut: fill(1, 0xff) })).status).toBe(GOOD);
+    const r = await fab.submit({ cdb: cdb10(0x28, 1000, 24), expectedLength: 24 * BS });
+    expect(r.data.equals(fill(24, 0))).toBe(true);
+  });
+
   it('ANCHOR is rejected', async () => {
     const { fab } = rig();
     expect(senseOf(await fab.submit({ cdb: cdb16(0x93, 0n, 1, 0x10), dataOut: fill(1, 0) })).field).toEqual({ inCdb: true, byte: 1, bit: 4 });

@@ -101,7 +101,9 @@ async function writeSame(ctx: CommandContext) {
   const release = await lu.rangeLock.acquire(lba, BigInt(count));
   try {
     const offset = Number(lba) * bs;
-    if (zero) {
+    // SBC-3 5.41: with UNMAP=1 the range is deallocated (as LIO does, and libiscsi expects even for a
+    // non-zero pattern); it then reads back as zeroes (LBPRZ).
+    if (zero || unmapBit) {
       await lu.backstore.writeZeroes(offset, count * bs, unmapBit);
     } else {
       const perChunk = Math.max(1, Math.floor(PATTERN_CHUNK_BYTES / bs));
