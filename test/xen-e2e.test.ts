@@ -120,6 +120,28 @@ describe('xen end to end (in-process frontend)', () => {
     expect(r.rslt).toBe(0x10000);
   });
 
+  it('follows a frontend that closes (guest shutdown) and connects again (reboot)', async () => {
+    const s = await setup();
+    const xs = s.toolstack.xenstore;
+    await xenAttach({ xs, backendDomid: 0, domid: 8, vhost: 0, luns: [{ pdev: 'disk1', vdev: '0:0:0:0' }] });
+    const front = await s.guest(8);
+    await front.connect();
+    const be = backendPath(0, 8, 0);
+    const w1 = await new VerifiedWorkload(front, { seconds: 0.2, seed: 1 }).run();
+    expect(w1.errors).toBe(0);
+    front.paused = true;
+    await xs.write(`${front.fePath}/state`, '5');
+    await vi.waitFor(async () => expect(await xs.read(`${be}/state`)).toBe('5'));
+    await xs.write(`${front.fePath}/state`, '6');
+    await vi.waitFor(async () => expect(await xs.read(`${be}/state`)).toBe('6'));
+    expect(s.backend.server.device(8, 0)?.ringStats).toBeUndefined(); // ring unmapped, device kept (online 1)
+    await front.reconnect();
+    expect(await xs.read(`${be}/state`)).toBe('4');
+    const w2 = await new VerifiedWorkload(front, { seconds: 0.3, seed: 2, freshDisk: false }).run();
+    expect(w2.errors, w2.lines.join('\n')).toBe(0);
+    expect(w2.bytesVerified).toBeGreaterThan(0);
+  });
+
   it('rides through a backend restart with I/O in flight', async () => {
     const s = await setup();
     await xenAttach({ xs: s.toolstack.xenstore, backendDomid: 0, domid: 3, vhost: 0, luns: [{ pdev: 'disk1', vdev: '0:0:0:0' }] });

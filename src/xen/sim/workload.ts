@@ -13,6 +13,8 @@ export interface WorkloadOptions {
   taskManagement?: boolean;
   /** Deadline extension while the runner restarts the backend etc. is not needed: commands just wait. */
   queueDepth?: number;
+  /** false: the disk holds earlier data; only blocks written by this run are verified. */
+  freshDisk?: boolean;
   line?: (s: string) => void;
 }
 
@@ -201,6 +203,7 @@ export class VerifiedWorkload {
         if (r.rslt !== 0) return this.error(`READ(10) lba ${lba} x${count}: rslt 0x${r.rslt.toString(16)} sense ${r.sense.toString('hex')}`);
         for (let i = 0; i < count; i++) {
           if (disk.unknown.has(lba + i)) continue;
+          if (this.o.freshDisk === false && !disk.gen.has(lba + i)) continue;
           const want = blockPattern(disk.blockSize, dom, disk.dev.dev, lba + i, disk.gen.get(lba + i) ?? 0);
           const got = r.data.subarray(i * disk.blockSize, (i + 1) * disk.blockSize);
           if (!got.equals(want)) return this.error(`READ(10) lba ${lba + i}: data differs from generation ${disk.gen.get(lba + i) ?? 0}`);
