@@ -16,11 +16,12 @@ import {
   TmfCode,
   TmfResponseCode,
 } from './constants.js';
+import { planTmf, tmfOutcome, type TmfOutcome } from './tmf.js';
 import { type OutPdu, type Pdu, opcodeOf } from './pdu.js';
 import { PduReceiver, frameOut } from './receiver.js';
 import { parseDataOut, parseScsiCommand, type SeqNumbers } from './pdu-scsi.js';
 import { buildLogoutResponse, parseLoginRequest, parseLogoutRequest, parseTextRequest } from './pdu-login.js';
-import { buildAsyncMessage, buildNopIn, buildReject, buildTmfResponse, parseNopOut, parseTmfRequest } from './pdu-misc.js';
+import { buildAsyncMessage, buildNopIn, buildReject, buildTmfResponse, parseNopOut, parseTmfRequest, type TmfRequestPdu } from './pdu-misc.js';
 import { LoginMachine, type LoginHost } from './login.js';
 import { type OperationalParams, RFC_DEFAULTS } from './params.js';
 import { ScsiTask, type TaskConnection } from './scsi-task.js';
@@ -28,7 +29,7 @@ import type { IscsiSession, SessionConnection } from './session.js';
 import type { IscsiTransport } from './tcp.js';
 import { TextExchange, type TextResponder } from './text.js';
 import { decodeSamLun } from './core-types.js';
-import { INVALID_LUN, TaskAttribute, type TmfFunction, TmfResponse, type TmfRequest } from '../vscsi/fabric.js';
+import { TaskAttribute } from '../vscsi/fabric.js';
 
 /** What a connection needs from the server. */
 export interface ConnectionServer {
@@ -531,62 +532,16 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     });
   }
 
-  private async runTmf(t: ReturnType<typeof parseTmfRequest>): Promise<{ code: number; additional?: Buffer }> {
+  private async runTmf(t: TmfRequestPdu): Promise<TmfOutcome> {
     const s = this.session!;
-    const nexus = s.nexus!;
     const lun = decodeSamLun(t.lunField);
-    const fnMap: Partial<Record<number, TmfFunction>> = {
-      [TmfCode.ABORT_TASK]: 'ABORT_TASK',
-      [TmfCode.ABORT_TASK_SET]: 'ABORT_TASK_SET',
-      [TmfCode.CLEAR_ACA]: 'CLEAR_ACA',
-      [TmfCode.CLEAR_TASK_SET]: 'CLEAR_TASK_SET',
-      [TmfCode.LOGICAL_UNIT_RESET]: 'LOGICAL_UNIT_RESET',
-      [TmfCode.TARGET_WARM_RESET]: 'TARGET_RESET',
-      [TmfCode.TARGET_COLD_RESET]: 'TARGET_RESET',
-      [TmfCode.QUERY_TASK]: 'QUERY_TASK',
-      [TmfCode.QUERY_TASK_SET]: 'QUERY_TASK_SET',
-      [TmfCode.I_T_NEXUS_RESET]: 'I_T_NEXUS_RESET',
-      [TmfCode.QUERY_ASYNC_EVENT]: 'QUERY_ASYNCHRONOUS_EVENT',
-    };
-    if (t.fn === TmfCode.TASK_REASSIGN) return { code: TmfResponseCode.TASK_REASSIGNMENT_NOT_SUPPORTED };
-    const fn = fnMap[t.fn];
-    if (!fn) return { code: TmfResponseCode.TMF_NOT_SUPPORTED };
-    const lunScoped = fn !== 'TARGET_RESET' && fn !== 'I_T_NEXUS_RESET';
-    if (lunScoped && lun === INVALID_LUN) return { code: TmfResponseCode.LUN_DOES_NOT_EXIST };
-    let referenced: ScsiTask | undefined;
-    if (fn === 'ABORT_TASK' || fn === 'QUERY_TASK') {
-      referenced = s.tasks.get(t.referencedTaskTag);
-      if (!referenced || referenced.lun !== lun) {
-        // §11.5.1: a task not (yet) received whose RefCmdSN is in the window counts as aborted.
-        if (fn === 'ABORT_TASK' && !referenced && s.inWindow(t.refCmdSn) && t.refCmdSn !== s.expCmdSn) {
-          return { code: TmfResponseCode.FUNCTION_COMPLETE };
-        }
-        return { code: TmfResponseCode.TASK_DOES_NOT_EXIST };
-      }
-    }
-    const req: TmfRequest = { fn, lun: lunScoped ? lun : 0 };
-    if (referenced) req.referencedTag = BigInt(t.referencedTaskTag);
+    const plan = planTmf(t, lun, s);
+    if ('code' in plan) return plan;
     // The core calls each dropped task's aborted(), which frees it here (scsi-task.ts). Tasks it is
     // aborting may wait for Data-Out that will never come: release those waits once it has them marked.
-    const pending = nexus.taskManagement(req);
-    const aborting = fn === 'ABORT_TASK' || fn === 'ABORT_TASK_SET' || fn === 'CLEAR_TASK_SET' || fn === 'LOGICAL_UNIT_RESET' || !lunScoped;
-    if (aborting) {
-      for (const task of [...s.tasks.values()]) {
-        if (fn === 'ABORT_TASK' ? task === referenced : !lunScoped || task.lun === lun) task.cancelTransfers();
-      }
-    }
-    const result = await pending;
-    const codes: Record<string, number> = {
-      [TmfResponse.FUNCTION_COMPLETE]: TmfResponseCode.FUNCTION_COMPLETE,
-      [TmfResponse.FUNCTION_SUCCEEDED]: TmfResponseCode.FUNCTION_SUCCEEDED,
-      [TmfResponse.FUNCTION_REJECTED]: TmfResponseCode.FUNCTION_REJECTED,
-      [TmfResponse.INCORRECT_LOGICAL_UNIT_NUMBER]: TmfResponseCode.LUN_DOES_NOT_EXIST,
-      [TmfResponse.SERVICE_DELIVERY_OR_TARGET_FAILURE]: TmfResponseCode.FUNCTION_REJECTED,
-    };
-    const out: { code: number; additional?: Buffer } = { code: codes[result.response] ?? TmfResponseCode.FUNCTION_REJECTED };
-    const a = result.additionalResponseInfo;
-    if (a) out.additional = Buffer.from([(a.uaPending ? 0x10 : 0) | (a.senseKey & 0x0f), a.asc, a.ascq]);
-    return out;
+    const pending = s.nexus!.taskManagement(plan.request);
+    for (const task of plan.aborting) task.cancelTransfers();
+    return tmfOutcome(await pending);
   }
 
   // ---------------------------------------------------------------- keepalive and teardown
