@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BackstoreError,
@@ -66,6 +67,16 @@ describe('createBackstore', () => {
       expect(() => createBackstore(spec as BackstoreSpec)).toThrow(BackstoreSpecError);
     });
   }
+
+  it('logs opening with the name and path under their own keys', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
+    const path = join(dir, 'logged "odd" name.img');
+    const f = createBackstore({ type: 'file', name: 'logged', path, size: 1 << 20 }, { logger });
+    await f.close();
+    const rec = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.msg === 'file backstore created');
+    expect(rec).toMatchObject({ backstore: 'logged', path, size: 1 << 20, cacheMode: 'writeback' });
+  });
 
   it('reports the failing field', () => {
     try {
