@@ -56,6 +56,17 @@ describe('sessions across live changes', () => {
     expect(after.status).toBe(0);
     expect(after.data.length).toBe(4096);
 
+    // Growing the image while logged in: CAPACITY DATA HAS CHANGED, then the new capacity.
+    const grow = vtgt(data, 'backstore', 'resize', 'disk0', '--size', '2GiB');
+    expect(grow.code).toBe(0);
+    expect(grow.out).toContain('grew from 1GiB to 2GiB');
+    const ua3 = await c.scsi(cdb.testUnitReady());
+    expect(senseCode(ua3.sense)).toEqual({ key: 6, asc: 0x2a, ascq: 0x09 });
+    const cap = await c.scsi(cdb.readCapacity10(), { read: 8 });
+    expect(cap.data.readUInt32BE(0) + 1).toBe((2 * 1024 ** 3) / 512);
+    expect(vtgt(data, 'backstore', 'resize', 'disk0', '--size', '1GiB').err).toContain('shrinking would cut off data');
+    expect(vtgt(data, 'config', 'show').out).toContain('size: 2GiB');
+
     // A persistent reservation registration shows up in `vtgt show`.
     const prOut = Buffer.from([0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0]); // PR OUT, REGISTER, 24-byte list
     const params = Buffer.alloc(24);

@@ -96,6 +96,15 @@ export function buildProgram(io: CliIo): Command {
   example(leaf(backstore, 'delete', 'close a backstore that no LUN maps (its file is kept)').argument('<name>'), 'vtgt backstore delete scratch').action(async function (this: Command, name: string) {
     await call(this, 'backstore.delete', { name });
   });
+  example(
+    leaf(backstore, 'resize', 'grow a backstore while in use: extend a file image to --size, or re-read the size of a grown device; initiators get CAPACITY DATA HAS CHANGED')
+      .argument('<name>')
+      .option('--size <size>', 'new size of a file image (growing only)'),
+    'vtgt backstore resize disk0 --size 20GiB',
+    'vtgt backstore resize lvm0          # after lvextend',
+  ).action(async function (this: Command, name: string) {
+    await call(this, 'backstore.resize', { name, size: this.opts().size });
+  });
   example(leaf(backstore, 'list', 'list backstores and where they are mapped'), 'vtgt backstore list').action(async function (this: Command) {
     await call(this, 'backstore.list', {}, (r) => renderTable(r as Array<Record<string, unknown>>, ['name', 'type', 'path', 'size', 'usedBy']));
   });

@@ -37,6 +37,8 @@ export interface CoreApi {
   addLogicalUnit(opts: { id: string; backstore: Backstore; prStatePath?: string }): LogicalUnitHandle;
   /** Unmaps the LU everywhere (REPORTED LUNS DATA HAS CHANGED), drains its I/O, then forgets it. */
   removeLogicalUnit(id: string): Promise<void> | void;
+  /** The LU's backstore changed size: raise CAPACITY DATA HAS CHANGED on every nexus that sees it. */
+  capacityChanged?(lu: never): void;
   createTarget(opts: { name: string }): ScsiTarget;
   removeTarget?(name: string): Promise<void> | void;
   stats(): CoreStats;

@@ -4,7 +4,7 @@
  * `next`, touching only what differs, so sessions on unaffected targets keep running (SIGHUP reload,
  * `vtgt config load` and every CLI mutation go through here).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, truncate } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -339,6 +339,40 @@ export class Runtime {
         throw new ApplyError(`cannot listen on iSCSI portal ${formatHostPort(p.host, p.port)}: ${what}${hint}`);
       }
     }
+  }
+
+  /**
+   * Grow a backstore in place: optionally extend its image file to `size`, re-read the size and
+   * tell initiators (CAPACITY DATA HAS CHANGED). The LU, its sessions and reservations stay.
+   */
+  resizeBackstore(name: string, size?: number): Promise<{ before: number; after: number }> {
+    const run = this.queue.then(async () => {
+      const rb = this.backstores.get(name);
+      if (!rb) throw new ApplyError(`no backstore ${name}`);
+      const before = rb.store.sizeBytes;
+      if (size !== undefined) {
+        if (rb.config.type !== 'file') throw new ApplyError(`backstore ${name} is ${rb.config.type}: only file images can be grown by vtgt; grow the device, then run the command without --size`);
+        if (size % rb.store.blockSize !== 0) throw new ApplyError(`size ${size} is not a multiple of the block size ${rb.store.blockSize}`);
+        if (size < before) throw new ApplyError(`backstore ${name} is ${before} bytes; shrinking would cut off data initiators may use, so it is refused`);
+        const path = this.backstorePath(rb.config)!;
+        try {
+          await truncate(path, size);
+        } catch (e) {
+          throw new ApplyError(`cannot grow ${path} to ${size} bytes: ${(e as Error).message}`);
+        }
+      }
+      const after = await rb.store.refreshSize();
+      if (after !== before) this.platform.core.capacityChanged?.(rb.lu as never);
+      // The running config follows the new size (without reopening the store) so `config save` keeps it.
+      if (rb.config.size !== undefined || size !== undefined) {
+        rb.config = { ...rb.config, size: after };
+        this.current.backstores = this.current.backstores.map((b) => (b.name === name ? rb.config : b));
+      }
+      this.logger.info({ backstore: name, before, after }, `backstore ${name} resized`);
+      return { before, after };
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Graceful stop: no new logins, initiators asked to log out, LUs drained, stores flushed and closed. */

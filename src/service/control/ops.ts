@@ -180,6 +180,16 @@ const handlers: Record<string, Handler> = {
     });
   },
 
+  async 'backstore.resize'(ctx, a) {
+    const name = a.str('name');
+    const sz = size(a.optStr('size'));
+    const r = await ctx.runtime.resizeBackstore(name, sz);
+    return {
+      ...r,
+      message: r.after === r.before ? `backstore ${name} is still ${formatSize(r.after)}` : `backstore ${name} grew from ${formatSize(r.before)} to ${formatSize(r.after)}; initiators were told (CAPACITY DATA HAS CHANGED)`,
+    };
+  },
+
   // --- LUNs
   async 'lun.list'(ctx, a) {
     const c = ctx.runtime.config();
