@@ -15,7 +15,6 @@ import {
   H,
   hName,
   MAD_HEADER_LEN,
-  MAX_H_COPY_RDMA,
   OsType,
   SRP_MAX_IU_LEN,
 } from './constants.js';
@@ -144,9 +143,11 @@ export class VioAdapter {
   }
 
   private newChannel(): SrpChannel<IuContext> {
+    // Data of a session that is gone must never reach the client: it may already reuse the buffers.
+    const gen = this.generation;
     const mover: SrpDataMover = {
-      readFromInitiator: async (segs, dst) => this.moveSegments(segs, dst, 'from'),
-      writeToInitiator: async (segs, src) => this.moveSegments(segs, src, 'to'),
+      readFromInitiator: async (segs, dst) => this.moveSegments(segs, dst, 'from', gen),
+      writeToInitiator: async (segs, src) => this.moveSegments(segs, src, 'to', gen),
     };
     return new SrpChannel<IuContext>({
       login: {
@@ -204,8 +205,9 @@ export class VioAdapter {
     this.channel = this.newChannel();
   }
 
-  private moveSegments(segs: readonly DirectDescriptor[], buf: Buffer, dir: 'from' | 'to'): void {
-    const max = Math.max(1, Math.min(this.hv.maxCopyLength, MAX_H_COPY_RDMA * 64));
+  private moveSegments(segs: readonly DirectDescriptor[], buf: Buffer, dir: 'from' | 'to', gen: number): void {
+    if (gen !== this.generation) throw new Error('the client session this transfer belongs to was reset');
+    const max = Math.max(1, this.hv.maxCopyLength);
     let off = 0;
     for (const s of segs) {
       for (let done = 0; done < s.len; ) {

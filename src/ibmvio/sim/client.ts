@@ -56,6 +56,9 @@ export type CommandOutcome =
   | { kind: 'reset' } // failed by a host reset: the midlayer would retry
   | { kind: 'aborted' }; // completed locally after a successful ABORT TASK / LUN RESET
 
+/** Result of a task management function: 'reset' = overtaken by a host reset. */
+export type TmfOutcome = 'done' | 'failed' | 'reset';
+
 export interface ClientIdentity {
   partitionName: string;
   osType: number;
@@ -383,23 +386,23 @@ export class VioClient {
     }
   }
 
-  /** ABORT TASK for the command whose token is `taskTag`. Returns true on success. */
-  async abortTask(lun: Buffer, taskTag: Buffer): Promise<boolean> {
+  /** ABORT TASK for the command whose token is `taskTag`. */
+  async abortTask(lun: Buffer, taskTag: Buffer): Promise<TmfOutcome> {
     return this.tmf(lun, 0x01, taskTag);
   }
 
-  async lunReset(lun: Buffer): Promise<boolean> {
+  async lunReset(lun: Buffer): Promise<TmfOutcome> {
     return this.tmf(lun, 0x08, Buffer.alloc(8));
   }
 
-  private async tmf(lun: Buffer, func: number, taskTag: Buffer): Promise<boolean> {
+  private async tmf(lun: Buffer, func: number, taskTag: Buffer): Promise<TmfOutcome> {
     try {
       await this.takeCredit(true);
       const r = await this.exchange('tmf', CrqFormat.SRP, (tag) => encodeTskMgmt({ tag, solNot: 0, lun, func, taskTag }), 60_000);
       const rsp = decodeRsp(r.iu);
-      if (!rsp.ok) return false;
+      if (!rsp.ok) return 'failed';
       const ok = rsp.value.responseData ? rsp.value.responseData.readUInt32BE(0) === 0 : rsp.value.status === 0;
-      if (!ok) return false;
+      if (!ok) return 'failed';
       // Complete what the server will no longer answer, and re-credit each (ibmvscsi does).
       for (const p of [...this.pending.values()]) {
         if (p.kind !== 'cmd' || !p.lun || !p.lun.equals(lun)) continue;
@@ -410,9 +413,10 @@ export class VioClient {
         p.fail({ kind: 'aborted' });
       }
       this.wakeCredits();
-      return true;
-    } catch {
-      return false;
+      return 'done';
+    } catch (err) {
+      // A host reset in the middle already failed every command the function was about.
+      return (err as { outcome?: CommandOutcome }).outcome?.kind === 'reset' ? 'reset' : 'failed';
     }
   }
 

@@ -11,6 +11,7 @@ import { MemoryBackstore } from '../../backstores/memory.js';
 import { ScsiCore } from '../../vscsi/core.js';
 import { VioAdapter } from '../adapter.js';
 import type { ClientProcessArgs } from './client-main.js';
+import { TransportEvent } from '../constants.js';
 import { SimPowerVM } from './hypervisor.js';
 import { spawnPartition } from './spawn.js';
 
@@ -25,6 +26,8 @@ export interface IbmvioSimOptions {
   /** LUNs per partition (default 2) and their size (default 64 MiB, sparse in memory). */
   lunsPerClient?: number;
   lunBytes?: number;
+  /** Include every log line of the partitions in `lines` (diagnosis). */
+  verbose?: boolean;
 }
 
 export interface IbmvioSimResult {
@@ -100,6 +103,17 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
         });
       }, seconds * 500);
     };
+    // With two or more partitions the second one is "migrated" midway (transport event 0x06): it
+    // re-enables its queue, says INIT again and must carry on.
+    let migrated = false;
+    let migrateTimer: NodeJS.Timeout | undefined;
+    const scheduleMigration = () => {
+      if (!restart || clients < 2 || migrateTimer) return;
+      migrateTimer = setTimeout(() => {
+        hv.injectTransportEvent('client', CLIENT_UNIT_BASE + 1, TransportEvent.MIGRATED);
+        migrated = true;
+      }, seconds * 400);
+    };
     const procs = configs.map((c) => {
       const args: ClientProcessArgs = {
         socketPath: join(dir, 'powervm.sock'),
@@ -112,11 +126,17 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
         maxBlocks: 256,
         seed: 1000 + c.index,
       };
-      const onLog = c.index === 0 && !c.hostile ? (l: string) => void (l.startsWith('scan:') && scheduleRestart()) : undefined;
+      const onLog =
+        c.index === 0 && !c.hostile
+          ? (l: string) => void (l.startsWith('scan:') && scheduleRestart())
+          : c.index === 1 && !c.hostile
+            ? (l: string) => void (l.startsWith('scan:') && scheduleMigration())
+            : undefined;
       return { c, p: spawnPartition(args, onLog) };
     });
     const results = await Promise.all(procs.map(async ({ c, p }) => ({ c, r: await p.done })));
     if (restartTimer) clearTimeout(restartTimer);
+    if (migrateTimer) clearTimeout(migrateTimer);
     for (const { c, r } of results) {
       const res = (r.result ?? {}) as {
         commands?: number; errors?: number; bytesVerified?: number; resets?: number; aborts?: number; lunResets?: number;
@@ -138,7 +158,7 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
         `lpar${c.index} (partition ${res.partition ?? '?'}${opts.aix ? ', AIX' : ''}): ${res.commands ?? 0} commands, ${res.errors ?? '?'} errors, ` +
           `${res.bytesVerified ?? 0} bytes verified, ${res.aborts ?? 0} aborts, ${res.lunResets ?? 0} LUN resets, ${res.resets ?? 0} host resets, ${res.retries ?? 0} retries`,
       );
-      for (const l of r.logs.filter((x) => x.startsWith('scan:'))) lines.push(`  lpar${c.index} ${l}`);
+      for (const l of r.logs.filter((x) => opts.verbose || x.startsWith('scan:'))) lines.push(`  lpar${c.index} ${l}`);
       for (const m of res.messages ?? []) lines.push(`  lpar${c.index}: ${m}`);
       if (r.code !== 0) {
         ok = false;
@@ -146,6 +166,7 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
       }
     }
     if (restart) lines.push(`server adapter vhost0 restarted midway: ${restarted ? 'yes' : 'no'}`);
+    if (restart && clients >= 2) lines.push(`lpar1 migrated midway (transport event 0x06): ${migrated ? 'yes' : 'no'}`);
     if (opts.hostile) lines.push(`hypervisor: ${hv.stats.refusedCopies} H_COPY_RDMA refused (outside a window or without permission), ${hv.stats.copies} copies done`);
     if (errors > 0) ok = false;
   } finally {

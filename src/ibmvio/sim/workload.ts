@@ -270,14 +270,16 @@ export class Workload {
   async abortOne(): Promise<void> {
     const c = [...this.inflight.values()][0];
     if (!c) return;
-    if (await this.client.abortTask(c.lun.field, c.token)) this.result.aborts++;
-    else this.error(`ABORT TASK on LUN ${c.lun.number} failed`);
+    const r = await this.client.abortTask(c.lun.field, c.token);
+    if (r === 'done') this.result.aborts++;
+    else if (r === 'failed') this.error(`ABORT TASK on LUN ${c.lun.number} failed`);
   }
 
   async lunReset(luns: ScannedLun[]): Promise<void> {
     const lun = luns[Math.floor(this.rnd() * luns.length)];
     if (!lun) return;
-    if (await this.client.lunReset(lun.field)) this.result.lunResets++;
-    else this.error(`LUN RESET on LUN ${lun.number} failed`);
+    const r = await this.client.lunReset(lun.field);
+    if (r === 'done') this.result.lunResets++;
+    else if (r === 'failed') this.error(`LUN RESET on LUN ${lun.number} failed`);
   }
 }
