@@ -156,9 +156,11 @@ export function buildSense(f: ScsiFailure, format: SenseFormat): Buffer {
   const sks = senseKeySpecific(f);
   if (format === 'fixed') {
     const b = Buffer.alloc(18);
-    b[0] = 0x70 | (f.information !== undefined ? 0x80 : 0); // current error; VALID when INFORMATION is set
+    // SPC-4 4.5.3: VALID only when INFORMATION fits its 4 bytes (descriptor format carries 8).
+    const infoFits = f.information !== undefined && f.information >= 0n && f.information <= 0xffffffffn;
+    b[0] = 0x70 | (infoFits ? 0x80 : 0); // current error
     b[2] = code.key;
-    if (f.information !== undefined) b.writeUInt32BE(Number(BigInt.asUintN(32, f.information)), 3);
+    if (infoFits) b.writeUInt32BE(Number(f.information), 3);
     b[7] = 10; // additional sense length
     if (f.commandSpecific !== undefined) b.writeUInt32BE(Number(BigInt.asUintN(32, f.commandSpecific)), 8);
     b[12] = code.asc;
