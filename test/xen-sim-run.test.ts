@@ -14,6 +14,10 @@ describe('vtgt sim xen (domUs in their own processes)', () => {
     expect(text).toMatch(/hostile dom 3: producer index jump/);
     expect(text).toMatch(/backend: halted the ring of dom 3 \(hostile\)/);
     expect(text).not.toMatch(/UNEXPECTED/);
+    // Large transfers went through indirect segments.
+    const m = /backend: (\d+) requests on \d+ rings since the last start, (\d+) with indirect segments/.exec(text);
+    expect(m, text).not.toBeNull();
+    expect(Number(m![2])).toBeGreaterThan(0);
     // dom 1 scanned the hot-plugged LUN and ran I/O on it.
     expect(text).toMatch(/dom 1: .* over 2 LUN\(s\)/);
     expect(text).toMatch(/dom 2: 2 vhost\(s\) \[0,1\]; guest memory mapped shared through the addon/);

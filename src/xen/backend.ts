@@ -63,6 +63,8 @@ export interface VscsiRingOptions {
 
 export interface VscsiRingStats {
   requests: number;
+  /** Requests whose data was described through indirect (feature-sg-grant) tables. */
+  indirect: number;
   responses: number;
   errors: number;
   bytesIn: number;
@@ -102,7 +104,7 @@ export class VscsiRing {
   private quiescing = false;
   private haltReason: string | undefined;
   private drainWaiters: Array<() => void> = [];
-  readonly stats: VscsiRingStats = { requests: 0, responses: 0, errors: 0, bytesIn: 0, bytesOut: 0, aborts: 0, resets: 0 };
+  readonly stats: VscsiRingStats = { requests: 0, indirect: 0, responses: 0, errors: 0, bytesIn: 0, bytesOut: 0, aborts: 0, resets: 0 };
   /** Called once if the ring is halted because of a hostile or broken frontend. */
   onHalt: ((reason: string) => void) | undefined;
 
@@ -265,6 +267,7 @@ export class VscsiRing {
     if (plan.kind === 'direct') {
       segments = plan.segments;
     } else {
+      this.stats.indirect++;
       const tables = Buffer.alloc(plan.descriptorCount * 8);
       if (!this.copyIn(plan.tables, tables, 0)) return this.respondError(req.rqid, XEN_VSCSIIF_RSLT_HOST.ERROR);
       const d = decodeIndirectTables(tables, plan.descriptorCount);

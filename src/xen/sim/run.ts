@@ -117,6 +117,15 @@ export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
     }
 
     const all: DomUReport[] = await reports;
+    const totals = { requests: 0, indirect: 0, rings: 0 };
+    for (const { device } of backend.server.list()) {
+      const st = device.ringStats;
+      if (!st) continue;
+      totals.rings++;
+      totals.requests += st.requests;
+      totals.indirect += st.indirect;
+    }
+    lines.push(`backend: ${totals.requests} requests on ${totals.rings} rings since the last start, ${totals.indirect} with indirect segments`);
     let commands = 0;
     let errors = 0;
     let bytesVerified = 0;
