@@ -96,6 +96,9 @@ function backstoreFromArgs(c: VtgtConfig, a: Args, nameHint?: string): Backstore
   }
   if (a.bool('direct')) b.direct = true;
   if (a.bool('removable')) b.removable = true;
+  if (b.size !== undefined && b.size % (b.blockSize ?? 512) !== 0) {
+    throw new ControlError('usage', `size ${b.size} is not a multiple of the block size ${b.blockSize ?? 512}`);
+  }
   if ((type === 'file' || type === 'block') && !path) throw new ControlError('usage', `a ${type} backstore needs a path`);
   if ((type === 'memory' || type === 'null') && b.size === undefined) throw new ControlError('usage', `a ${type} backstore needs a size (e.g. 1GiB)`);
   return b;
