@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { Nexus, ScsiCompletion, DataDirection } from '../vscsi/fabric.js';
-import { TmfFunction, TmfResponse } from '../vscsi/fabric.js';
+import { TaskAttribute, TmfFunction, TmfResponse } from '../vscsi/fabric.js';
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
@@ -285,7 +285,8 @@ export class VscsiRing {
     target.nexus.submit({
       lun: target.lun,
       cdb: Buffer.from(req.cmnd.subarray(0, req.cmdLen)),
-      attribute: 0,
+      // vscsiif carries no task attribute.
+      attribute: TaskAttribute.SIMPLE,
       tag: BigInt(req.rqid),
       direction,
       expectedLength,

@@ -210,7 +210,7 @@ export class ScsiFront {
     if ((be === XenbusState.Closing || be === XenbusState.Closed) && fe !== XenbusState.Closed && fe !== XenbusState.Initialising) {
       this.connected = false;
       if (fe !== XenbusState.Closing) await this.setState(XenbusState.Closing);
-      this.failInflight('backend closed the device');
+      this.failInflight();
       this.o.client.closePort(this.port);
       await this.setState(XenbusState.Closed);
     }
@@ -385,7 +385,7 @@ export class ScsiFront {
    * state Initialising, the backend answers InitWait, a fresh ring and event channel follow.
    */
   async reconnect(timeoutMs = 10_000): Promise<void> {
-    this.failInflight('reconnect');
+    this.failInflight();
     this.failed = undefined;
     this.connected = false;
     this.o.client.closePort(this.port);
@@ -467,7 +467,8 @@ export class ScsiFront {
     }
   }
 
-  private failInflight(why: string): void {
+  /** Complete everything in flight with host RESET (the ring is going away), as scsifront does on resume. */
+  private failInflight(): void {
     for (let i = 0; i < this.shadows.length; i++) {
       const sh = this.shadows[i];
       if (!sh) continue;
@@ -475,7 +476,6 @@ export class ScsiFront {
       // DID_RESET-like completion so callers retry or give up.
       sh.resolve({ rqid: i, rslt: 8 << 16, sense: Buffer.alloc(0), residual: 0, data: Buffer.alloc(0) });
     }
-    void why;
     for (const w of this.slotWaiters.splice(0)) w();
   }
 
@@ -483,7 +483,7 @@ export class ScsiFront {
     if (this.failed) return;
     this.failed = why;
     this.o.onFatal?.(why);
-    this.failInflight(why);
+    this.failInflight();
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,7 @@ import { SimXenClient } from './client.js';
 import { XenScsiServer } from '../server.js';
 import { coreHostFactory } from '../core-host.js';
 import { xenAttach } from '../toolstack.js';
-import { spawnDomU } from './spawn.js';
+import { spawnDomU, type DomUProcess } from './spawn.js';
 import type { DomUConfig, DomUReport } from './frontend-main.js';
 
 export interface XenSimOptions {
@@ -52,7 +52,7 @@ export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
   let refusedBefore = 0;
   let backend: { hv: SimHypervisor; server: XenScsiServer } | undefined;
   let toolstack: SimXenClient | undefined;
-  const children: Array<ReturnType<typeof spawnDomU> extends Promise<infer T> ? T : never> = [];
+  const children: DomUProcess[] = [];
   try {
     await daemon.listen(socket);
     const startBackend = async () => {
