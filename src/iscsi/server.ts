@@ -106,6 +106,9 @@ export interface IscsiSessionInfo {
   createdAt: string;
 }
 
+/** Connections accepted but not yet logged in, at most. */
+const MAX_CONNECTIONS_IN_LOGIN = 256;
+
 interface TargetEntry {
   spec: IscsiTargetSpec;
   name: string;
@@ -278,6 +281,15 @@ export class IscsiServer implements ConnectionServer {
 
   private accept(t: IscsiTransport, tpgt: number): void {
     if (this.closing) {
+      t.destroy();
+      return;
+    }
+    // Connections that have not finished login cost a timer and buffers each: bound them so a flood of
+    // idle sockets cannot starve logged-in sessions.
+    let loggingIn = 0;
+    for (const c of this.connections) if (c.phase === 'login') loggingIn++;
+    if (loggingIn >= MAX_CONNECTIONS_IN_LOGIN) {
+      this.logger?.warn({ peer: t.remoteAddress, limit: MAX_CONNECTIONS_IN_LOGIN }, 'too many connections in login; refusing a new one');
       t.destroy();
       return;
     }
