@@ -104,3 +104,15 @@ describe('stats', () => {
     expect(s.latency.counts.reduce((a, b) => a + b, 0)).toBe(3);
   });
 });
+
+describe('ALUA state changes', () => {
+  it('setPortGroupState raises ASYMMETRIC ACCESS STATE CHANGED and RTPG reports the new state', async () => {
+    const { fab, core, target } = rig();
+    core.setPortGroupState(target, 1, AluaState.ACTIVE_NON_OPTIMIZED, true);
+    const s = senseOf(await fab.submit({ cdb: [0, 0, 0, 0, 0, 0] }));
+    expect([s.key, s.asc, s.ascq]).toEqual([0x6, 0x2a, 0x06]);
+    const r = await fab.submit({ cdb: [0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], expectedLength: 256 });
+    expect(r.data[4]).toBe(0x80 | AluaState.ACTIVE_NON_OPTIMIZED);
+    expect(() => core.setPortGroupState(target, 9, AluaState.STANDBY)).toThrow(/no target port group 9/);
+  });
+});

@@ -13,7 +13,7 @@ import type { ReservationFactory } from './reservation-port.js';
 import { ReservationManager } from './pr/index.js';
 import type { ReasonName } from './sense.js';
 import { cloneLuStats, type CoreStats } from './stats.js';
-import { ScsiTarget, type TargetPort } from './target.js';
+import { AluaState, ScsiTarget, type TargetPort } from './target.js';
 import { abortTasksOfUnit } from './tmf.js';
 
 export { LogicalUnit } from './logical-unit.js';
@@ -139,6 +139,21 @@ export class ScsiCore implements NexusOwner {
     if (now === lu.reportedBlocks) return;
     lu.reportedBlocks = now;
     this.unitAttention(lu, 'CAPACITY_DATA_HAS_CHANGED');
+  }
+
+  /**
+   * Change the asymmetric access state of a target port group (SPC-4 5.16, implicit ALUA) and raise
+   * ASYMMETRIC ACCESS STATE CHANGED on every nexus of the target so multipath initiators re-read RTPG.
+   */
+  setPortGroupState(target: ScsiTarget, groupId: number, state: AluaState, preferred?: boolean): void {
+    const group = target.portGroups.find((g) => g.id === groupId);
+    if (!group) throw new Error(`target ${target.name} has no target port group ${groupId}`);
+    if (group.state === state && (preferred === undefined || group.preferred === preferred)) return;
+    group.state = state;
+    if (preferred !== undefined) group.preferred = preferred;
+    for (const n of target.nexuses() as NexusImpl[]) {
+      for (const lun of n.lunNumbers()) n.addUnitAttention(lun, 'ASYMMETRIC_ACCESS_STATE_CHANGED');
+    }
   }
 
   // ---- targets ---------------------------------------------------------------------------------
