@@ -22,12 +22,23 @@ interface Workload {
 }
 
 const WORKLOADS: Workload[] = [
+  { name: '4k-randread-qd1', blockBytes: 4096, qd: 1, write: false, random: true },
   { name: '4k-randread-qd32', blockBytes: 4096, qd: 32, write: false, random: true },
   { name: '4k-randwrite-qd32', blockBytes: 4096, qd: 32, write: true, random: true },
   { name: '128k-seqread-qd8', blockBytes: 131072, qd: 8, write: false, random: false },
   { name: '128k-seqwrite-qd8', blockBytes: 131072, qd: 8, write: true, random: false },
 ];
-const ENGINES: FileIoEngine[] = ['fs', 'native', 'native-threadpool'];
+interface EngineVariant {
+  label: string;
+  engine: FileIoEngine;
+  syncFastPath: boolean;
+}
+const ENGINES: EngineVariant[] = [
+  { label: 'fs', engine: 'fs', syncFastPath: false },
+  { label: 'io_uring', engine: 'native', syncFastPath: false },
+  { label: 'threadpool', engine: 'native-threadpool', syncFastPath: false },
+  { label: 'io_uring+sync', engine: 'native', syncFastPath: true },
+];
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -108,14 +119,19 @@ async function main(): Promise<void> {
       await prefill(filler);
       await filler.close();
       for (const w of WORKLOADS) {
-        for (const engine of ENGINES) {
-          const bs = FileBackstore.open({ name: 'bench', path, engine, direct: t.direct, blockSize: 4096 });
+        for (const v of ENGINES) {
+          const bs = FileBackstore.open({
+            name: 'bench',
+            path,
+            engine: v.engine,
+            syncFastPath: v.syncFastPath,
+            direct: t.direct,
+            blockSize: 4096,
+          });
           const r = await run(bs, w);
           await bs.close();
-          console.log(JSON.stringify({ target: t.name, workload: w.name, engine, ...r }));
-          rows.push(
-            `| ${t.name} | ${w.name} | ${engine} | ${r.iops} | ${r.mibs} | ${r.ioPerCpuSec} |`,
-          );
+          console.log(JSON.stringify({ target: t.name, workload: w.name, engine: v.label, ...r }));
+          rows.push(`| ${t.name} | ${w.name} | ${v.label} | ${r.iops} | ${r.mibs} | ${r.ioPerCpuSec} |`);
         }
       }
       rmSync(path, { force: true });

@@ -33,14 +33,19 @@ struct IoRequest {
   // Outcome: err == 0 -> result holds the op's value (bytes for read/write); else err is an errno.
   int64_t result = 0;
   int err = 0;
-  // kDevInfo: [size, isBlockDevice, logicalBlockSize, physicalBlockSize, readOnlyDevice, mode, rdevMajor, rdevMinor]
-  double info[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // kDevInfo: [size, isBlockDevice, logicalBlockSize, physicalBlockSize, readOnlyDevice, mode, rdevMajor,
+  // rdevMinor, fsType (statfs f_type)]
+  double info[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
   void* js = nullptr;
   IoRequest* next = nullptr;
 };
 
 // Runs a request to completion on the calling thread (thread-pool workers, and tests).
 void ExecuteSync(IoRequest* req);
+
+// One preadv2/pwritev2 attempt on the calling thread (the loop thread's fast path for page-cache and
+// tmpfs data). Returns bytes moved, or -errno (-EAGAIN when RWF_NOWAIT would have blocked).
+int64_t TransferOnce(bool write, int fd, uint8_t* buf, uint64_t len, uint64_t offset, int rwflags);
 const char* IoOpName(IoOp op);
 
 }  // namespace vtgt

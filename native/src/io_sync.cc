@@ -3,6 +3,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -68,6 +69,8 @@ void DevInfo(IoRequest* r) {
     return;
   }
   r->info[5] = st.st_mode;
+  struct statfs sfs;
+  if (fstatfs(r->fd, &sfs) == 0) r->info[8] = static_cast<double>(static_cast<uint64_t>(sfs.f_type));
   r->info[6] = major(st.st_rdev);
   r->info[7] = minor(st.st_rdev);
   if (S_ISBLK(st.st_mode)) {
@@ -95,6 +98,16 @@ void DevInfo(IoRequest* r) {
 }
 
 }  // namespace
+
+int64_t TransferOnce(bool write, int fd, uint8_t* buf, uint64_t len, uint64_t offset, int rwflags) {
+  iovec iov{buf, static_cast<size_t>(len)};
+  for (;;) {
+    ssize_t n = write ? pwritev2(fd, &iov, 1, static_cast<off_t>(offset), rwflags)
+                      : preadv2(fd, &iov, 1, static_cast<off_t>(offset), rwflags);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
 
 void ExecuteSync(IoRequest* r) {
   r->err = 0;

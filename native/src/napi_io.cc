@@ -50,6 +50,7 @@ Napi::Value ResultValue(Napi::Env e, const IoRequest& r) {
   o.Set("mode", r.info[5]);
   o.Set("rdevMajor", r.info[6]);
   o.Set("rdevMinor", r.info[7]);
+  o.Set("fsType", r.info[8]);
   return o;
 }
 
@@ -196,6 +197,31 @@ Napi::Value IoExecuteSync(const Napi::CallbackInfo& info) {
   return ResultValue(env, r);
 }
 
+// ioTransferSync(write, fd, buffer, bufferOffset, length, position, rwflags) -> bytes | -errno.
+// A single attempt on the calling thread; the caller falls back to ioSubmit on any negative result.
+Napi::Value IoTransferSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t fd, boff, len, pos, flags;
+  if (info.Length() < 7 || !GetIndex(info[1], &fd) || fd > 0x7fffffff || !info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !GetIndex(info[3], &boff) ||
+      !GetIndex(info[4], &len) || !GetIndex(info[5], &pos) || !GetIndex(info[6], &flags) || flags > 0x7fffffff) {
+    Napi::TypeError::New(env, "ioTransferSync: expected (write, fd, buffer, bufferOffset, length, position, rwflags)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array buf = info[2].As<Napi::Uint8Array>();
+  size_t blen = buf.ByteLength();
+  if (boff > blen || len > blen - boff || pos > static_cast<uint64_t>(INT64_MAX) - len) {
+    Napi::RangeError::New(env, "ioTransferSync: buffer offset " + std::to_string(boff) + " + length " +
+                                   std::to_string(len) + " exceeds buffer size " + std::to_string(blen))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int64_t n = TransferOnce(info[0].ToBoolean().Value(), static_cast<int>(fd), buf.Data() + boff, len, pos,
+                           static_cast<int>(flags));
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 // alignedBuffer(size, alignment) -> Buffer whose memory starts on `alignment` (O_DIRECT needs it).
 Napi::Value AlignedBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -244,6 +270,7 @@ Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
 void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("ioSubmit", Napi::Function::New(env, IoSubmit, "ioSubmit"));
   exports.Set("ioExecuteSync", Napi::Function::New(env, IoExecuteSync, "ioExecuteSync"));
+  exports.Set("ioTransferSync", Napi::Function::New(env, IoTransferSync, "ioTransferSync"));
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("bufferAlignment", Napi::Function::New(env, BufferAlignment, "bufferAlignment"));
   exports.Set("ioEngineInfo", Napi::Function::New(env, IoEngineInfo, "ioEngineInfo"));

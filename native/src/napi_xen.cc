@@ -26,9 +26,11 @@ class XenPage : public Napi::ObjectWrap<XenPage> {
                         InstanceMethod("fence", &XenPage::Fence), InstanceMethod("unmap", &XenPage::Unmap)});
   }
   explicit XenPage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XenPage>(info) {}
-  void Attach(XenDom0* owner, void* addr) {
+  // Keeps the owning XenDom0 object alive while the page is mapped (its gntdev handle unmaps it).
+  void Attach(XenDom0* owner, void* addr, Napi::Object owner_obj) {
     owner_ = owner;
     addr_ = static_cast<uint8_t*>(addr);
+    owner_ref_ = Napi::Persistent(owner_obj);
   }
 
  private:
@@ -94,10 +96,13 @@ class XenPage : public Napi::ObjectWrap<XenPage> {
   Napi::Value Unmap(const Napi::CallbackInfo& info) {
     if (addr_ && owner_) owner_->Unmap(addr_);
     addr_ = nullptr;
+    owner_ = nullptr;
+    if (!owner_ref_.IsEmpty()) owner_ref_.Reset();
     return info.Env().Undefined();
   }
   XenDom0* owner_ = nullptr;
   uint8_t* addr_ = nullptr;
+  Napi::ObjectReference owner_ref_;
 };
 
 class XenNative : public Napi::ObjectWrap<XenNative> {
@@ -247,7 +252,7 @@ class XenNative : public Napi::ObjectWrap<XenNative> {
     void* p = x_.MapGrant(static_cast<uint16_t>(U32(info[0])), U32(info[1]), info[2].As<Napi::Boolean>(), &err);
     if (!p) return Fail(env, err, "xengnttab_map_grant_ref");
     Napi::Object page = g_page_ctor->New({});
-    XenPage::Unwrap(page)->Attach(&x_, p);
+    XenPage::Unwrap(page)->Attach(&x_, p, Value());
     return page;
   }
   // grantCopy(toGuest, domid, refs:Uint32Array, offsets:Uint16Array, lens:Uint16Array, buf, bufOffset) -> Int16Array statuses

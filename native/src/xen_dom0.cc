@@ -143,7 +143,11 @@ void* XenDom0::MapGrant(uint16_t domid, uint32_t ref, bool writable, int* err) {
   return p;
 }
 
-int XenDom0::Unmap(void* addr) { return xengnttab_unmap(XGT(gnt_), addr, 1) == 0 ? 0 : (errno ? errno : EIO); }
+int XenDom0::Unmap(void* addr) {
+  // After Close() the gntdev handle is gone and its mappings with it.
+  if (!gnt_) return EBADF;
+  return xengnttab_unmap(XGT(gnt_), addr, 1) == 0 ? 0 : (errno ? errno : EIO);
+}
 
 int XenDom0::GrantCopy(std::vector<XenCopySeg>& segs) {
   std::vector<xengnttab_grant_copy_segment_t> ops(segs.size());

@@ -50,6 +50,8 @@ export interface FileBackstoreOptions {
   direct?: boolean;
   removable?: boolean;
   engine?: FileIoEngine;
+  /** Native engines: small transfers that cannot block complete synchronously (default true). */
+  syncFastPath?: boolean;
   logger?: Logger;
 }
 
@@ -180,6 +182,7 @@ export class FileBackstore implements Backstore {
         dsync: cacheMode === 'writethrough',
         create: existing === undefined,
         engine: engineKind,
+        syncFastPath: opts.syncFastPath !== false,
       });
     } catch (e) {
       const code = (e as { code?: string }).code;
@@ -222,7 +225,17 @@ export class FileBackstore implements Backstore {
       const engine: FileIoEngine = opts.engine ?? 'native';
       const bs = new FileBackstore(opts, file, size, caps, engine);
       opts.logger?.debug(
-        { backstore: opts.name, path: opts.path, size, blockSize, cacheMode, engine, ioEngine: file.engine, discard },
+        {
+          backstore: opts.name,
+          path: opts.path,
+          size,
+          blockSize,
+          cacheMode,
+          engine,
+          ioEngine: file.engine,
+          syncFastPath: file.syncFastPath,
+          discard,
+        },
         existing === undefined ? 'file backstore created' : 'file backstore opened',
       );
       return bs;

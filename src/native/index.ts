@@ -32,6 +32,8 @@ export interface NativeDevInfo {
   /** Device numbers of a block device (for /sys/dev/block/MAJ:MIN). */
   rdevMajor: number;
   rdevMinor: number;
+  /** statfs f_type of the file system holding it (TMPFS_MAGIC 0x01021994, EXT4 0xef53, ...). */
+  fsType: number;
 }
 
 export interface NativeIoEngineInfo {
@@ -61,6 +63,15 @@ export interface NativeAddon {
   ): Promise<number | NativeDevInfo>;
   ioEngineInfo(): NativeIoEngineInfo;
   ioExecuteSync(op: number, fd: number, position: number, length: number, mode: number): number | NativeDevInfo;
+  ioTransferSync(
+    write: boolean,
+    fd: number,
+    buffer: Uint8Array,
+    bufferOffset: number,
+    length: number,
+    position: number,
+    rwflags: number,
+  ): number;
   alignedBuffer(size: number, alignment: number): Buffer;
   bufferAlignment(buf: Uint8Array): number;
   [name: string]: unknown;

@@ -27,6 +27,19 @@ export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
 /** pwritev2(2) flag: this write is durable on completion (a FUA write), linux/fs.h. */
 export const RWF_DSYNC = 0x02;
+/** preadv2/pwritev2 flag: fail with EAGAIN instead of blocking (data not in the page cache). */
+export const RWF_NOWAIT = 0x08;
+/** statfs f_type of tmpfs/shmem (linux/magic.h). */
+export const TMPFS_MAGIC = 0x01021994;
+const EOPNOTSUPP = 95;
+
+/**
+ * Transfers up to this size may complete synchronously on the calling thread when the data is
+ * memory-resident (tmpfs) or already in the page cache (RWF_NOWAIT succeeds): a memcpy is cheaper
+ * than a trip through io_uring's workers and the event loop (bench/IO-ENGINE.md). Larger ones stay
+ * asynchronous so their copies run in parallel off the loop thread.
+ */
+export const SYNC_FAST_PATH_MAX_BYTES = 65536;
 
 export type IoEngineKind = 'io_uring' | 'threadpool';
 export type { NativeDevInfo as DeviceInfo };
@@ -54,6 +67,11 @@ export interface IoFileOptions {
   create?: boolean;
   /** 'io_uring' (default; falls back to the thread pool when unavailable) or 'threadpool'. */
   engine?: IoEngineKind;
+  /**
+   * Let small reads and writes complete synchronously when they cannot block (tmpfs, page-cache hits
+   * with RWF_NOWAIT); default true. Never used with O_DIRECT.
+   */
+  syncFastPath?: boolean;
 }
 
 const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
@@ -93,6 +111,9 @@ export class IoFile {
   #inflight = 0;
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
+  /** preadv2/pwritev2 flags of the synchronous fast path, or undefined when it is off for this file. */
+  #syncRead: number | undefined;
+  #syncWrite: number | undefined;
 
   private constructor(path: string, fd: number, opts: IoFileOptions) {
     this.path = path;
@@ -101,6 +122,45 @@ export class IoFile {
     this.direct = opts.direct === true;
     const uring = opts.engine !== 'threadpool' && loadNative().ioEngineInfo().uring;
     this.engine = uring ? 'io_uring' : 'threadpool';
+    if (opts.syncFastPath !== false && !this.direct) {
+      let fsType = 0;
+      try {
+        fsType = this.devInfoSync().fsType;
+      } catch {
+        // No fast path when the file cannot even be stat'ed; the async path reports errors properly.
+        return;
+      }
+      // tmpfs data is always in memory (and tmpfs has no RWF_NOWAIT); elsewhere ask the page cache.
+      const flags = fsType === TMPFS_MAGIC ? 0 : RWF_NOWAIT;
+      this.#syncRead = flags;
+      this.#syncWrite = flags;
+    }
+  }
+
+  /** Whether small transfers try the synchronous path: 'resident' (tmpfs), 'nowait' or 'off'. */
+  get syncFastPath(): 'resident' | 'nowait' | 'off' {
+    if (this.#syncRead === undefined && this.#syncWrite === undefined) return 'off';
+    return this.#syncRead === 0 ? 'resident' : 'nowait';
+  }
+
+  /**
+   * One synchronous attempt. Returns the bytes moved when it completed the transfer (all of it, or a
+   * tmpfs read that reached end of file), else -1 and the caller goes asynchronous — which retries,
+   * reports errors properly, and for a write rewrites the same bytes.
+   */
+  #trySync(write: boolean, buf: Uint8Array, bufOffset: number, length: number, position: number, dsync: boolean): number {
+    const base = write ? this.#syncWrite : this.#syncRead;
+    if (base === undefined || length > SYNC_FAST_PATH_MAX_BYTES || this.#fd < 0 || this.#closing) return -1;
+    const n = loadNative().ioTransferSync(write, this.#fd, buf, bufOffset, length, position, base | (dsync ? RWF_DSYNC : 0));
+    if (n === length) return n;
+    if (n >= 0 && !write && base === 0) return n; // tmpfs: a short read is end of file
+    if (n === -EOPNOTSUPP) {
+      // This file system cannot do it (e.g. no buffered RWF_NOWAIT writes on ext4): stop trying.
+      if (write) this.#syncWrite = undefined;
+      else this.#syncRead = undefined;
+    }
+    // EAGAIN (not cached), a short transfer or an error: the async path retries and reports errors.
+    return -1;
   }
 
   /**
@@ -169,6 +229,8 @@ export class IoFile {
   /** Read `length` bytes at `position` into buf[bufOffset...]. Resolves with the bytes read (< length only at EOF). */
   async read(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
     this.#transferArgs('pread', buf, bufOffset, length, position);
+    const n = this.#trySync(false, buf, bufOffset, length, position, false);
+    if (n >= 0) return n;
     return (await this.#submit(IoOp.READ, 'pread', buf, bufOffset, length, position)) as number;
   }
 
@@ -179,6 +241,8 @@ export class IoFile {
   async write(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync = false): Promise<number> {
     this.#transferArgs('pwrite', buf, bufOffset, length, position);
     if (this.readOnly) throw new NativeIoError(`pwrite refused on ${this.path}: opened read-only`, 'EBADF', 'pwrite', this.path);
+    const n = this.#trySync(true, buf, bufOffset, length, position, dsync);
+    if (n >= 0) return n;
     return (await this.#submit(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0)) as number;
   }
 
