@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { manySessions, type ManySessionsResult } from './many-sessions.js';
 import { startTgt, startVtgt, type BackingKind, type BackingSpec, type TargetUnderTest } from './processes.js';
-import { compare, markdownTable, type WorkloadRecord } from './report.js';
+import { compare, evaluateTargets, markdownTable, targetsMarkdown, type WorkloadRecord } from './report.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BACKINGS: readonly BackingKind[] = ['tmpfs', 'disk', 'direct', 'null'];
@@ -25,6 +25,9 @@ interface Options {
   out: string;
   tools: string;
   tgtPort: number;
+  xcheck: boolean;
+  workloads: string[];
+  loopbackMiBs: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -37,6 +40,9 @@ function parseOptions(argv: string[]): Options {
     .option('--out <dir>', 'output directory', join(root, 'bench-results', new Date().toISOString().replace(/[:.]/g, '-')))
     .option('--tools <dir>', 'directory of bench.sh and tgt-up.sh', resolve(root, '..', 'shared', 'tools'))
     .option('--tgt-port <port>', 'loopback port for the private tgtd', '3262')
+    .option('--workloads <list>', 'only these bench.sh workloads (e.g. randread_4k_qd1,randread_4k_qd32)', '')
+    .option('--loopback-mibs <n>', 'loopback TCP bandwidth in MiB/s (iperf3 single stream) for the 70 % goal', '1843')
+    .option('--no-xcheck', 'skip the qemu-img cross-check runs of the read workloads (about 40 % less time)')
     .addHelpText('after', '\nExample:\n  npm run bench -- --backings tmpfs,null --repeats 3 --seconds 5\n');
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts<Record<string, string>>();
@@ -50,6 +56,9 @@ function parseOptions(argv: string[]): Options {
     out: resolve(o.out!),
     tools: resolve(o.tools!),
     tgtPort: Number(o.tgtPort),
+    xcheck: (o.xcheck as unknown) !== false,
+    workloads: (o.workloads ?? '').split(',').filter(Boolean),
+    loopbackMiBs: Number(o.loopbackMibs),
   };
 }
 
@@ -61,6 +70,15 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code
   });
 }
 
+/** 1-minute load average when a run starts: runs on a busy shared machine can be told apart. */
+function loadAverage(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
 function backingFor(kind: BackingKind, work: string, who: string): BackingSpec {
   const sizeBytes = 1024 ** 3;
   if (kind === 'null') return { kind, sizeBytes };
@@ -70,14 +88,21 @@ function backingFor(kind: BackingKind, work: string, who: string): BackingSpec {
 
 async function runBenchSh(o: Options, t: TargetUnderTest, backing: string, run: number): Promise<WorkloadRecord[]> {
   const label = `${t.label}-${backing}-run${run}`;
-  const env = { ...process.env, BENCH_SECONDS: String(o.seconds), BENCH_TARGET_PID: String(t.pid) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BENCH_SECONDS: String(o.seconds),
+    BENCH_TARGET_PID: String(t.pid),
+    BENCH_XCHECK: o.xcheck ? '1' : '0',
+  };
+  if (o.workloads.length) env.BENCH_WORKLOADS = o.workloads.join(',');
+  const load = loadAverage();
   const r = await sh(join(o.tools, 'bench.sh'), [t.url, o.out, label], env);
   const file = join(o.out, `${label}.json`);
   if (!existsSync(file)) {
     return [{ target: t.label, backing, workload: 'all', tool: 'bench.sh', error: `bench.sh rc=${r.code}: ${r.stderr.slice(-300)}` }];
   }
   const doc = JSON.parse(readFileSync(file, 'utf8')) as { results: Array<Omit<WorkloadRecord, 'target' | 'backing'>> };
-  return doc.results.map((x) => ({ ...x, target: t.label, backing }));
+  return doc.results.map((x) => ({ ...x, target: t.label, backing, loadavg: load }));
 }
 
 async function main(): Promise<void> {
@@ -104,22 +129,30 @@ async function main(): Promise<void> {
           }
         }
         for (const n of o.sessions) {
-          for (const t of targets) {
-            console.log(`bench: ${kind} many-sessions ${n} x QD32: ${t.label}`);
-            const r = await manySessions(t.url, t.pid, n, o.seconds);
-            many.push({ ...r, target: t.label, backing: kind });
-            records.push({
-              target: t.label,
-              backing: kind,
-              workload: `mixed_4k_qd32_${n}sessions`,
-              tool: 'iscsi-perf+qemu-img',
-              iops: r.iops,
-              mib_s: r.mibS,
-              lat_us: ((n * 32) / r.iops) * 1e6,
-              target_cpu_s: r.targetCpuS ?? null,
-              ios: Math.round(r.iops * r.seconds),
-              ...(r.errors.length ? { error: r.errors.join('; ') } : {}),
-            });
+          for (let run = 1; run <= o.repeats; run++) {
+            const order = run % 2 ? targets : [...targets].reverse();
+            for (const t of order) {
+              console.log(`bench: ${kind} many-sessions ${n} x QD32 run ${run}/${o.repeats}: ${t.label}`);
+              const load = loadAverage();
+              const r = await manySessions(t.url, t.pid, n, o.seconds);
+              many.push({ ...r, target: t.label, backing: kind });
+              const ios = r.perSession.reduce((a, s) => a + s.ios, 0);
+              records.push({
+                target: t.label,
+                backing: kind,
+                workload: `mixed_4k_qd32_${n}sessions`,
+                tool: 'iscsi-perf+qemu-img',
+                iops: r.iops,
+                mib_s: r.mibS,
+                lat_us: ((n * 32) / r.iops) * 1e6,
+                target_cpu_s: r.targetCpuS ?? null,
+                ios,
+                loadavg: load,
+                ...(r.fairness !== undefined ? { fairness: r.fairness } : {}),
+                ...(r.maxRssBytes !== undefined ? { max_rss_bytes: r.maxRssBytes } : {}),
+                ...(r.errors.length ? { error: r.errors.join('; ') } : {}),
+              });
+            }
           }
         }
       } finally {
@@ -131,9 +164,13 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
   const rows = compare(records);
-  const table = markdownTable(rows);
+  const checks = evaluateTargets(rows, { loopbackMiBs: o.loopbackMiBs });
+  const table = `${markdownTable(rows)}\n### Issue 7 targets in this run\n\n${targetsMarkdown(checks)}`;
   writeFileSync(join(o.out, 'comparison.md'), table);
-  writeFileSync(join(o.out, 'comparison.json'), JSON.stringify({ date: new Date().toISOString(), options: o, rows, manySessions: many, records }, null, 1));
+  writeFileSync(
+    join(o.out, 'comparison.json'),
+    JSON.stringify({ date: new Date().toISOString(), options: o, rows, targets: checks, manySessions: many, records }, null, 1),
+  );
   console.log(table);
 }
 

@@ -1,24 +1,54 @@
 /**
  * The many-sessions workload: N concurrent sessions, each at queue depth 32, half doing 4 KiB random
- * reads (iscsi-perf, time-bounded) and half 4 KiB strided writes (qemu-img bench, run in back-to-back
- * batches until the time is up). Every client is its own process and its own iSCSI session.
+ * reads (iscsi-perf, time-bounded) and half 4 KiB strided writes (qemu-img bench). Every client is its
+ * own process and its own iSCSI session.
+ *
+ * qemu-img bench is count-based and logs in and out on every run, so a writer runs back-to-back
+ * batches whose count is re-sized from the previous batch's rate to last about BATCH_SECONDS: short
+ * enough to stop near the deadline, long enough that process start-up and login stay a small share.
+ * A writer's rate is its I/Os divided by the time qemu-img itself reports for its I/O phases, a
+ * reader's is iscsi-perf's average; the aggregate is the sum of the per-session rates (throughput
+ * while all sessions are active), and the per-session rates also give a fairness figure.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { processCpuSeconds, processRssBytes } from './processes.js';
 
+export interface SessionRate {
+  kind: 'read' | 'write';
+  ios: number;
+  /** Seconds the client was moving data (iscsi-perf: its run time; qemu-img: the sum of "Run completed in"). */
+  activeSeconds: number;
+  iops: number;
+  error?: string;
+}
+
 export interface ManySessionsResult {
   sessions: number;
+  /** Wall time of the whole workload, from the first client start to the last client exit. */
   seconds: number;
   readIops: number;
   writeIops: number;
+  /** Sum of the per-session rates. */
   iops: number;
   mibS: number;
+  /** Total I/Os divided by wall time (includes client start-up, login and the tail): a lower bound. */
+  wallIops: number;
   targetCpuS: number | undefined;
   iosPerTargetCpuS: number | undefined;
   maxRssBytes: number | undefined;
+  /** Jain's fairness index over the per-session rates of each kind (1 = all equal), averaged. */
+  fairness: number | undefined;
+  minSessionIops: number | undefined;
+  maxSessionIops: number | undefined;
+  perSession: SessionRate[];
   errors: string[];
 }
+
+/** qemu-img bench batches aim at this duration. */
+const BATCH_SECONDS = 1.5;
+const FIRST_BATCH = 500;
+const MAX_BATCH = 2_000_000;
 
 function runTool(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -34,11 +64,33 @@ function runTool(cmd: string, args: string[], timeoutMs: number): Promise<{ code
   });
 }
 
-async function reader(url: string, initiator: string, seconds: number): Promise<{ ios: number; error?: string }> {
+/** The last "iops average N" figure iscsi-perf printed (it rewrites its progress line with \r). */
+export function parseIscsiPerfAverage(out: string): number | undefined {
+  const all = [...out.matchAll(/iops average (\d+)/g)];
+  return all.length ? Number(all[all.length - 1]![1]) : undefined;
+}
+
+/** "Run completed in 1.234 seconds." from qemu-img bench. */
+export function parseQemuRunSeconds(out: string): number | undefined {
+  const m = /Run completed in ([\d.]+) seconds/.exec(out);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Next batch size: the measured rate times the target duration, bounded by the time left. */
+export function nextBatch(lastCount: number, lastSeconds: number, secondsLeft: number): number {
+  if (!(lastSeconds > 0)) return Math.min(MAX_BATCH, lastCount * 4);
+  const rate = lastCount / lastSeconds;
+  const want = rate * Math.min(BATCH_SECONDS, Math.max(0.2, secondsLeft));
+  return Math.max(100, Math.min(MAX_BATCH, Math.round(want)));
+}
+
+async function reader(url: string, initiator: string, seconds: number): Promise<SessionRate> {
   const r = await runTool('iscsi-perf', ['-i', initiator, '-r', '-m', '32', '-b', '8', '-t', String(seconds), url], (seconds + 15) * 1000);
-  const all = [...r.out.matchAll(/iops average (\d+)/g)];
-  if (r.code !== 0 || all.length === 0) return { ios: 0, error: `iscsi-perf rc=${r.code}: ${r.out.trim().slice(-200)}` };
-  return { ios: Number(all[all.length - 1]![1]) * seconds };
+  const avg = parseIscsiPerfAverage(r.out);
+  if (r.code !== 0 || avg === undefined) {
+    return { kind: 'read', ios: 0, activeSeconds: 0, iops: 0, error: `iscsi-perf rc=${r.code}: ${r.out.trim().slice(-200)}` };
+  }
+  return { kind: 'read', ios: avg * seconds, activeSeconds: seconds, iops: avg };
 }
 
 /** qemu-img --image-opts for an iscsi:// URL with its own initiator name (one distinct session per client). */
@@ -48,20 +100,66 @@ export function qemuImageOpts(url: string, initiator: string): string {
   return `driver=raw,file.driver=iscsi,file.transport=tcp,file.portal=${m[1]},file.target=${m[2]},file.lun=${m[3]},file.initiator-name=${initiator}`;
 }
 
-async function writer(url: string, initiator: string, seconds: number, stride: number): Promise<{ ios: number; error?: string }> {
+async function writer(url: string, initiator: string, seconds: number, stride: number): Promise<SessionRate> {
   const end = Date.now() + seconds * 1000;
   let ios = 0;
-  const batch = 1000;
+  let active = 0;
+  let batch = FIRST_BATCH;
   while (Date.now() < end) {
     const r = await runTool(
       'qemu-img',
       ['bench', '--image-opts', '-t', 'none', '-w', '-d', '32', '-s', '4096', '-S', String(stride), '-c', String(batch), qemuImageOpts(url, initiator)],
       60_000,
     );
-    if (r.code !== 0) return { ios, error: `qemu-img bench rc=${r.code}: ${r.out.trim().slice(-200)}` };
+    const secs = parseQemuRunSeconds(r.out);
+    if (r.code !== 0 || secs === undefined) {
+      return { kind: 'write', ios, activeSeconds: active, iops: active ? ios / active : 0, error: `qemu-img bench rc=${r.code}: ${r.out.trim().slice(-200)}` };
+    }
     ios += batch;
+    active += secs;
+    batch = nextBatch(batch, secs, (end - Date.now()) / 1000);
   }
-  return { ios };
+  return { kind: 'write', ios, activeSeconds: active, iops: active ? ios / active : 0 };
+}
+
+/** Jain's fairness index (Σx)² / (n·Σx²): 1 when every session gets the same rate, 1/n when one gets all. */
+export function jainIndex(rates: number[]): number | undefined {
+  if (rates.length === 0) return undefined;
+  const sum = rates.reduce((a, b) => a + b, 0);
+  const sq = rates.reduce((a, b) => a + b * b, 0);
+  return sq > 0 ? (sum * sum) / (rates.length * sq) : undefined;
+}
+
+/** Aggregate per-session rates into the workload figures (pure; exported for tests). */
+export function aggregateSessions(
+  perSession: SessionRate[],
+  wallSeconds: number,
+  targetCpuS: number | undefined,
+): Omit<ManySessionsResult, 'sessions' | 'seconds' | 'maxRssBytes'> {
+  const ok = perSession.filter((s) => !s.error);
+  const sumOf = (k: 'read' | 'write') => ok.filter((s) => s.kind === k).reduce((a, s) => a + s.iops, 0);
+  const readIops = sumOf('read');
+  const writeIops = sumOf('write');
+  const iops = readIops + writeIops;
+  const ios = perSession.reduce((a, s) => a + s.ios, 0);
+  const fair = (['read', 'write'] as const)
+    .map((k) => jainIndex(ok.filter((s) => s.kind === k).map((s) => s.iops)))
+    .filter((v): v is number => v !== undefined);
+  const rates = ok.map((s) => s.iops);
+  return {
+    readIops,
+    writeIops,
+    iops,
+    mibS: (iops * 4096) / 2 ** 20,
+    wallIops: wallSeconds > 0 ? ios / wallSeconds : 0,
+    targetCpuS,
+    iosPerTargetCpuS: targetCpuS ? ios / targetCpuS : undefined,
+    fairness: fair.length ? fair.reduce((a, b) => a + b, 0) / fair.length : undefined,
+    minSessionIops: rates.length ? Math.min(...rates) : undefined,
+    maxSessionIops: rates.length ? Math.max(...rates) : undefined,
+    perSession,
+    errors: perSession.flatMap((s) => (s.error ? [s.error] : [])),
+  };
 }
 
 export async function manySessions(url: string, targetPid: number, sessions: number, seconds: number): Promise<ManySessionsResult> {
@@ -75,29 +173,16 @@ export async function manySessions(url: string, targetPid: number, sessions: num
   const t0 = Date.now();
   // An odd stride of ~4/10 of a 1 GiB LUN in 4 KiB units, so writes spread over the LUN without locality.
   const stride = 4096 * 104_857;
-  const jobs: Promise<{ ios: number; error?: string }>[] = [];
+  const jobs: Promise<SessionRate>[] = [];
   const readers = Math.ceil(sessions / 2);
   for (let i = 0; i < sessions; i++) {
-    jobs.push(i < readers ? reader(url, `iqn.2026-11.org.vtgt:bench-client-${i}`, seconds) : writer(url, `iqn.2026-11.org.vtgt:bench-client-${i}`, seconds, stride));
+    const initiator = `iqn.2026-11.org.vtgt:bench-client-${i}`;
+    jobs.push(i < readers ? reader(url, initiator, seconds) : writer(url, initiator, seconds, stride));
   }
-  const results = await Promise.all(jobs);
+  const perSession = await Promise.all(jobs);
   const wall = (Date.now() - t0) / 1000;
   clearInterval(sampler);
   const cpu1 = processCpuSeconds(targetPid, read);
-  const readIos = results.slice(0, readers).reduce((a, r) => a + r.ios, 0);
-  const writeIos = results.slice(readers).reduce((a, r) => a + r.ios, 0);
   const targetCpuS = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
-  const iops = (readIos + writeIos) / wall;
-  return {
-    sessions,
-    seconds: wall,
-    readIops: readIos / wall,
-    writeIops: writeIos / wall,
-    iops,
-    mibS: (iops * 4096) / 2 ** 20,
-    targetCpuS,
-    iosPerTargetCpuS: targetCpuS ? (readIos + writeIos) / targetCpuS : undefined,
-    maxRssBytes: maxRss,
-    errors: results.flatMap((r) => (r.error ? [r.error] : [])),
-  };
+  return { sessions, seconds: wall, maxRssBytes: maxRss, ...aggregateSessions(perSession, wall, targetCpuS) };
 }

@@ -10,6 +10,11 @@ export interface WorkloadRecord {
   lat_us?: number;
   target_cpu_s?: number | null;
   ios?: number;
+  /** 1-minute load average when the run started (a busy shared machine makes runs noisy). */
+  loadavg?: number;
+  /** Many-sessions workloads: Jain's fairness index over the per-session rates. */
+  fairness?: number;
+  max_rss_bytes?: number;
   error?: string;
 }
 
@@ -32,6 +37,9 @@ export interface Summary {
   mibS?: number;
   latUs?: number;
   cpuSecondsPerIo?: number;
+  loadavg?: number;
+  fairness?: number;
+  maxRssBytes?: number;
 }
 
 export function median(values: number[]): number | undefined {
@@ -50,6 +58,9 @@ function summarize(rs: WorkloadRecord[]): Summary {
     mibS: pick((r) => r.mib_s),
     latUs: pick((r) => r.lat_us),
     cpuSecondsPerIo: pick((r) => (r.target_cpu_s && r.ios ? r.target_cpu_s / r.ios : undefined)),
+    loadavg: pick((r) => r.loadavg),
+    fairness: pick((r) => r.fairness),
+    maxRssBytes: ok.reduce<number | undefined>((m, r) => (r.max_rss_bytes !== undefined && (m === undefined || r.max_rss_bytes > m) ? r.max_rss_bytes : m), undefined),
   };
 }
 
@@ -90,8 +101,8 @@ const fmt = (v: number | undefined, digits = 0) =>
 export function markdownTable(rows: ComparisonRow[]): string {
   const head =
     '| backing | workload | tool | vtgt IOPS | tgt IOPS | vtgt/tgt | vtgt MiB/s | tgt MiB/s | vtgt lat µs | tgt lat µs ' +
-    '| vtgt µs CPU/IO | tgt µs CPU/IO | runs v/t | errors v/t |\n' +
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
+    '| vtgt µs CPU/IO | tgt µs CPU/IO | runs v/t | errors v/t | load v/t |\n' +
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
   return (
     head +
     rows
@@ -100,9 +111,94 @@ export function markdownTable(rows: ComparisonRow[]): string {
           `| ${r.backing} | ${r.workload} | ${r.tool} | ${fmt(r.vtgt.iops)} | ${fmt(r.tgt.iops)} | ${fmt(r.ratio, 2)} | ` +
           `${fmt(r.vtgt.mibS, 1)} | ${fmt(r.tgt.mibS, 1)} | ${fmt(r.vtgt.latUs, 1)} | ${fmt(r.tgt.latUs, 1)} | ` +
           `${fmt(r.vtgt.cpuSecondsPerIo && r.vtgt.cpuSecondsPerIo * 1e6, 1)} | ${fmt(r.tgt.cpuSecondsPerIo && r.tgt.cpuSecondsPerIo * 1e6, 1)} | ` +
-          `${r.runs.vtgt}/${r.runs.tgt} | ${r.errors.vtgt}/${r.errors.tgt} |`,
+          `${r.runs.vtgt}/${r.runs.tgt} | ${r.errors.vtgt}/${r.errors.tgt} | ${fmt(r.vtgt.loadavg, 1)}/${fmt(r.tgt.loadavg, 1)} |`,
       )
       .join('\n') +
+    '\n'
+  );
+}
+
+export interface TargetCheck {
+  goal: string;
+  backing: string;
+  result: 'met' | 'not met' | 'no data';
+  detail: string;
+}
+
+export interface TargetOptions {
+  /** Loopback TCP bandwidth of this machine in MiB/s (iperf3 single stream); the issue's figure by default. */
+  loopbackMiBs?: number;
+}
+
+/** The issue-7 targets, checked against one run's comparison rows. */
+export function evaluateTargets(rows: ComparisonRow[], opts: TargetOptions = {}): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const verdict = (ok: boolean | undefined): TargetCheck['result'] => (ok === undefined ? 'no data' : ok ? 'met' : 'not met');
+  const backings = [...new Set(rows.map((r) => r.backing))];
+  for (const b of backings) {
+    const mine = rows.filter((r) => r.backing === b);
+    for (const r of mine) {
+      out.push({
+        goal: `IOPS ≥ 1.0× tgt: ${r.workload} (${r.tool})`,
+        backing: b,
+        result: verdict(r.ratio === undefined ? undefined : r.ratio >= 1),
+        detail: `ratio ${fmt(r.ratio, 2)}`,
+      });
+      out.push({
+        goal: `less target CPU per I/O than tgt: ${r.workload} (${r.tool})`,
+        backing: b,
+        result: verdict(r.cpuEfficiencyRatio === undefined ? undefined : r.cpuEfficiencyRatio >= 1),
+        detail: `vtgt ${fmt(r.vtgt.cpuSecondsPerIo && r.vtgt.cpuSecondsPerIo * 1e6, 1)} µs vs tgt ${fmt(r.tgt.cpuSecondsPerIo && r.tgt.cpuSecondsPerIo * 1e6, 1)} µs`,
+      });
+    }
+    const qd1 = mine.find((r) => r.workload === 'randread_4k_qd1' && r.tool === 'iscsi-perf');
+    if (qd1) {
+      const v = qd1.vtgt.latUs;
+      const t = qd1.tgt.latUs;
+      out.push({
+        goal: 'QD1 latency no worse than tgt',
+        backing: b,
+        result: verdict(v === undefined || t === undefined ? undefined : v <= t),
+        detail: `vtgt ${fmt(v, 1)} µs vs tgt ${fmt(t, 1)} µs`,
+      });
+    }
+    const seq = mine.find((r) => r.workload === 'seqread_128k_qd8' && r.tool === 'iscsi-perf');
+    if (seq && b === 'null') {
+      const ref = opts.loopbackMiBs ?? 1.8 * 1024;
+      const v = seq.vtgt.mibS;
+      out.push({
+        goal: '128 KiB sequential read from a null LUN ≥ 70 % of loopback TCP',
+        backing: b,
+        result: verdict(v === undefined ? undefined : v >= 0.7 * ref),
+        detail: `${fmt(v, 0)} MiB/s = ${fmt(v === undefined ? undefined : (100 * v) / ref, 0)} % of ${fmt(ref, 0)} MiB/s`,
+      });
+    }
+    const many = mine
+      .map((r) => ({ r, n: Number(/^mixed_4k_qd32_(\d+)sessions$/.exec(r.workload)?.[1]) }))
+      .filter((x) => Number.isFinite(x.n))
+      .sort((a, b2) => a.n - b2.n);
+    if (many.length >= 2) {
+      const lo = many[0]!;
+      const hi = many[many.length - 1]!;
+      const a = lo.r.vtgt.iops;
+      const z = hi.r.vtgt.iops;
+      out.push({
+        goal: `${hi.n} sessions within 10 % of ${lo.n} sessions (vtgt)`,
+        backing: b,
+        result: verdict(a === undefined || z === undefined ? undefined : z >= 0.9 * a),
+        detail: `${fmt(z)} vs ${fmt(a)} IOPS (${fmt(a && z !== undefined ? (100 * z) / a : undefined, 0)} %), max RSS ${fmt(
+          hi.r.vtgt.maxRssBytes && hi.r.vtgt.maxRssBytes / 2 ** 20,
+        )} MiB`,
+      });
+    }
+  }
+  return out;
+}
+
+export function targetsMarkdown(checks: TargetCheck[]): string {
+  return (
+    '| goal | backing | result | detail |\n|---|---|---|---|\n' +
+    checks.map((c) => `| ${c.goal} | ${c.backing} | ${c.result === 'met' ? '**met**' : c.result} | ${c.detail} |`).join('\n') +
     '\n'
   );
 }
