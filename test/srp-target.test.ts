@@ -293,3 +293,48 @@ describe('SrpChannel', () => {
     expect(loggedOut).toBe(true);
   });
 });
+
+describe('SrpChannel fuzz (bounded)', () => {
+  it('answers or rejects every random / mutated IU without throwing, and keeps credits consistent', async () => {
+    let x = 0x2545f491;
+    const rnd = () => {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      return x / 0x100000000;
+    };
+    const seeds = [
+      login(),
+      encodeCmd({ tag: tag(1), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1), dataOut: { format: 'none' }, dataIn: { format: 'indirect', table: d(0x8000, 32), totalLength: 1024, inIu: [d(0x1000, 512), d(0x2000, 512)] } }),
+      encodeCmd({ tag: tag(2), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x2a, 0, 1), dataOut: { format: 'direct', desc: d(0x3000, 512) }, dataIn: { format: 'none' } }),
+      encodeTskMgmt({ tag: tag(3), solNot: 0, lun: Buffer.alloc(8), func: 0x01, taskTag: tag(1) }),
+      encodeILogout({ tag: tag(4) }),
+    ];
+    let protocolErrors = 0;
+    let answered = 0;
+    for (let round = 0; round < 40; round++) {
+      const { ch, sent, errors } = setup(4);
+      await ch.handle(login(), 0);
+      for (let i = 0; i < 50; i++) {
+        const iu = Buffer.from(seeds[Math.floor(rnd() * seeds.length)]!);
+        const flips = Math.floor(rnd() * 5);
+        for (let f = 0; f < flips; f++) iu[Math.floor(rnd() * iu.length)] = Math.floor(rnd() * 256);
+        const cut = rnd() < 0.1 ? iu.subarray(0, Math.floor(rnd() * iu.length)) : iu;
+        await ch.handle(Buffer.from(cut), i);
+      }
+      await flush();
+      protocolErrors += errors.length;
+      answered += sent.length;
+      // Every answered SRP_RSP carries at most one credit.
+      for (const b of sent) {
+        const r = decodeRsp(b);
+        if (r.ok) expect(r.value.reqLimDelta).toBeLessThanOrEqual(1);
+      }
+      await ch.close();
+    }
+    expect(answered).toBeGreaterThan(100);
+    expect(protocolErrors).toBeGreaterThan(0);
+  });
+});
