@@ -264,6 +264,9 @@ describe('file backstore errors', () => {
         expect((err as BackstoreError).errno).toBe('ENOSPC');
         expect((err as BackstoreError).message).toContain(path);
         expect((err as BackstoreError).message).toMatch(/free space/);
+        // A small write takes the synchronous path on tmpfs; it must fail the same way.
+        const small = await b.write(3 * MiB, pattern(4096), false).catch((e: unknown) => e);
+        expect(small).toMatchObject({ kind: 'nospace', errno: 'ENOSPC' });
         await b.discard(0, 4 * MiB); // give the space back for the next engine
         await b.close();
         rmSync(path);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +153,62 @@ for (const engine of ['io_uring', 'threadpool'] as IoEngineKind[]) {
     });
   });
 }
+
+describe('synchronous fast path', () => {
+  const shm = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/vtgt-io-') : undefined;
+  afterAll(() => {
+    if (shm) rmSync(shm, { recursive: true, force: true });
+  });
+
+  it('is "resident" on tmpfs, "nowait" on a disk file system, off with O_DIRECT or when disabled', async () => {
+    if (shm) {
+      const t = IoFile.openSync(join(shm, 'f'), { create: true });
+      expect(t.syncFastPath).toBe('resident');
+      await t.close();
+    }
+    const d = IoFile.openSync(join(dir, 'fast-disk'), { create: true });
+    expect(['nowait', 'resident']).toContain(d.syncFastPath);
+    await d.close();
+    const off = IoFile.openSync(join(dir, 'fast-disk'), { syncFastPath: false });
+    expect(off.syncFastPath).toBe('off');
+    await off.close();
+  });
+
+  it('moves data correctly on tmpfs, small and large, including short reads at end of file', async () => {
+    if (!shm) return;
+    const f = IoFile.openSync(join(shm, 'rw'), { create: true });
+    const small = pattern(4096, 4);
+    const large = pattern(256 * 1024, 5); // above the fast-path limit: asynchronous
+    expect(await f.write(small, 0, 4096, 0)).toBe(4096);
+    expect(await f.write(large, 0, large.length, 8192)).toBe(large.length);
+    expect(await f.write(small, 0, 512, 4096, true)).toBe(512); // dsync on tmpfs
+    const b = Buffer.alloc(large.length);
+    expect(await f.read(b, 0, 4096, 0)).toBe(4096);
+    expect(b.subarray(0, 4096).equals(small)).toBe(true);
+    expect(await f.read(b, 0, large.length, 8192)).toBe(large.length);
+    expect(b.equals(large)).toBe(true);
+    const end = 8192 + large.length;
+    expect(await f.read(b, 0, 4096, end - 100)).toBe(100);
+    expect(await f.read(b, 0, 4096, end + 5000)).toBe(0);
+    await f.close();
+    await expect(f.read(b, 0, 1, 0)).rejects.toThrow(/closed/);
+  });
+
+  it('falls back to the asynchronous path for data not in the page cache', async () => {
+    const path = join(dir, 'cold');
+    writeFileSync(path, pattern(1 << 20, 6));
+    // Drop the file's cached pages so RWF_NOWAIT reads would block (EAGAIN) and must go async.
+    const f = IoFile.openSync(path);
+    await f.datasync();
+    (await import('node:child_process')).spawnSync('sh', ['-c', `dd if=${path} iflag=nocache count=0 2>/dev/null`]);
+    const b = Buffer.alloc(4096);
+    for (let i = 0; i < 16; i++) {
+      expect(await f.read(b, 0, 4096, i * 65536)).toBe(4096);
+      expect(b.equals(pattern(1 << 20, 6).subarray(i * 65536, i * 65536 + 4096))).toBe(true);
+    }
+    await f.close();
+  });
+});
 
 describe('IoFile errors', () => {
   it('names the file and errno when an operation fails', async () => {
