@@ -3,6 +3,7 @@
  * missing arguments). Every command's --help ends with an example.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONTROL_SOCKET_NAME } from '../service/config/default.js';
 import { controlRequest, ControlClientError } from '../service/control/client.js';
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIo): Command {
     .description('vtgt: a user-space SCSI target (iSCSI, IBM VIO vSCSI, Xen pvSCSI)')
     .option('-d, --data <dir>', DATA_HELP)
     .option('--json', 'machine-readable output')
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(add --help for usage and an example)')
     .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, '')), writeErr: (s) => io.err(s.replace(/\n$/, '')) })
     .exitOverride();
@@ -225,6 +227,15 @@ export function buildProgram(io: CliIo): Command {
   xenCommand(program, io);
 
   return program;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 function backstoreOptions(cmd: Command, withType: boolean): Command {
