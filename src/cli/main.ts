@@ -1,6 +1,9 @@
 /** Process entry of the `vtgt` command (bin/vtgt.js imports the compiled form of this file). */
 import { runCli } from './program.js';
 
+// A reader that goes away (a closed pipe, `| head`) must not crash a running service.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
 const code = await runCli(process.argv.slice(2), {
   out: (s) => process.stdout.write(`${s}\n`),
   err: (s) => process.stderr.write(`${s}\n`),

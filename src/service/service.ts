@@ -183,6 +183,14 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
 
 /** Install SIGHUP (reload) and SIGTERM/SIGINT (graceful stop; a second one exits at once). */
 export function installSignalHandlers(svc: RunningService, logger: Logger, timeoutMs: number): void {
+  // A programming fault leaves state we cannot trust: record it in the log, then exit so the
+  // supervisor (systemd Restart=on-failure) starts a clean process.
+  const fatal = (what: string) => (err: unknown) => {
+    logger.fatal({ err }, `${what}; exiting`);
+    process.exit(70);
+  };
+  process.on('uncaughtException', fatal('internal error (uncaught exception)'));
+  process.on('unhandledRejection', fatal('internal error (unhandled promise rejection)'));
   let signals = 0;
   const onStop = (sig: NodeJS.Signals) => {
     signals++;
