@@ -66,12 +66,17 @@ describe('simulated xenstore', () => {
     await a.xenstore.transaction(async (tx) => {
       attempts++;
       const v = Number(await tx.read('/counter'));
-      if (attempts === 1) await b.xenstore.write('/counter', '10'); // conflicting writer
+      if (attempts === 1) await srv.db.write('/counter', '10'); // conflicting writer
       await tx.write('/counter', String(v + 1));
     });
     expect(attempts).toBe(2);
     expect(await a.xenstore.read('/counter')).toBe('11');
     expect(() => srv.db.commit(srv.db.generation - 1, [])).toThrow(/conflict/);
+    // A guest writes only below its own home; dom0 anywhere.
+    await expect(b.xenstore.write('/local/domain/0/backend/vscsi/1/0/state', '4')).rejects.toThrow(/EACCES|may not write/);
+    await expect(b.xenstore.transaction(async (tx) => tx.write('/counter', '0'))).rejects.toThrow(/may not write/);
+    await b.xenstore.write('/local/domain/1/device/vscsi/0/state', '1');
+    expect(await a.xenstore.read('/local/domain/1/device/vscsi/0/state')).toBe('1');
   });
 });
 

@@ -3,6 +3,7 @@
  * for simulated domains connecting over a Unix socket. Grant tables are not here: they live in each
  * domain's memory file and are checked by the accessing side's hypervisor layer (`grant-table.ts`).
  *
+ * Permissions are simplified: dom0 may write anywhere, a guest only under its own home directory.
  * Event channel semantics follow Xen's: an event on a masked port only sets it pending; delivery
  * masks the port until the receiver unmasks it (late EOI), so a notify storm costs one delivery per
  * unmask. Closing one end of a bound channel returns the other end to "unbound".
@@ -124,9 +125,11 @@ export class SimXenServer {
         return v;
       }
       case 'xs.write':
+        this.mayWrite(dom, r.path);
         this.db.write(r.path, String(r.value));
         return undefined;
       case 'xs.rm':
+        this.mayWrite(dom, r.path);
         this.db.rm(r.path);
         return undefined;
       case 'xs.dir':
@@ -145,6 +148,7 @@ export class SimXenServer {
         return this.db.generation;
       case 'xs.commit':
         if (!Array.isArray(r.ops)) throw new SimError('EINVAL', 'ops must be an array');
+        for (const op of r.ops) this.mayWrite(dom, op?.path);
         this.db.commit(r.generation, r.ops);
         return undefined;
       case 'ev.alloc':
@@ -179,6 +183,17 @@ export class SimXenServer {
         return undefined;
       default:
         throw new SimError('EINVAL', 'unknown operation');
+    }
+  }
+
+  /**
+   * A simplified form of xenstored's permissions: dom0 writes anywhere, a guest only below its own
+   * /local/domain/<domid>/ (where its frontend nodes live). Everyone may read.
+   */
+  private mayWrite(dom: number, path: unknown): void {
+    if (dom === 0) return;
+    if (typeof path !== 'string' || !path.startsWith(`/local/domain/${dom}/`)) {
+      throw new SimError('EACCES', `dom ${dom} may not write ${String(path).slice(0, 80)}`);
     }
   }
 

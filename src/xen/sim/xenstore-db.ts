@@ -2,7 +2,7 @@
  * In-memory xenstore for the simulator: a tree of string nodes, watches that fire on a node or any
  * node below it (and once when set up, as xenstored does — docs/misc/xenstore.txt "WATCH"), and
  * optimistic transactions that fail with EAGAIN when the store changed since they began.
- * Permissions are not modelled (every simulated domain may read and write everything).
+ * Write permissions are enforced by the daemon (`server.ts`), not here.
  */
 
 export const XS_MAX_PATH = 3072;
