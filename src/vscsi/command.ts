@@ -53,12 +53,18 @@ export class CommandContext {
   /** Set by task management: the handler should stop early where it can; its result is discarded. */
   aborted = false;
   private wakeOnAbort: (() => void) | undefined;
-  private readonly abortedPromise = new Promise<void>((r) => (this.wakeOnAbort = r));
+  /** Created only for commands that wait for data-out (most commands never need it). */
+  private abortedPromise: Promise<void> | undefined;
 
   /** Task management aborted the command: stop waiting for data-out that may never come. */
   abort(): void {
     this.aborted = true;
     this.wakeOnAbort?.();
+  }
+
+  private abortSignal(): Promise<void> {
+    this.abortedPromise ??= new Promise<void>((r) => (this.wakeOnAbort = r));
+    return this.abortedPromise;
   }
 
   constructor(
@@ -115,7 +121,7 @@ export class CommandContext {
     if (this.aborted) return failure('DATA_PHASE_ERROR');
     try {
       // An aborted initiator stops sending Data-Out: do not let the TMF wait for it.
-      const got = await Promise.race([this.request.port.fetchDataOut(0, length), this.abortedPromise]);
+      const got = await Promise.race([this.request.port.fetchDataOut(0, length), this.abortSignal()]);
       if (!Buffer.isBuffer(got) || got.length !== length) return failure('DATA_PHASE_ERROR');
       return got;
     } catch {

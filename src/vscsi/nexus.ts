@@ -39,8 +39,9 @@ export class ActiveCommand {
   abortMode: AbortMode | undefined;
   entry: TaskSetEntry | undefined;
   ctx: CommandContext | undefined;
-  readonly settled: Promise<void>;
-  private resolveSettled!: () => void;
+  private settledPromise: Promise<void> | undefined;
+  private resolveSettled: (() => void) | undefined;
+  private isSettled = false;
   readonly startedAt = performance.now();
 
   constructor(
@@ -49,8 +50,13 @@ export class ActiveCommand {
     readonly cdb: Buffer,
     readonly lu: LogicalUnit | undefined,
     readonly spec: CommandSpec,
-  ) {
-    this.settled = new Promise((r) => (this.resolveSettled = r));
+  ) {}
+
+  /** Resolves when the command can no longer touch the medium or complete (created on demand). */
+  get settled(): Promise<void> {
+    if (this.isSettled) return Promise.resolve();
+    this.settledPromise ??= new Promise<void>((r) => (this.resolveSettled = r));
+    return this.settledPromise;
   }
 
   get tag(): bigint {
@@ -62,7 +68,8 @@ export class ActiveCommand {
   }
 
   markSettled(): void {
-    this.resolveSettled();
+    this.isSettled = true;
+    this.resolveSettled?.();
   }
 }
 
