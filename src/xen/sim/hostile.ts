@@ -262,6 +262,17 @@ export async function runHostile(front: ScsiFront, memory: GuestMemoryFile, addr
       await front.reconnect();
     }
   }
+  // 11. Writing the backend's own nodes (xenstored refuses: they belong to dom0).
+  {
+    let answer: string;
+    try {
+      await front.xs.write(`${front.bePath}/feature-sg-grant`, '65535');
+      answer = 'accepted';
+    } catch (e) {
+      answer = `refused (${(e as Error).message.slice(0, 60)})`;
+    }
+    report('write backend nodes', 'feature-sg-grant=65535 in the backend directory', answer, answer !== 'accepted');
+  }
   // Canary pages untouched?
   let touched = 0;
   for (const f of canaries) {
