@@ -46,6 +46,9 @@ function sessionLabel(s: Record<string, unknown>): string {
   const conns = Array.isArray(s.connections) ? (s.connections as Array<Record<string, unknown>>) : [];
   if (conns.length) parts.push(`from ${conns.map((c) => `${String(c.peerAddress)}:${String(c.peerPort)}`).join(',')}`);
   if (s.commands !== undefined) parts.push(`${String(s.commands)} cmds`);
+  // Bytes the initiator has not read yet: a stuck or slow initiator shows up here.
+  const queued = conns.reduce((n, c) => n + (typeof c.sendQueueBytes === 'number' ? c.sendQueueBytes : 0), 0);
+  if (queued > 0) parts.push(`${queued} bytes unread by the initiator`);
   return parts.join('  ');
 }
 

@@ -6,15 +6,14 @@
 import type { Logger } from 'pino';
 import type { Backstore } from '../backstores/backstore.js';
 import { createBackstore as createRealBackstore } from '../backstores/index.js';
-import { IscsiServer, type IscsiSessionInfo } from '../iscsi/server.js';
+import { IscsiServer, type ChapCredentials, type IscsiAcl, type IscsiSessionInfo, type IscsiTargetSpec } from '../iscsi/server.js';
 import { ScsiCore } from '../vscsi/core.js';
-import type { LunMap } from '../vscsi/lun-map.js';
 import { ReservationManager } from '../vscsi/pr/index.js';
 import type { ReservationFactory } from '../vscsi/reservation-port.js';
 import type { ScsiTarget } from '../vscsi/target.js';
 import type { CoreStats } from '../vscsi/stats.js';
 
-export type { IscsiSessionInfo };
+export type { ChapCredentials, IscsiAcl, IscsiSessionInfo, IscsiTargetSpec };
 
 export interface BackstoreSpec {
   type: 'file' | 'block' | 'memory' | 'null';
@@ -42,26 +41,6 @@ export interface CoreApi {
   createTarget(opts: { name: string }): ScsiTarget;
   removeTarget?(name: string): Promise<void> | void;
   stats(): CoreStats;
-}
-
-export interface ChapCredentials {
-  user: string;
-  secret: string;
-}
-export interface IscsiAcl {
-  initiator: string;
-  addresses?: string[];
-  lunMap?: LunMap;
-  chap?: ChapCredentials;
-  mutualChap?: ChapCredentials;
-}
-export interface IscsiTargetSpec {
-  target: ScsiTarget;
-  tpgt?: number;
-  acls?: IscsiAcl[];
-  chap?: ChapCredentials;
-  mutualChap?: ChapCredentials;
-  params?: Record<string, string>;
 }
 
 export interface IscsiApi {
