@@ -130,10 +130,12 @@ export class IoFile {
         // No fast path when the file cannot even be stat'ed; the async path reports errors properly.
         return;
       }
-      // tmpfs data is always in memory (and tmpfs has no RWF_NOWAIT); elsewhere ask the page cache.
-      const flags = fsType === TMPFS_MAGIC ? 0 : RWF_NOWAIT;
-      this.#syncRead = flags;
-      this.#syncWrite = flags;
+      // tmpfs data is always in memory (and tmpfs has no RWF_NOWAIT): reads and writes both qualify.
+      // Elsewhere only reads, asking the page cache with RWF_NOWAIT: a buffered write may have to
+      // allocate blocks or (O_DSYNC, FUA) wait for the disk, which must never happen on this thread.
+      const resident = fsType === TMPFS_MAGIC;
+      this.#syncRead = resident ? 0 : RWF_NOWAIT;
+      this.#syncWrite = resident ? 0 : undefined;
     }
   }
 
@@ -155,7 +157,7 @@ export class IoFile {
     if (n === length) return n;
     if (n >= 0 && !write && base === 0) return n; // tmpfs: a short read is end of file
     if (n === -EOPNOTSUPP) {
-      // This file system cannot do it (e.g. no buffered RWF_NOWAIT writes on ext4): stop trying.
+      // This file or device cannot do it: stop trying.
       if (write) this.#syncWrite = undefined;
       else this.#syncRead = undefined;
     }
