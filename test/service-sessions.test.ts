@@ -85,6 +85,20 @@ describe('sessions across live changes', () => {
     expect((await svc.exited).code).toBe(0);
   });
 
+  it('a second signal exits at once while an initiator ignores the logout request', async () => {
+    const data = scope.tempDir();
+    const svc = await scope.startService(data, ['--shutdown-timeout', '60']);
+    const c = await loggedIn(svc.port, 'iqn.2026-11.org.test:stubborn');
+    svc.proc.kill('SIGTERM');
+    const msg = await c.next(10_000); // the logout request, which this initiator ignores
+    expect(msg!.bhs[0]! & 0x3f).toBe(SCSI_OP_ASYNC_MESSAGE);
+    expect(svc.proc.exitCode).toBeNull(); // still waiting for the initiator
+    svc.proc.kill('SIGTERM');
+    expect(await svc.exited).toEqual({ code: 143, signal: null });
+    expect(svc.stderr()).toContain('second signal: exiting now');
+    c.close();
+  });
+
   it('SIGTERM asks the logged-in initiator to log out, exits 0, and the acknowledged write survives', async () => {
     const data = scope.tempDir();
     const svc = await scope.startService(data);
