@@ -75,10 +75,13 @@ class FakeNexus implements Nexus {
 class Memory implements SrpDataMover {
   mem = Buffer.alloc(1 << 20);
   copies = 0;
+  /** When set, reads wait for it (a slow external-table fetch). */
+  gate: Promise<void> | undefined;
   private check(s: DirectDescriptor) {
     if (s.va + BigInt(s.len) > BigInt(this.mem.length)) throw new Error('H_PERMISSION');
   }
   async readFromInitiator(segs: readonly DirectDescriptor[], dst: Buffer): Promise<void> {
+    if (this.gate) await this.gate;
     let o = 0;
     for (const s of segs) {
       this.check(s);
@@ -280,6 +283,47 @@ describe('SrpChannel', () => {
     expect(ch.outstandingCredits).toBe(0);
     await ch.handle(encodeTskMgmt({ tag: tag(32), solNot: 0, lun: Buffer.alloc(8), func: 0x10, taskTag: Buffer.alloc(8) }), 0);
     expect(rsp(sent[sent.length - 1]!).responseData).toEqual(Buffer.from([0, 0, 0, 4]));
+  });
+
+  it('a LUN RESET that overtakes a command still fetching its descriptor table drops it before the core sees it', async () => {
+    const { ch, sent, nexus, mem } = setup(4);
+    await ch.handle(login(), 0);
+    let open!: () => void;
+    mem.gate = new Promise((r) => (open = r));
+    const submitted: bigint[] = [];
+    const orig = nexus.submit.bind(nexus);
+    nexus.submit = (r) => {
+      submitted.push(r.tag);
+      orig(r);
+    };
+    // 3 descriptors, none in the IU: the table must be fetched (and the fetch is held).
+    const p = ch.handle(
+      encodeCmd({ tag: tag(50), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x2a, 0, 3),
+        dataOut: { format: 'indirect', table: d(0x8000, 48), totalLength: 1536, inIu: [] }, dataIn: { format: 'none' } }),
+      0,
+    );
+    // The core takes its time over the reset; the table fetch finishes meanwhile.
+    let finishTmf!: () => void;
+    const tmfGate = new Promise<void>((r) => (finishTmf = r));
+    const origTmf = nexus.taskManagement.bind(nexus);
+    nexus.taskManagement = async (t) => {
+      const r = await origTmf(t);
+      await tmfGate;
+      return r;
+    };
+    const tmf = ch.handle(encodeTskMgmt({ tag: tag(51), solNot: 0, lun: Buffer.alloc(8), func: 0x08, taskTag: Buffer.alloc(8) }), 0);
+    await flush();
+    open();
+    await flush();
+    expect(submitted).toEqual([]); // held while the reset is undecided
+    finishTmf();
+    await Promise.all([p, tmf]);
+    await flush();
+    expect(submitted).toEqual([]);
+    expect(sent.length).toBe(2); // LOGIN_RSP and the TM response only
+    expect(rsp(sent[1]!).responseData).toEqual(Buffer.from([0, 0, 0, 0]));
+    expect(ch.activeCount).toBe(0);
+    expect(ch.outstandingCredits).toBe(0);
   });
 
   it('I_LOGOUT closes the nexus', async () => {

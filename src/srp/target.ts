@@ -105,6 +105,10 @@ interface ActiveCommand {
   lun: number;
   creditId: number;
   generation: number;
+  /** Handed to the core (nexus.submit); before that the command is still resolving descriptors. */
+  submitted: boolean;
+  /** A task management function that covers this not-yet-submitted command is in progress. */
+  heldBy?: Promise<unknown>;
   /** complete() was called by the core; the response is being sent. */
   completing: boolean;
   retired: boolean;
@@ -341,6 +345,7 @@ export class SrpChannel<C> {
       lun: this.opts.decodeLun(cmd.lun),
       creditId,
       generation: this.generation,
+      submitted: false,
       completing: false,
       retired: false,
       done,
@@ -356,6 +361,8 @@ export class SrpChannel<C> {
       },
       this.limits,
     );
+    // A TMF arrived while the descriptors were being fetched: its outcome decides whether we go on.
+    if (entry.heldBy) await entry.heldBy;
     if (entry.retired || entry.generation !== this.generation) return;
     if (!resolved.ok) {
       this.stats.descriptorErrors++;
@@ -366,6 +373,7 @@ export class SrpChannel<C> {
       return this.failureRsp(cmd.tag, cmd.solNot, creditId, BAD_IU_REASON, ctx);
     }
     const { segments, expectedLength } = resolved.value;
+    entry.submitted = true;
     this.nexus.submit({
       lun: entry.lun,
       cdb: cmd.cdb,
@@ -503,11 +511,18 @@ export class SrpChannel<C> {
     } else if (fn !== TF.CLEAR_ACA) {
       for (const c of this.active.values()) if (c.lun === lun) candidates.push(c);
     }
+    // Commands not yet handed to the core cannot be aborted by it: hold their submission until the
+    // function's outcome is known and drop them if it succeeded, so that nothing retired below is
+    // still running in the core (it would touch the medium after the TM response).
+    const inCore = candidates.filter((c) => c.submitted);
+    const held = candidates.filter((c) => !c.submitted);
+    let release!: () => void;
+    const decided = new Promise<void>((r) => (release = r));
+    for (const c of held) c.heldBy = decided;
     const gen = this.generation;
-    const nexus = this.nexus;
     let code: number;
     try {
-      const r = await nexus.taskManagement({
+      const r = await this.nexus.taskManagement({
         fn,
         lun,
         ...(fn === TF.ABORT_TASK ? { referencedTag: tagToBigInt(tm.taskTag) } : {}),
@@ -517,12 +532,20 @@ export class SrpChannel<C> {
       this.opts.logger?.warn({ err }, 'SRP task management failed in the core');
       code = SrpRspCode.FAILED;
     }
+    for (const c of held) {
+      delete c.heldBy;
+      if (code === SrpRspCode.COMPLETE && !c.retired) {
+        this.active.delete(c.key);
+        this.retire(c);
+      }
+    }
+    release();
     if (gen !== this.generation) return;
     if (code === SrpRspCode.COMPLETE) {
       // The core never completes a command it aborted: retire those, and let commands that were
       // already completing finish sending their response before the TM response goes out.
       const finishing: Promise<void>[] = [];
-      for (const c of candidates) {
+      for (const c of inCore) {
         if (c.retired) continue;
         if (c.completing) finishing.push(c.done);
         else {
