@@ -89,10 +89,20 @@ describe('toolstack attach/detach (what xl lacks)', () => {
     cleanups.push(() => srv.close());
     const c = await SimXenClient.connect(join(dir, 's'), 0);
     cleanups.push(() => c.close());
-    const xs = c.xenstore;
+    const perms = new Map<string, string>();
+    const xs = {
+      ...c.xenstore,
+      setPermissions: async (p: string, list: Array<{ domid: number; read: boolean; write: boolean }>) =>
+        void perms.set(p, list.map((x) => `${x.read ? 'r' : x.write ? 'w' : 'n'}${x.domid}`).join(',')),
+    };
     expect(await xenAttach({ xs, backendDomid: 0, domid: 4, vhost: 1, luns: [{ pdev: 'disk0', vdev: '0:0:0:0' }, { pdev: 'disk1', vdev: '0:0:0:1' }] })).toEqual([0, 1]);
     const be = '/local/domain/0/backend/vscsi/4/1';
     const fe = '/local/domain/4/device/vscsi/1';
+    // Backend nodes: owned by dom0, readable by the guest; frontend nodes: owned by the guest.
+    expect(perms.get(be)).toBe('n0,r4');
+    expect(perms.get(`${be}/vscsi-devs/dev-1/v-dev`)).toBe('n0,r4');
+    expect(perms.get(fe)).toBe('n4,r0');
+    expect(perms.get(`${fe}/state`)).toBe('n4,r0');
     expect(await xs.read(`${be}/frontend`)).toBe(fe);
     expect(await xs.read(`${be}/frontend-id`)).toBe('4');
     expect(await xs.read(`${be}/online`)).toBe('1');

@@ -113,7 +113,7 @@ class XenNative : public Napi::ObjectWrap<XenNative> {
         {InstanceMethod("xsRead", &XenNative::XsRead), InstanceMethod("xsWrite", &XenNative::XsWrite),
          InstanceMethod("xsRm", &XenNative::XsRm), InstanceMethod("xsDirectory", &XenNative::XsDirectory),
          InstanceMethod("xsTransactionStart", &XenNative::XsTxStart), InstanceMethod("xsTransactionEnd", &XenNative::XsTxEnd),
-         InstanceMethod("xsWatch", &XenNative::XsWatch), InstanceMethod("xsUnwatch", &XenNative::XsUnwatch),
+         InstanceMethod("xsWatch", &XenNative::XsWatch), InstanceMethod("xsSetPermissions", &XenNative::XsSetPerms), InstanceMethod("xsUnwatch", &XenNative::XsUnwatch),
          InstanceMethod("mapGrant", &XenNative::MapGrant), InstanceMethod("grantCopy", &XenNative::GrantCopy),
          InstanceMethod("bindInterdomain", &XenNative::Bind), InstanceMethod("notify", &XenNative::Notify),
          InstanceMethod("unmask", &XenNative::Unmask), InstanceMethod("unbind", &XenNative::Unbind),
@@ -231,6 +231,20 @@ class XenNative : public Napi::ObjectWrap<XenNative> {
     int err = x_.XsTransactionEnd(U32(info[0]), info[1].As<Napi::Boolean>());
     if (err == EAGAIN) return Napi::Boolean::New(env, false);
     return err ? Fail(env, err, "xs_transaction_end") : Napi::Boolean::New(env, true);
+  }
+  // xsSetPermissions(tx, path, Uint32Array [domid, bits, domid, bits, ...])
+  Napi::Value XsSetPerms(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Ready(env)) return env.Undefined();
+    auto a = info[2].As<Napi::Uint32Array>();
+    if (a.ElementLength() == 0 || a.ElementLength() % 2 != 0) {
+      Napi::RangeError::New(env, "xsSetPermissions: need (domid, perms) pairs").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::vector<std::pair<uint32_t, uint32_t>> perms;
+    for (size_t i = 0; i < a.ElementLength(); i += 2) perms.emplace_back(a[i], a[i + 1]);
+    int err = x_.XsSetPermissions(U32(info[0]), info[1].As<Napi::String>(), perms);
+    return err ? Fail(env, err, "xs_set_permissions " + info[1].As<Napi::String>().Utf8Value()) : env.Undefined();
   }
   Napi::Value XsWatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -118,6 +118,15 @@ int XenDom0::XsTransactionEnd(uint32_t tx, bool abort) {
   return xs_transaction_end(XSH(xs_), tx, abort) ? 0 : (errno ? errno : EIO);
 }
 
+int XenDom0::XsSetPermissions(uint32_t tx, const std::string& path, const std::vector<std::pair<uint32_t, uint32_t>>& perms) {
+  std::vector<struct xs_permissions> p(perms.size());
+  for (size_t i = 0; i < perms.size(); i++) {
+    p[i].id = perms[i].first;
+    p[i].perms = perms[i].second & (XS_PERM_READ | XS_PERM_WRITE);
+  }
+  return xs_set_permissions(XSH(xs_), tx, path.c_str(), p.data(), static_cast<unsigned int>(p.size())) ? 0 : (errno ? errno : EIO);
+}
+
 int XenDom0::XsWatch(const std::string& path, const std::string& token) {
   return xs_watch(XSH(xs_), path.c_str(), token.c_str()) ? 0 : (errno ? errno : EIO);
 }

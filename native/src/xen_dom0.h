@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vtgt {
@@ -39,6 +40,8 @@ class XenDom0 {
   int XsDirectory(uint32_t tx, const std::string& path, std::vector<std::string>* out);
   int XsTransactionStart(uint32_t* tx);
   int XsTransactionEnd(uint32_t tx, bool abort);  // EAGAIN: conflict, retry
+  // perms: (domid, XS_PERM_* bits) pairs; the first names the owner and the default for others.
+  int XsSetPermissions(uint32_t tx, const std::string& path, const std::vector<std::pair<uint32_t, uint32_t>>& perms);
   int XsWatch(const std::string& path, const std::string& token);
   int XsUnwatch(const std::string& path, const std::string& token);
   int XsFd() const;

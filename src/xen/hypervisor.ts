@@ -68,6 +68,13 @@ export interface XenStoreTransaction {
   directory(path: string): Promise<string[]>;
 }
 
+/** xenstore node permission: the first entry names the owner and what every other domain may do. */
+export interface XenStorePermission {
+  domid: number;
+  read: boolean;
+  write: boolean;
+}
+
 export interface XenStoreWatch {
   close(): Promise<void>;
 }
@@ -78,6 +85,8 @@ export interface XenStore extends XenStoreTransaction {
    * watch is set and may fire spuriously: treat it as "re-read what you care about".
    */
   watch(path: string, onChange: (changedPath: string) => void): Promise<XenStoreWatch>;
+  /** Set a node's permissions (xs_set_permissions); the simulator enforces its own simplified rule. */
+  setPermissions(path: string, perms: XenStorePermission[]): Promise<void>;
   /** Run `fn` in a transaction, retrying on EAGAIN (conflict) up to a bound. */
   transaction<T>(fn: (tx: XenStoreTransaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -23,6 +23,7 @@ interface NativeXenDom0 {
   xsTransactionStart(): number;
   xsTransactionEnd(tx: number, abort: boolean): boolean;
   xsWatch(path: string, token: string): void;
+  xsSetPermissions(tx: number, path: string, pairs: Uint32Array): void;
   xsUnwatch(path: string, token: string): void;
   mapGrant(domid: number, ref: number, writable: boolean): NativeXenPage;
   grantCopy(toGuest: boolean, domid: number, refs: Uint32Array, offsets: Uint16Array, lengths: Uint16Array, buf: Uint8Array, bufOffset: number): Int16Array;
@@ -78,6 +79,11 @@ export function openXenHypervisor(): XenHypervisor {
   });
   const xenstore: XenStore = {
     ...txOps(0),
+    async setPermissions(path, perms) {
+      // XS_PERM_READ = 1, XS_PERM_WRITE = 2 (xenstore_lib.h)
+      const pairs = Uint32Array.from(perms.flatMap((p) => [p.domid, (p.read ? 1 : 0) | (p.write ? 2 : 0)]));
+      dom0.xsSetPermissions(0, path, pairs);
+    },
     async watch(path: string, onChange: (p: string) => void): Promise<XenStoreWatch> {
       const token = `vtgt-${nextToken++}`;
       watches.set(token, onChange);

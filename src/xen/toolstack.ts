@@ -114,6 +114,33 @@ async function devEntries(xs: XenStore, be: string): Promise<Array<{ n: number; 
   return out;
 }
 
+/** Every node below `path` (depth first, the node itself first). */
+async function treeNodes(xs: XenStore, path: string): Promise<string[]> {
+  const out = [path];
+  for (const c of await xs.directory(path)) out.push(...(await treeNodes(xs, `${path}/${c}`)));
+  return out;
+}
+
+/**
+ * As QEMU's toolstack side does: the backend directory belongs to the backend domain and is readable
+ * by the guest; the frontend directory belongs to the guest and is readable by the backend (which,
+ * being dom0 here, may write anyway).
+ */
+async function setDevicePermissions(xs: XenStore, be: string, fe: string, backendDomid: number, domid: number): Promise<void> {
+  for (const p of await treeNodes(xs, be)) {
+    await xs.setPermissions(p, [
+      { domid: backendDomid, read: false, write: false },
+      { domid, read: true, write: false },
+    ]);
+  }
+  for (const p of await treeNodes(xs, fe)) {
+    await xs.setPermissions(p, [
+      { domid, read: false, write: false },
+      { domid: backendDomid, read: true, write: false },
+    ]);
+  }
+}
+
 /**
  * Create the vscsi device of `domid`/`vhost` with the given LUNs, or hot-plug the LUNs into an
  * existing one. Returns the dev-N indices used.
@@ -126,9 +153,11 @@ export async function xenAttach(o: XenAttachOptions): Promise<number[]> {
   const fe = frontendPath(o.domid, o.vhost);
   const used: number[] = [];
   let hotplug = false;
+  let hotplugOrExisting = false;
   await o.xs.transaction(async (tx) => {
     used.length = 0;
     const exists = (await tx.read(`${be}/state`)) !== undefined;
+    hotplugOrExisting = exists;
     const existing = exists ? await tx.directory(`${be}/vscsi-devs`) : [];
     const existingVdevs = new Set<string>();
     for (const name of existing) {
@@ -164,6 +193,7 @@ export async function xenAttach(o: XenAttachOptions): Promise<number[]> {
       if (hotplug) await tx.write(`${be}/state`, String(XenbusState.Reconfiguring));
     }
   });
+  if (!hotplugOrExisting) await setDevicePermissions(o.xs, be, fe, o.backendDomid, o.domid);
   if (hotplug && o.wait !== false) {
     const want = new Set(used);
     await waitFor(

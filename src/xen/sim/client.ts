@@ -143,6 +143,9 @@ export class SimXenClient {
       write: async (path, value) => void (await this.call('xs.write', { path, value })),
       rm: async (path) => void (await this.call('xs.rm', { path })),
       directory: async (path) => (await this.call('xs.dir', { path })) as string[],
+      // The simulated daemon applies one fixed rule (see server.ts); node permissions are accepted
+      // and not stored.
+      setPermissions: async () => undefined,
       async watch(path: string, onChange: (p: string) => void): Promise<XenStoreWatch> {
         const wid = self.nextWid++;
         self.watchers.set(wid, onChange);
