@@ -42,8 +42,10 @@ export class ProcessScope {
   }
 
   /** Start `vtgt serve --data DATA --portal 127.0.0.1:0` and wait (bounded) for `vtgt: ready`. */
-  async startService(data: string, extra: string[] = []): Promise<SpawnedService> {
-    const proc = this.track(spawn(process.execPath, [BIN, 'serve', '--data', data, '--portal', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  async startService(data: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<SpawnedService> {
+    const proc = this.track(
+      spawn(process.execPath, [BIN, 'serve', '--data', data, '--portal', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }),
+    );
     const stdout: string[] = [];
     let err = '';
     proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));

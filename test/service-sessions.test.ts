@@ -85,6 +85,44 @@ describe('sessions across live changes', () => {
     expect((await svc.exited).code).toBe(0);
   });
 
+  it('enforces ACLs and CHAP with secrets from the environment and from a file', async () => {
+    const data = scope.tempDir();
+    writeFileSync(join(data, 'mutual.secret'), 'target-side-secret-1\n', { mode: 0o600 });
+    writeFileSync(
+      join(data, 'vtgt.yaml'),
+      [
+        'backstores: [{name: d0, type: memory, size: 8MiB}]',
+        'accounts:',
+        '  - {name: alice, user: alice, secretEnv: VTGT_TEST_ALICE}',
+        '  - {name: tgt, user: vtgt-target, secretFile: mutual.secret}',
+        'targets:',
+        `  - name: ${T}`,
+        '    luns: [{lun: 0, backstore: d0}]',
+        '    acls:',
+        '      - {initiator: "iqn.2026-11.org.test:alice", chap: alice, mutualChap: tgt}',
+        'iscsi: {portals: ["127.0.0.1:3260"]}',
+      ].join('\n'),
+    );
+    const svc = await scope.startService(data, [], { VTGT_TEST_ALICE: 'alice-secret-from-env' });
+    const attempt = async (initiator: string, chap?: { user: string; secret: string }) => {
+      const c = await IscsiTestClient.connect(svc.port);
+      try {
+        return (await c.login({ initiator, target: T, ...(chap ? { chap, mutual: { user: 'vtgt-target', secret: 'target-side-secret-1' } } : {}) })).status;
+      } catch {
+        return -1; // the target ended the login
+      } finally {
+        c.close();
+      }
+    };
+    expect(await attempt('iqn.2026-11.org.test:alice', { user: 'alice', secret: 'alice-secret-from-env' })).toBe(0);
+    expect(await attempt('iqn.2026-11.org.test:alice', { user: 'alice', secret: 'not-the-right-secret' })).not.toBe(0);
+    expect(await attempt('iqn.2026-11.org.test:alice')).not.toBe(0); // no CHAP offered
+    expect(await attempt('iqn.2026-11.org.test:mallory', { user: 'alice', secret: 'alice-secret-from-env' })).not.toBe(0);
+    svc.proc.kill('SIGTERM');
+    expect((await svc.exited).code).toBe(0);
+    expect(svc.stderr()).not.toContain('alice-secret-from-env');
+  });
+
   it('a second signal exits at once while an initiator ignores the logout request', async () => {
     const data = scope.tempDir();
     const svc = await scope.startService(data, ['--shutdown-timeout', '60']);
