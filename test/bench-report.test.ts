@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { compare, evaluateTargets, markdownTable, median, targetsMarkdown, type WorkloadRecord } from '../src/bench/report.js';
 import {
   aggregateSessions,
+  commonWindow,
   jainIndex,
+  parseIscsiPerfCurrent,
   nextBatch,
   parseIscsiPerfAverage,
   parseQemuRunSeconds,
@@ -139,6 +141,39 @@ describe('many-sessions aggregation', () => {
     expect(a.minSessionIops).toBe(1000);
     expect(a.maxSessionIops).toBe(3000);
     expect(a.errors).toEqual(['qemu-img bench rc=1: boom']);
+    expect(a.windowSeconds).toBe(0); // a failed session: no common window, per-session rates summed
+  });
+
+  it("reads iscsi-perf's per-second reports", () => {
+    expect(parseIscsiPerfCurrent('\r00:00:01 - lba 1, iops current 2000 (7 MB/s), iops average 1900\r00:00:02 - lba 9, iops current 2100 (8 MB/s)')).toEqual([
+      2000, 2100,
+    ]);
+    expect(parseIscsiPerfCurrent('connected')).toEqual([]);
+  });
+
+  it('counts only the window in which every session was active, prorating cut intervals', () => {
+    const early = { intervals: [0, 1, 2, 3].map((k) => ({ startMs: k * 1000, endMs: (k + 1) * 1000, ios: 100 })) }; // 0–4 s
+    const late = { intervals: [{ startMs: 2000, endMs: 6000, ios: 800 }] }; // 2–6 s, 200/s
+    const w = commonWindow([early, late])!;
+    expect([w.startMs, w.endMs]).toEqual([2000, 4000]);
+    expect(w.iosPerSession[0]).toBeCloseTo(200, 10);
+    expect(w.iosPerSession[1]).toBeCloseTo(400, 10);
+    expect(commonWindow([early, { intervals: [{ startMs: 3500, endMs: 9000, ios: 1 }] }])).toBeUndefined(); // 0.5 s overlap
+    expect(commonWindow([early, {}])).toBeUndefined();
+
+    const a = aggregateSessions(
+      [
+        { kind: 'read', ios: 400, activeSeconds: 4, iops: 100, intervals: early.intervals },
+        { kind: 'write', ios: 800, activeSeconds: 4, iops: 200, intervals: late.intervals },
+      ],
+      6,
+      undefined,
+    );
+    expect(a.windowSeconds).toBe(2);
+    expect(a.readIops).toBeCloseTo(100, 10);
+    expect(a.writeIops).toBeCloseTo(200, 10);
+    expect(a.sumOfRatesIops).toBe(300);
+    expect(a.wallIops).toBe(200);
   });
 });
 

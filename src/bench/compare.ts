@@ -148,6 +148,8 @@ async function main(): Promise<void> {
                 target_cpu_s: r.targetCpuS ?? null,
                 ios,
                 loadavg: load,
+                wall_iops: r.wallIops,
+                window_s: r.windowSeconds,
                 ...(r.fairness !== undefined ? { fairness: r.fairness } : {}),
                 ...(r.maxRssBytes !== undefined ? { max_rss_bytes: r.maxRssBytes } : {}),
                 ...(r.errors.length ? { error: r.errors.join('; ') } : {}),

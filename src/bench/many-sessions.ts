@@ -14,9 +14,18 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { processCpuSeconds, processRssBytes } from './processes.js';
 
+/** I/Os a client completed in [startMs, endMs] (epoch ms), assumed spread evenly over it. */
+export interface ActivityInterval {
+  startMs: number;
+  endMs: number;
+  ios: number;
+}
+
 export interface SessionRate {
   kind: 'read' | 'write';
   ios: number;
+  /** When the client moved data: iscsi-perf's per-second reports, qemu-img's timed batches. */
+  intervals?: ActivityInterval[];
   /** Seconds the client was moving data (iscsi-perf: its run time; qemu-img: the sum of "Run completed in"). */
   activeSeconds: number;
   iops: number;
@@ -29,8 +38,17 @@ export interface ManySessionsResult {
   seconds: number;
   readIops: number;
   writeIops: number;
-  /** Sum of the per-session rates. */
+  /**
+   * I/Os per second while every session was active: the window from the moment the last session
+   * started moving data to the moment the first one stopped (client start-up and logins of 64
+   * processes are staggered on a small machine). Falls back to the sum of per-session rates when the
+   * window is shorter than a second.
+   */
   iops: number;
+  /** Length of that window in seconds (0 when the fallback was used). */
+  windowSeconds: number;
+  /** Sum of the per-session rates, each over its own active time (an upper bound when sessions are staggered). */
+  sumOfRatesIops: number;
   mibS: number;
   /** Total I/Os divided by wall time (includes client start-up, login and the tail): a lower bound. */
   wallIops: number;
@@ -50,11 +68,20 @@ const BATCH_SECONDS = 1.5;
 const FIRST_BATCH = 500;
 const MAX_BATCH = 2_000_000;
 
-function runTool(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+function runTool(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  onStdout?: (text: string, atMs: number) => void,
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      const text = d.toString();
+      out += text;
+      onStdout?.(text, Date.now());
+    });
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('close', (code) => {
@@ -84,13 +111,21 @@ export function nextBatch(lastCount: number, lastSeconds: number, secondsLeft: n
   return Math.max(100, Math.min(MAX_BATCH, Math.round(want)));
 }
 
+/** iscsi-perf prints "iops current N" once a second (unbuffered, even into a pipe). */
+export function parseIscsiPerfCurrent(text: string): number[] {
+  return [...text.matchAll(/iops current (\d+)/g)].map((m) => Number(m[1]));
+}
+
 async function reader(url: string, initiator: string, seconds: number): Promise<SessionRate> {
-  const r = await runTool('iscsi-perf', ['-i', initiator, '-r', '-m', '32', '-b', '8', '-t', String(seconds), url], (seconds + 15) * 1000);
+  const intervals: ActivityInterval[] = [];
+  const r = await runTool('iscsi-perf', ['-i', initiator, '-r', '-m', '32', '-b', '8', '-t', String(seconds), url], (seconds + 15) * 1000, (text, at) => {
+    for (const n of parseIscsiPerfCurrent(text)) intervals.push({ startMs: at - 1000, endMs: at, ios: n });
+  });
   const avg = parseIscsiPerfAverage(r.out);
   if (r.code !== 0 || avg === undefined) {
     return { kind: 'read', ios: 0, activeSeconds: 0, iops: 0, error: `iscsi-perf rc=${r.code}: ${r.out.trim().slice(-200)}` };
   }
-  return { kind: 'read', ios: avg * seconds, activeSeconds: seconds, iops: avg };
+  return { kind: 'read', ios: avg * seconds, activeSeconds: seconds, iops: avg, intervals };
 }
 
 /** qemu-img --image-opts for an iscsi:// URL with its own initiator name (one distinct session per client). */
@@ -105,6 +140,7 @@ async function writer(url: string, initiator: string, seconds: number, stride: n
   let ios = 0;
   let active = 0;
   let batch = FIRST_BATCH;
+  const intervals: ActivityInterval[] = [];
   while (Date.now() < end) {
     const r = await runTool(
       'qemu-img',
@@ -117,9 +153,35 @@ async function writer(url: string, initiator: string, seconds: number, stride: n
     }
     ios += batch;
     active += secs;
+    // The I/O phase ends just before the process exits (logout is quick); start-up and login precede it.
+    const done = Date.now();
+    intervals.push({ startMs: done - secs * 1000, endMs: done, ios: batch });
     batch = nextBatch(batch, secs, (end - Date.now()) / 1000);
   }
-  return { kind: 'write', ios, activeSeconds: active, iops: active ? ios / active : 0 };
+  return { kind: 'write', ios, activeSeconds: active, iops: active ? ios / active : 0, intervals };
+}
+
+/**
+ * The window in which every session was moving data, and each session's I/Os inside it (intervals
+ * cut by the window count in proportion to their overlap). Undefined when the sessions never all
+ * overlapped for at least `minSeconds`.
+ */
+export function commonWindow(
+  sessions: Array<{ intervals?: ActivityInterval[] }>,
+  minSeconds = 1,
+): { startMs: number; endMs: number; iosPerSession: number[] } | undefined {
+  if (sessions.length === 0 || sessions.some((s) => !s.intervals || s.intervals.length === 0)) return undefined;
+  const startMs = Math.max(...sessions.map((s) => Math.min(...s.intervals!.map((i) => i.startMs))));
+  const endMs = Math.min(...sessions.map((s) => Math.max(...s.intervals!.map((i) => i.endMs))));
+  if (endMs - startMs < minSeconds * 1000) return undefined;
+  const iosPerSession = sessions.map((s) =>
+    s.intervals!.reduce((sum, i) => {
+      const overlap = Math.min(endMs, i.endMs) - Math.max(startMs, i.startMs);
+      const len = i.endMs - i.startMs;
+      return overlap > 0 && len > 0 ? sum + (i.ios * overlap) / len : sum;
+    }, 0),
+  );
+  return { startMs, endMs, iosPerSession };
 }
 
 /** Jain's fairness index (Σx)² / (n·Σx²): 1 when every session gets the same rate, 1/n when one gets all. */
@@ -138,18 +200,26 @@ export function aggregateSessions(
 ): Omit<ManySessionsResult, 'sessions' | 'seconds' | 'maxRssBytes'> {
   const ok = perSession.filter((s) => !s.error);
   const sumOf = (k: 'read' | 'write') => ok.filter((s) => s.kind === k).reduce((a, s) => a + s.iops, 0);
-  const readIops = sumOf('read');
-  const writeIops = sumOf('write');
-  const iops = readIops + writeIops;
+  const sumOfRatesIops = sumOf('read') + sumOf('write');
   const ios = perSession.reduce((a, s) => a + s.ios, 0);
+  // Rates inside the common window when there is one (all sessions healthy), else each over its own time.
+  const win = ok.length === perSession.length ? commonWindow(ok) : undefined;
+  const windowSeconds = win ? (win.endMs - win.startMs) / 1000 : 0;
+  const rateOf = ok.map((s, i) => (win ? win.iosPerSession[i]! / windowSeconds : s.iops));
+  const kindSum = (k: 'read' | 'write') => ok.reduce((a, s, i) => (s.kind === k ? a + rateOf[i]! : a), 0);
+  const readIops = kindSum('read');
+  const writeIops = kindSum('write');
+  const iops = readIops + writeIops;
   const fair = (['read', 'write'] as const)
-    .map((k) => jainIndex(ok.filter((s) => s.kind === k).map((s) => s.iops)))
+    .map((k) => jainIndex(ok.flatMap((s, i) => (s.kind === k ? [rateOf[i]!] : []))))
     .filter((v): v is number => v !== undefined);
-  const rates = ok.map((s) => s.iops);
+  const rates = rateOf;
   return {
     readIops,
     writeIops,
     iops,
+    windowSeconds,
+    sumOfRatesIops,
     mibS: (iops * 4096) / 2 ** 20,
     wallIops: wallSeconds > 0 ? ios / wallSeconds : 0,
     targetCpuS,

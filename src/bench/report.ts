@@ -15,6 +15,9 @@ export interface WorkloadRecord {
   /** Many-sessions workloads: Jain's fairness index over the per-session rates. */
   fairness?: number;
   max_rss_bytes?: number;
+  /** Many-sessions workloads: total I/Os / wall time, and the length of the all-sessions-active window. */
+  wall_iops?: number;
+  window_s?: number;
   error?: string;
 }
 
