@@ -112,6 +112,17 @@ describe('vtgt serve (stand-in platform)', () => {
     const tree = (await cli('show')).out;
     expect(tree).toContain(`${T}  auth: ACL`);
     expect(tree).toContain('lun7 -> null');
+    // Target-wide and discovery CHAP.
+    expect((await cli('target', 'auth', T, '--chap', 'c1')).code).toBe(0);
+    expect(plat.iscsi.targets.get(T)!.chap).toEqual({ user: 'client1', secret: 'a-long-enough-secret' });
+    expect((await cli('discovery', 'auth', '--chap', 'c1')).code).toBe(0);
+    expect(plat.iscsi.discovery).toEqual({ chap: { user: 'client1', secret: 'a-long-enough-secret' }, mutual: undefined });
+    expect((await cli('discovery', 'auth', '--mutual-chap', 'c1')).code).toBe(2);
+    expect((await cli('target', 'auth', T, '--chap', 'ghost')).code).toBe(1);
+    expect((await cli('target', 'auth', T)).code).toBe(0);
+    expect(plat.iscsi.targets.get(T)!.chap).toBeUndefined();
+    expect((await cli('discovery', 'auth')).code).toBe(0);
+    expect(plat.iscsi.discovery).toEqual({ chap: undefined, mutual: undefined });
     // The account list never shows the secret.
     expect((await cli('account', 'list')).out).not.toContain('a-long-enough-secret');
   });

@@ -86,6 +86,28 @@ export function buildProgram(io: CliIo): Command {
   example(leaf(target, 'delete', 'delete a target; its sessions are logged out').argument('<iqn>'), 'vtgt target delete iqn.2026-11.org.example:db').action(async function (this: Command, iqn: string) {
     await call(this, 'target.delete', { name: iqn });
   });
+  example(
+    leaf(target, 'auth', 'require CHAP for every initiator of a target (ACL entries may name their own accounts); without options: no target-wide CHAP')
+      .argument('<iqn>')
+      .option('--chap <account>', 'account initiators must authenticate with')
+      .option('--mutual-chap <account>', 'account the target answers with'),
+    'vtgt target auth iqn.2026-11.org.vtgt:default --chap client1',
+    'vtgt target auth iqn.2026-11.org.vtgt:default',
+  ).action(async function (this: Command, iqn: string) {
+    const o = this.opts();
+    await call(this, 'target.auth', { name: iqn, chap: o.chap, mutualChap: o.mutualChap });
+  });
+  const discovery = program.command('discovery').description('iSCSI SendTargets discovery settings');
+  example(
+    leaf(discovery, 'auth', 'require CHAP for discovery sessions; without options: discovery open to all')
+      .option('--chap <account>', 'account initiators must authenticate with')
+      .option('--mutual-chap <account>', 'account the target answers with'),
+    'vtgt discovery auth --chap discovery',
+    'vtgt discovery auth',
+  ).action(async function (this: Command) {
+    const o = this.opts();
+    await call(this, 'discovery.auth', { chap: o.chap, mutualChap: o.mutualChap });
+  });
   example(leaf(target, 'list', 'list targets'), 'vtgt target list').action(async function (this: Command) {
     await call(this, 'target.list', {}, (r) => renderTable(r as Array<Record<string, unknown>>, ['name', 'luns', 'acls']));
   });

@@ -121,6 +121,21 @@ function lunList(c: VtgtConfig, t: TargetConfig, initiator: string | undefined):
   return (acl.luns ??= t.luns.map((l) => ({ ...l })));
 }
 
+function authArgs(a: Args): { chap?: string; mutualChap?: string } {
+  const chap = a.optStr('chap');
+  const mutualChap = a.optStr('mutualChap');
+  if (mutualChap !== undefined && chap === undefined) throw new ControlError('usage', '--mutual-chap needs --chap (the initiator authenticates first)');
+  return { ...(chap ? { chap } : {}), ...(mutualChap ? { mutualChap } : {}) };
+}
+
+function checkAccounts(c: VtgtConfig, ...names: Array<string | undefined>): void {
+  for (const acc of names) {
+    if (acc !== undefined && !c.accounts.some((x) => x.name === acc)) {
+      throw new ControlError('not_found', `no account ${acc}; create it with "vtgt account create ${acc} --user USER --secret-file FILE"`);
+    }
+  }
+}
+
 function secretFromArgs(a: Args): SecretSource {
   const s = a.optStr('secret');
   const f = a.optStr('secretFile');
@@ -160,6 +175,30 @@ const handlers: Record<string, Handler> = {
     return mutate(ctx, (c) => {
       findTarget(c, name);
       c.targets = c.targets.filter((t) => t.name !== name);
+    });
+  },
+
+  async 'target.auth'(ctx, a) {
+    const name = a.str('name');
+    const { chap, mutualChap } = authArgs(a);
+    return mutate(ctx, (c) => {
+      const t = findTarget(c, name);
+      checkAccounts(c, chap, mutualChap);
+      delete t.chap;
+      delete t.mutualChap;
+      if (chap) t.chap = chap;
+      if (mutualChap) t.mutualChap = mutualChap;
+      return chap ? `target ${name} requires CHAP (${chap}${mutualChap ? `, mutual ${mutualChap}` : ''}) for new logins` : `target ${name} no longer requires CHAP for new logins`;
+    });
+  },
+  async 'discovery.auth'(ctx, a) {
+    const { chap, mutualChap } = authArgs(a);
+    return mutate(ctx, (c) => {
+      checkAccounts(c, chap, mutualChap);
+      delete c.iscsi.discoveryChap;
+      delete c.iscsi.discoveryMutualChap;
+      if (chap) c.iscsi.discoveryChap = chap;
+      if (mutualChap) c.iscsi.discoveryMutualChap = mutualChap;
     });
   },
 
@@ -299,9 +338,7 @@ const handlers: Record<string, Handler> = {
     return mutate(ctx, (c) => {
       const t = findTarget(c, target);
       if (t.acls.some((x) => x.initiator === initiator)) throw new ControlError('exists', `target ${target} already has an ACL for ${initiator}`);
-      for (const acc of [chap, mutualChap]) {
-        if (acc !== undefined && !c.accounts.some((x) => x.name === acc)) throw new ControlError('not_found', `no account ${acc}; create it with "vtgt account create ${acc} --user USER --secret-file FILE"`);
-      }
+      checkAccounts(c, chap, mutualChap);
       t.acls.push({ initiator, ...(addresses?.length ? { addresses } : {}), ...(chap ? { chap } : {}), ...(mutualChap ? { mutualChap } : {}) });
       if (t.acls.length === 1) return `target ${target} now admits only the initiators in its ACLs`;
     });
