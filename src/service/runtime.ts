@@ -31,6 +31,8 @@ export interface RunningTarget {
   target: ScsiTarget;
   /** Per-initiator LUN maps of ACLs that have their own `luns`. */
   aclMaps: Map<string, LunMap>;
+  /** The iSCSI server knows the target (addTarget succeeded). */
+  inIscsi: boolean;
 }
 
 export interface RunningPortal {
@@ -122,7 +124,13 @@ export class Runtime {
     const creds = this.resolveAccounts(next.accounts);
     const changedStores = next.backstores.filter((b) => {
       const old = this.backstores.get(b.name);
-      return !old || !isDeepStrictEqual(old.config, b);
+      if (!old) return true;
+      // The size of an existing image only matters when it is created (growing is `backstore resize`).
+      if (b.type === 'file' && isDeepStrictEqual({ ...old.config, size: undefined }, { ...b, size: undefined })) {
+        old.config = b;
+        return false;
+      }
+      return !isDeepStrictEqual(old.config, b);
     });
     if (changedStores.length) await mkdir(this.prDir, { recursive: true, mode: 0o700 });
     const opened = new Map<string, GuardedBackstore>();
@@ -137,7 +145,7 @@ export class Runtime {
     const nextTargets = new Map(next.targets.map((t) => [t.name, t]));
     for (const name of [...this.targets.keys()]) {
       if (!nextTargets.has(name)) {
-        await this.iscsi.removeTarget(name);
+        if (this.targets.get(name)!.inIscsi) await this.iscsi.removeTarget(name);
         await this.platform.core.removeTarget?.(name);
         this.targets.delete(name);
         changes.push(`removed target ${name}`);
@@ -166,15 +174,16 @@ export class Runtime {
       let rt = this.targets.get(t.name);
       const isNew = !rt;
       if (!rt) {
-        rt = { config: t, target: this.platform.core.createTarget({ name: t.name }), aclMaps: new Map() };
+        rt = { config: t, target: this.platform.core.createTarget({ name: t.name }), aclMaps: new Map(), inIscsi: false };
         this.targets.set(t.name, rt);
       }
       const lunChanges = this.syncLunMap(rt.target.luns, t.luns);
       const aclMapChanged = this.syncAclMaps(rt, t);
       const spec = this.iscsiSpec(rt, t, creds);
-      if (isNew) {
+      if (isNew || !rt.inIscsi) {
         this.iscsi.addTarget(spec);
-        changes.push(`added target ${t.name}`);
+        rt.inIscsi = true;
+        if (isNew) changes.push(`added target ${t.name}`);
       } else if (aclMapChanged || !isDeepStrictEqual(withoutLuns(rt.config), withoutLuns(t)) || accountsChanged(prev, next, t)) {
         this.iscsi.updateTarget(spec);
         changes.push(`updated target ${t.name}`);

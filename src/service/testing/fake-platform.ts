@@ -112,6 +112,7 @@ export class FakeIscsi implements IscsiApi {
   }
   async removePortal(host: string, port: number): Promise<void> {
     const s = this.servers.get(`${host}:${port}`);
+    if (!s) throw new Error(`no iSCSI portal on ${host}:${port}`);
     this.servers.delete(`${host}:${port}`);
     this.log.push(`remove-portal ${host}:${port}`);
     await new Promise<void>((r) => (s ? s.close(() => r()) : r()));
@@ -129,7 +130,8 @@ export class FakeIscsi implements IscsiApi {
     this.log.push(`update-target ${spec.target.name}`);
   }
   async removeTarget(name: string): Promise<void> {
-    this.targets.delete(name);
+    // Like the real server: removing an unknown target is an error.
+    if (!this.targets.delete(name)) throw new Error(`iSCSI target ${name} does not exist`);
     this.log.push(`remove-target ${name}`);
   }
   setDiscoveryAuth(chap?: unknown, mutual?: unknown): void {
