@@ -47,6 +47,10 @@ export const Layout = {
   MEM_BYTES: 0xf10000,
 } as const;
 
+/** Correlation tokens: a marker byte and a sequence number that is never reused. */
+const TOKEN_MARK = 0xa500000000000000n;
+const TOKEN_SEQ_MASK = (1n << 56n) - 1n;
+
 /** ibmvscsi.h MAX_INDIRECT_BUFS: descriptors carried in the IU itself. */
 export const MAX_INDIRECT_BUFS = 10;
 
@@ -219,7 +223,7 @@ export class VioClient {
 
   /** Send one IU in a slot and wait for the response to its token. */
   private exchange(kind: Pending['kind'], format: number, build: (token: Buffer, iuIoba: number) => Buffer, timeoutMs: number, lun?: Buffer): Promise<{ crq: Buffer; iu: Buffer }> {
-    const token = this.nextToken++ | 0xa500000000000000n;
+    const token = this.nextToken++ | TOKEN_MARK;
     const tokenBytes = ioba8(token);
     const slot = this.allocSlot();
     const iuIoba = Layout.IU_BASE + slot * SRP_MAX_IU_LEN;
@@ -396,8 +400,13 @@ export class VioClient {
   }
 
   private async tmf(lun: Buffer, func: number, taskTag: Buffer): Promise<TmfOutcome> {
+    // Only commands already sent when the function goes out are covered by it (the Linux midlayer
+    // keeps the device blocked during error handling, so there are no others); later ones still get
+    // their own responses and must keep their IU slots until then.
+    let cutoff = 0n;
     try {
       await this.takeCredit(true);
+      cutoff = this.nextToken;
       const r = await this.exchange('tmf', CrqFormat.SRP, (tag) => encodeTskMgmt({ tag, solNot: 0, lun, func, taskTag }), 60_000);
       const rsp = decodeRsp(r.iu);
       if (!rsp.ok) return 'failed';
@@ -406,6 +415,7 @@ export class VioClient {
       // Complete what the server will no longer answer, and re-credit each (ibmvscsi does).
       for (const p of [...this.pending.values()]) {
         if (p.kind !== 'cmd' || !p.lun || !p.lun.equals(lun)) continue;
+        if ((p.token & TOKEN_SEQ_MASK) >= cutoff) continue;
         if (func === 0x01 && !ioba8(p.token).equals(taskTag)) continue;
         this.pending.delete(p.token);
         this.freeSlots.push(p.slot);
