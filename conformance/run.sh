@@ -2,12 +2,14 @@
 # usage: conformance/run.sh [OUTDIR]
 #
 # Runs libiscsi's iscsi-test-cu (through ../shared/tools/conformance.sh, or $CONFORMANCE_SH) against
-# the vtgt iSCSI target started as a process on ephemeral loopback ports. Builds nothing: run
-# `npm run build` first (it uses dist/iscsi/dev-target.js: the same src/iscsi + SCSI core the service
-# runs). Three passes over one target with two portals:
-#   lun0  thin-provisioned sparse file (128 MiB), with the second portal as the MultipathIO path
-#   lun1  removable-media memory LUN (16 MiB)
-#   lun2  read-only memory LUN (16 MiB)
+# the vtgt service (`node bin/vtgt.js serve`) started as a process with its own data directory and
+# two portals on ephemeral loopback ports. Builds nothing: run `npm run build` first. One target:
+#   lun0  thin-provisioned sparse file (128 MiB): the whole ALL family, with the second portal as the
+#         MultipathIO path
+#   lun1  removable-media memory LUN (16 MiB): the families that need removable media
+#         (PreventAllow, StartStopUnit), which skip on lun0
+#   lun2  read-only memory LUN (16 MiB): the family that needs write protection (ReadOnly), which
+#         skips on lun0 (the rest of ALL writes with --dataloss and cannot run on a read-only LU)
 # Exits non-zero if any test fails, or is skipped without being listed in conformance/SKIPS.md
 # under that LUN's heading.
 set -uo pipefail
@@ -15,22 +17,38 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 OUT=${1:-$(mktemp -d "${TMPDIR:-/tmp}/vtgt-conformance.XXXXXX")}
 CONF=${CONFORMANCE_SH:-$root/../shared/tools/conformance.sh}
-DEV=$root/dist/iscsi/dev-target.js
 IQN=iqn.2026-11.org.vtgt:conformance
-[ -f "$DEV" ] || { echo "run.sh: $DEV missing; run 'npm run build' first" >&2; exit 2; }
+[ -d "$root/dist/service" ] || { echo "run.sh: dist/ missing; run 'npm run build' first" >&2; exit 2; }
 [ -x "$CONF" ] || { echo "run.sh: conformance script $CONF not found (set CONFORMANCE_SH)" >&2; exit 2; }
 mkdir -p "$OUT"
-work=$(mktemp -d "${TMPDIR:-/tmp}/vtgt-conf-lun.XXXXXX")
+data=$(mktemp -d "${TMPDIR:-/tmp}/vtgt-conf-data.XXXXXX")
+cat >"$data/conformance.yaml" <<YAML
+backstores:
+  - { name: thin0, type: file, path: thin0.img, size: 128MiB }
+  - { name: rem1, type: memory, size: 16MiB, removable: true }
+  - { name: ro2, type: memory, size: 16MiB, readOnly: true }
+targets:
+  - name: $IQN
+    luns:
+      - { lun: 0, backstore: thin0 }
+      - { lun: 1, backstore: rem1 }
+      - { lun: 2, backstore: ro2 }
+    acls: []
+accounts: []
+iscsi:
+  portals: [127.0.0.1:0, 127.0.0.1:0]
+YAML
 
-node "$DEV" --target "$IQN" --portals 2 --nop-interval 0 \
-  --lun "0=file:$work/lun0.img:128M" --lun "1=memory:16M:removable" --lun "2=memory:16M:ro" \
-  >"$OUT/target.json" 2>"$OUT/target.log" &
+node "$root/bin/vtgt.js" serve --data "$data" --config "$data/conformance.yaml" >"$OUT/service.out" 2>"$OUT/service.log" &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"; }
 trap cleanup EXIT
-for _ in $(seq 50); do [ -s "$OUT/target.json" ] && break; sleep 0.1; done
-read -r P1 P2 < <(python3 -c 'import json,sys; print(*json.load(open(sys.argv[1]))["ports"])' "$OUT/target.json") || {
-  echo "run.sh: target did not start:" >&2; cat "$OUT/target.log" >&2; exit 2; }
+for _ in $(seq 100); do grep -q '^vtgt: ready' "$OUT/service.out" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+mapfile -t ports < <(sed -n 's|^vtgt: listening on iscsi://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$OUT/service.out")
+if [ "${#ports[@]}" -lt 2 ]; then
+  echo "run.sh: the service did not come up with two portals:" >&2; cat "$OUT/service.out" "$OUT/service.log" >&2; exit 2
+fi
+P1=${ports[0]}; P2=${ports[1]}
 base="iscsi://127.0.0.1:$P1/$IQN"
 "$CONF" "$base/0" "$OUT/lun0" "iscsi://127.0.0.1:$P2/$IQN/0" | tail -1
 CONF_TESTS=ALL.PreventAllow,ALL.StartStopUnit "$CONF" "$base/1" "$OUT/lun1" | tail -1
