@@ -29,7 +29,7 @@ describe('operational key negotiation (RFC 7143 §13)', () => {
     ['HeaderDigest', 'CRC32C,None', 'CRC32C'],
     ['HeaderDigest', 'None,CRC32C', 'None'],
     ['DataDigest', 'MD5', 'Reject'],
-    ['IFMarker', 'No', 'Reject'], // §13.25 obsolete
+    ['IFMarker', 'Yes', 'No'], // §13.25 obsolete: markers stay off
     ['OFMarkInt', '2048', 'Reject'],
     ['X-com.example.Foo', 'bar', 'NotUnderstood'],
     ['BogusKey', '1', 'NotUnderstood'],

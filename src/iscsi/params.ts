@@ -55,6 +55,7 @@ type Rule =
   | { kind: 'list'; values: string[] }
   | { kind: 'declared-number'; lo: number; hi: number }
   | { kind: 'declarative' }
+  | { kind: 'markers-off' }
   | { kind: 'reject' };
 
 interface KeyDef {
@@ -103,9 +104,10 @@ export const KEY_DEFS: Record<string, KeyDef> = {
   SessionType: k({ kind: 'declarative' }, true, false), // §13.21
   TaskReporting: k({ kind: 'list', values: ['RFC3720'] }, true, true), // §13.23
   iSCSIProtocolLevel: k({ kind: 'min', lo: 0, hi: 31 }, true, true), // RFC 7144 §2.1
-  // §13.25: obsoleted marker keys are answered with "Reject".
-  IFMarker: k({ kind: 'reject' }, false, false),
-  OFMarker: k({ kind: 'reject' }, false, false),
+  // §13.25: obsoleted marker keys. IFMarker/OFMarker may be answered "No" (what RFC 3720 initiators
+  // expect to read); IFMarkInt/OFMarkInt must be answered "Reject".
+  IFMarker: k({ kind: 'markers-off' }, false, false),
+  OFMarker: k({ kind: 'markers-off' }, false, false),
   IFMarkInt: k({ kind: 'reject' }, false, false),
   OFMarkInt: k({ kind: 'reject' }, false, false),
   AuthMethod: { ...k({ kind: 'declarative' }, false, false), security: true },
@@ -269,6 +271,8 @@ export class ParamNegotiator {
     switch (rule.kind) {
       case 'reject':
         return 'Reject';
+      case 'markers-off':
+        return 'No';
       case 'declarative':
         return undefined;
       case 'declared-number': {
