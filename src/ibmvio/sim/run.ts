@@ -122,7 +122,7 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
         aix: opts.aix && !c.hostile,
         mode: c.hostile ? 'hostile' : 'normal',
         seconds,
-        workers: 24,
+        workers: 100, // the Linux client queues up to max_requests = 100
         maxBlocks: 256,
         seed: 1000 + c.index,
       };
