@@ -30,7 +30,7 @@ function standardInquiry(ctx: CommandContext): Buffer {
   b[2] = 0x06; // VERSION: SPC-4
   b[3] = 0x12; // HISUP=1, RESPONSE DATA FORMAT=2
   b[4] = STANDARD_LENGTH - 5;
-  b[5] = 0x10; // TPGS=01b: implicit ALUA (REPORT TARGET PORT GROUPS)
+  b[5] = 0x10 | 0x08; // TPGS=01b: implicit ALUA (REPORT TARGET PORT GROUPS); 3PC: EXTENDED COPY
   if (ctx.nexus.target.ports().length > 1) b[6] = 0x10; // MULTIP: reachable through several ports
   b[7] = 0x02; // CMDQUE
   asciiField(id?.vendor ?? lu?.vendor ?? ctx.services.vendor, 8).copy(b, 8);

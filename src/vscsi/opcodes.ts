@@ -14,6 +14,7 @@ import { sbcCommands } from './sbc.js';
 import { sbcUnmapCommands } from './sbc-unmap.js';
 import { sbcCompareCommands } from './sbc-compare.js';
 import { sbcDefectCommands } from './sbc-defects.js';
+import { extendedCopyCommands } from './extended-copy.js';
 import { maintenanceCommands } from './maintenance-in.js';
 import { reservationCommands } from './reservations.js';
 
@@ -33,6 +34,7 @@ function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
     ...sbcUnmapCommands,
     ...sbcCompareCommands,
     ...sbcDefectCommands,
+    ...extendedCopyCommands,
     ...maintenanceCommands,
     ...reservationCommands,
   ];

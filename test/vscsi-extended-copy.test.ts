@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import type { LogicalUnit } from '../src/vscsi/core.js';
+import { GOOD, cdb10, rig, senseOf } from './vscsi-helpers.js';
+
+function targetDescriptor(lu: LogicalUnit): Buffer {
+  const d = Buffer.alloc(32);
+  d[0] = 0xe4;
+  d[4] = 0x01; // binary
+  d[5] = 0x03; // NAA, LU association
+  d[7] = 16;
+  d.writeBigUInt64BE(lu.naaId >> 64n, 8);
+  d.writeBigUInt64BE(lu.naaId & 0xffffffffffffffffn, 16);
+  d.writeUIntBE(lu.blockSize, 29, 3);
+  return d;
+}
+
+function b2b(src: number, dst: number, blocks: number, srcLba: bigint, dstLba: bigint): Buffer {
+  const s = Buffer.alloc(28);
+  s[0] = 0x02;
+  s.writeUInt16BE(0x18, 2);
+  s.writeUInt16BE(src, 4);
+  s.writeUInt16BE(dst, 6);
+  s.writeUInt16BE(blocks, 10);
+  s.writeBigUInt64BE(srcLba, 12);
+  s.writeBigUInt64BE(dstLba, 20);
+  return s;
+}
+
+function paramList(listId: number, usage: number, targets: Buffer[], segments: Buffer[]): Buffer {
+  const h = Buffer.alloc(16);
+  h[0] = listId;
+  h[1] = usage << 3;
+  const t = Buffer.concat(targets);
+  const s = Buffer.concat(segments);
+  h.writeUInt16BE(t.length, 2);
+  h.writeUInt32BE(s.length, 8);
+  return Buffer.concat([h, t, s]);
+}
+
+const xcopyCdb = (len: number) => {
+  const c = Buffer.alloc(16);
+  c[0] = 0x83;
+  c.writeUInt32BE(len, 10);
+  return [...c];
+};
+const rcr = (sa: number, listId: number) => [0x84, sa, listId, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0];
+
+describe('EXTENDED COPY (LID1)', () => {
+  it('copies blocks within an LU and reports the copy status for LIST ID USAGE 00b', async () => {
+    const { fab, lu } = rig();
+    await fab.submit({ cdb: cdb10(0x2a, 0, 8), dataOut: Buffer.alloc(8 * 512, 0x41) });
+    const p = paramList(7, 0, [targetDescriptor(lu)], [b2b(0, 0, 8, 0n, 1000n)]);
+    expect((await fab.submit({ cdb: xcopyCdb(p.length), dataOut: p })).status).toBe(GOOD);
+    const back = await fab.submit({ cdb: cdb10(0x28, 1000, 8), expectedLength: 8 * 512 });
+    expect(back.data.equals(Buffer.alloc(8 * 512, 0x41))).toBe(true);
+    const st = await fab.submit({ cdb: rcr(0, 7), expectedLength: 1024 });
+    expect(st.data[4]).toBe(1);
+    expect(st.data.readUInt32BE(8)).toBe(8 * 512);
+    expect(senseOf(await fab.submit({ cdb: rcr(0, 8), expectedLength: 1024 })).field?.byte).toBe(2);
+  });
+
+  it('rejects truncated lists, unknown descriptor types, too many descriptors; aborts unreachable copies', async () => {
+    const { fab, lu } = rig();
+    const good = paramList(1, 2, [targetDescriptor(lu)], [b2b(0, 0, 1, 0n, 1n)]);
+    expect(senseOf(await fab.submit({ cdb: xcopyCdb(40), dataOut: good.subarray(0, 40) })).asc).toBe(0x1a);
+    const badT = Buffer.from(good);
+    badT[16] = 0xe0;
+    expect(senseOf(await fab.submit({ cdb: xcopyCdb(badT.length), dataOut: badT })).ascq).toBe(0x07);
+    const many = paramList(1, 2, [0, 1, 2].map(() => targetDescriptor(lu)), [b2b(0, 0, 1, 0n, 1n)]);
+    expect(senseOf(await fab.submit({ cdb: xcopyCdb(many.length), dataOut: many })).ascq).toBe(0x06);
+    const badIndex = paramList(1, 2, [targetDescriptor(lu)], [b2b(0, 1, 1, 0n, 1n)]);
+    let s = senseOf(await fab.submit({ cdb: xcopyCdb(badIndex.length), dataOut: badIndex }));
+    expect([s.key, s.asc, s.ascq]).toEqual([0x0a, 0x0d, 0x02]);
+    const eol = paramList(1, 2, [targetDescriptor(lu)], [b2b(0, 0, 8, 0n, 1020n)]);
+    s = senseOf(await fab.submit({ cdb: xcopyCdb(eol.length), dataOut: eol }));
+    expect(s.key).toBe(0x0a);
+    expect((await fab.submit({ cdb: xcopyCdb(0) })).status).toBe(GOOD);
+  });
+
+  it('reports operating parameters', async () => {
+    const { fab } = rig();
+    const r = await fab.submit({ cdb: rcr(3, 0), expectedLength: 1024 });
+    expect(r.status).toBe(GOOD);
+    expect(r.data.readUInt16BE(8)).toBe(2);
+    expect(r.data.readUInt32BE(0)).toBe(r.data.length - 4);
+    expect([...r.data.subarray(44)]).toEqual([0x02, 0xe4]);
+  });
+});
