@@ -183,7 +183,11 @@ describe('synchronous fast path', () => {
     expect(await f.write(large, 0, large.length, 8192)).toBe(large.length);
     expect(await f.write(small, 0, 512, 4096, true)).toBe(512); // dsync on tmpfs
     const b = Buffer.alloc(large.length);
+    const before = ioEngineInfo();
     expect(await f.read(b, 0, 4096, 0)).toBe(4096);
+    const after = ioEngineInfo();
+    expect(after.syncOps).toBe(before.syncOps + 1); // served on this thread, no request queued
+    expect(after.uringOps + after.poolOps).toBe(before.uringOps + before.poolOps);
     expect(b.subarray(0, 4096).equals(small)).toBe(true);
     expect(await f.read(b, 0, large.length, 8192)).toBe(large.length);
     expect(b.equals(large)).toBe(true);
@@ -202,10 +206,14 @@ describe('synchronous fast path', () => {
     await f.datasync();
     (await import('node:child_process')).spawnSync('sh', ['-c', `dd if=${path} iflag=nocache count=0 2>/dev/null`]);
     const b = Buffer.alloc(4096);
+    const before = ioEngineInfo();
     for (let i = 0; i < 16; i++) {
       expect(await f.read(b, 0, 4096, i * 65536)).toBe(4096);
       expect(b.equals(pattern(1 << 20, 6).subarray(i * 65536, i * 65536 + 4096))).toBe(true);
     }
+    const after = ioEngineInfo();
+    // Every read was served one way or the other; uncached ones (if the cache drop worked) went async.
+    expect(after.syncOps - before.syncOps + (after.uringOps + after.poolOps - before.uringOps - before.poolOps)).toBe(16);
     await f.close();
   });
 });

@@ -83,7 +83,11 @@ IoEngine::IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver
 }
 
 void IoEngine::Submit(IoRequest* req, bool prefer_uring) {
-  if (prefer_uring && uring_ && UringSubmit(uring_, req)) return;
+  if (prefer_uring && uring_ && UringSubmit(uring_, req)) {
+    uring_ops_++;
+    return;
+  }
+  pool_ops_++;
   pool_->Submit(req);
 }
 

@@ -60,8 +60,13 @@ class IoEngine {
   unsigned pool_threads() const { return pool_->threads(); }
   // Why io_uring is off ("" when on): not built in, or the kernel refused io_uring_setup.
   const char* uring_unavailable_reason() const { return uring_reason_; }
+  // Requests handed to each path since start (loop thread only): observability and tests.
+  double uring_ops() const { return uring_ops_; }
+  double pool_ops() const { return pool_ops_; }
 
  private:
+  double uring_ops_ = 0;
+  double pool_ops_ = 0;
   ThreadPool* pool_;
   UringEngine* uring_ = nullptr;
   const char* uring_reason_ = "";

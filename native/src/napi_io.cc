@@ -261,6 +261,8 @@ Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
   o.Set("uring", st->engine->uring_active());
   o.Set("uringEntries", st->engine->uring_entries());
   o.Set("threads", st->engine->pool_threads());
+  o.Set("uringOps", st->engine->uring_ops());
+  o.Set("poolOps", st->engine->pool_ops());
   o.Set("uringUnavailableReason", st->engine->uring_unavailable_reason());
   return o;
 }

@@ -41,6 +41,9 @@ export interface NativeIoEngineInfo {
   uringEntries: number;
   threads: number;
   uringUnavailableReason: string;
+  /** Requests handed to io_uring / to the addon's thread pool since the process started. */
+  uringOps: number;
+  poolOps: number;
 }
 
 export interface NativeAddon {

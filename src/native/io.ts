@@ -83,8 +83,11 @@ function checkIndex(op: string, what: string, v: unknown): number {
   return v;
 }
 
-export function ioEngineInfo(): NativeIoEngineInfo {
-  return loadNative().ioEngineInfo();
+let syncOps = 0;
+
+/** Engine state and counters: requests sent to io_uring and the pool, and synchronous fast-path hits. */
+export function ioEngineInfo(): NativeIoEngineInfo & { syncOps: number } {
+  return { ...loadNative().ioEngineInfo(), syncOps };
 }
 
 /** A zero-filled Buffer whose memory starts on `alignment` bytes (for O_DIRECT). */
@@ -154,8 +157,11 @@ export class IoFile {
     const base = write ? this.#syncWrite : this.#syncRead;
     if (base === undefined || length > SYNC_FAST_PATH_MAX_BYTES || this.#fd < 0 || this.#closing) return -1;
     const n = loadNative().ioTransferSync(write, this.#fd, buf, bufOffset, length, position, base | (dsync ? RWF_DSYNC : 0));
-    if (n === length) return n;
-    if (n >= 0 && !write && base === 0) return n; // tmpfs: a short read is end of file
+    if (n === length || (n >= 0 && !write && base === 0)) {
+      // Complete (a short tmpfs read is end of file).
+      syncOps++;
+      return n;
+    }
     if (n === -EOPNOTSUPP) {
       // This file or device cannot do it: stop trying.
       if (write) this.#syncWrite = undefined;
