@@ -91,7 +91,7 @@ describe('sessions across live changes', () => {
     writeFileSync(
       join(data, 'vtgt.yaml'),
       [
-        'backstores: [{name: d0, type: memory, size: 8MiB}]',
+        'backstores: [{name: d0, type: memory, size: 8MiB, serial: VT-SN-0042}]',
         'accounts:',
         '  - {name: alice, user: alice, secretEnv: VTGT_TEST_ALICE}',
         '  - {name: tgt, user: vtgt-target, secretFile: mutual.secret}',
@@ -115,6 +115,14 @@ describe('sessions across live changes', () => {
       }
     };
     expect(await attempt('iqn.2026-11.org.test:alice', { user: 'alice', secret: 'alice-secret-from-env' })).toBe(0);
+    // The configured serial number is what the LU reports (VPD page 0x80).
+    const c = await IscsiTestClient.connect(svc.port);
+    await c.login({ initiator: 'iqn.2026-11.org.test:alice', target: T, chap: { user: 'alice', secret: 'alice-secret-from-env' }, mutual: { user: 'vtgt-target', secret: 'target-side-secret-1' } });
+    let vpd = await c.scsi(Buffer.from([0x12, 0x01, 0x80, 0, 255, 0]), { read: 255 });
+    if (vpd.status !== 0) vpd = await c.scsi(Buffer.from([0x12, 0x01, 0x80, 0, 255, 0]), { read: 255 }); // power-on UA first
+    expect(vpd.status).toBe(0);
+    expect(vpd.data.subarray(4, 4 + vpd.data.readUInt16BE(2)).toString('ascii').trim()).toBe('VT-SN-0042');
+    c.close();
     expect(await attempt('iqn.2026-11.org.test:alice', { user: 'alice', secret: 'not-the-right-secret' })).not.toBe(0);
     expect(await attempt('iqn.2026-11.org.test:alice')).not.toBe(0); // no CHAP offered
     expect(await attempt('iqn.2026-11.org.test:mallory', { user: 'alice', secret: 'alice-secret-from-env' })).not.toBe(0);

@@ -163,7 +163,13 @@ export class Runtime {
     }
     for (const [name, store] of opened) {
       // APTPL persistent reservations survive restarts in the data directory.
-      const lu = this.platform.core.addLogicalUnit({ id: name, backstore: store, prStatePath: join(this.prDir, `${name}.json`) });
+      const serial = nextStores.get(name)!.serial;
+      const lu = this.platform.core.addLogicalUnit({
+        id: name,
+        backstore: store,
+        prStatePath: join(this.prDir, `${name}.json`),
+        ...(serial === undefined ? {} : { serial }),
+      });
       const existed = prev.backstores.some((b) => b.name === name);
       this.backstores.set(name, { config: nextStores.get(name)!, store, lu });
       changes.push(`${existed ? 'replaced' : 'added'} ${store.describe}`);
@@ -240,7 +246,8 @@ export class Runtime {
     // which also fsyncs the file and its directory.
     if (b.type === 'file' && path) await mkdir(dirname(path), { recursive: true });
     try {
-      const spec = { ...b, ...(path === undefined ? {} : { path }) };
+      const { serial: _serial, ...storeSpec } = b; // identity belongs to the LU, not the store
+      const spec = { ...storeSpec, ...(path === undefined ? {} : { path }) };
       const store: Backstore = await this.platform.createBackstore(spec);
       return guardBackstore(store, this.logger.child({ component: 'backstore' }));
     } catch (e) {

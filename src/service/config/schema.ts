@@ -24,7 +24,7 @@ import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectN
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
 export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log'] as const;
-const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine'];
+const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial'];
 const TARGET_KEYS = ['name', 'tpgt', 'luns', 'acls', 'chap', 'mutualChap', 'params'];
 const ACL_KEYS = ['initiator', 'addresses', 'luns', 'chap', 'mutualChap'];
 const LUN_KEYS = ['lun', 'backstore'];
@@ -202,6 +202,8 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
   const direct = r.boolean(c('direct'));
   const removable = r.boolean(c('removable'));
   const engine = r.oneOf(c('engine'), ['native', 'native-threadpool', 'fs'] as const);
+  // SPC-4 7.8.16: PRODUCT SERIAL NUMBER is printable ASCII; keep it short enough for every initiator.
+  const serial = r.string(c('serial'), 'a serial number', (v) => (/^[\x21-\x7e]{1,32}$/.test(v) ? undefined : 'a serial number is 1-32 printable ASCII characters without spaces'));
   if (name === undefined || type === undefined) return undefined;
   if (size === undefined && r.present(c('size'))) return undefined;
   if ((type === 'file' || type === 'block') && path === undefined) {
@@ -232,6 +234,7 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
   if (direct !== undefined) v.direct = direct;
   if (removable !== undefined) v.removable = removable;
   if (engine !== undefined) v.engine = engine;
+  if (serial !== undefined) v.serial = serial;
   return { v, field: f, fields: {} };
 }
 

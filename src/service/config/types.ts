@@ -34,6 +34,11 @@ export interface BackstoreConfig {
   /** O_DIRECT for file/block stores. */
   direct?: boolean;
   removable?: boolean;
+  /**
+   * Unit serial number (VPD page 0x80), also the seed of the NAA device identifier (VPD 0x83).
+   * Default: derived from the name. Set it to keep a LUN's identity when renaming or moving it.
+   */
+  serial?: string;
   /** file only: I/O engine (native = io_uring, native-threadpool, fs). */
   engine?: 'native' | 'native-threadpool' | 'fs';
 }
