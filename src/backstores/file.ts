@@ -324,7 +324,8 @@ export class FileBackstore implements Backstore {
   }
 
   async flush(): Promise<void> {
-    if (this.readOnly) return;
+    // Write-through: every write was O_DSYNC and every fallocate was followed by fdatasync.
+    if (this.readOnly || this.cacheMode === 'writethrough') return;
     try {
       await this.#rw.datasync();
     } catch (e) {
