@@ -274,7 +274,8 @@ function backstoreOptions(cmd: Command, withType: boolean): Command {
     .option('--read-only', 'write protect the LUN')
     .addOption(new Option('--cache-mode <mode>', 'writeback (initiator flushes) or writethrough').choices(['writeback', 'writethrough']))
     .option('--direct', 'O_DIRECT (bypass the page cache)')
-    .option('--removable', 'removable medium (START STOP UNIT can eject)');
+    .option('--removable', 'removable medium (START STOP UNIT can eject)')
+    .option('--serial <serial>', 'unit serial number (VPD 0x80; default derived from the backstore name)');
 }
 
 function backstoreArgs(o: Record<string, unknown>, withType: boolean): Record<string, unknown> {
@@ -286,6 +287,7 @@ function backstoreArgs(o: Record<string, unknown>, withType: boolean): Record<st
     cacheMode: o.cacheMode,
     direct: Boolean(o.direct),
     removable: Boolean(o.removable),
+    serial: o.serial,
   };
   if (withType) Object.assign(a, { type: o.type, path: o.path });
   return a;

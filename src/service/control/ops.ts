@@ -96,6 +96,8 @@ function backstoreFromArgs(c: VtgtConfig, a: Args, nameHint?: string): Backstore
   }
   if (a.bool('direct')) b.direct = true;
   if (a.bool('removable')) b.removable = true;
+  const serial = a.optStr('serial');
+  if (serial !== undefined) b.serial = serial; // checked with the rest by the schema
   if (b.size !== undefined && b.size % (b.blockSize ?? 512) !== 0) {
     throw new ControlError('usage', `size ${b.size} is not a multiple of the block size ${b.blockSize ?? 512}`);
   }
