@@ -188,7 +188,8 @@ export class BlockBackstore implements Backstore {
   }
 
   async flush(): Promise<void> {
-    if (this.readOnly) return;
+    // Write-through: O_DSYNC writes already flushed the device cache; BLKZEROOUT was followed by fdatasync.
+    if (this.readOnly || this.cacheMode === 'writethrough') return;
     try {
       // fdatasync on a block device also flushes the device's volatile write cache.
       await this.#file.datasync();
