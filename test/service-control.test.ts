@@ -57,9 +57,11 @@ describe('vtgt serve (stand-in platform)', () => {
   });
 
   it('refuses a second service on the same data directory', async () => {
-    await expect(serve({ dataDir: dir, portals: [{ host: '127.0.0.1', port: 0 }], logger: silent, platform: fakePlatform(), out: () => undefined })).rejects.toThrow(
-      /another vtgt is already running with this data directory/,
+    const second = fakePlatform();
+    await expect(serve({ dataDir: dir, portals: [{ host: '127.0.0.1', port: 0 }], logger: silent, platform: second, out: () => undefined })).rejects.toThrow(
+      /another vtgt is already running with data directory/,
     );
+    expect(second.stores).toHaveLength(0); // refused before opening any image
     // The first one still answers.
     expect(await controlRequest(join(dir, 'vtgt.sock'), 'ping')).toEqual({ pid: process.pid });
   });

@@ -10,7 +10,7 @@ import { issuesMessage, loadConfigFile, writeFileAtomic } from './config/file.js
 import { configToYaml } from './config/serialize.js';
 import type { PortalConfig, VtgtConfig } from './config/types.js';
 import { formatHostPort } from './config/values.js';
-import { ControlServer } from './control/server.js';
+import { ControlServer, socketInUse } from './control/server.js';
 import { ControlError } from './control/protocol.js';
 import { safeSessions } from './control/show.js';
 import type { ServiceContext } from './control/ops.js';
@@ -58,8 +58,15 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const configPath = resolve(opts.configPath ?? join(dataDir, CONFIG_FILE_NAME));
 
+  // Two services on one data directory would write the same images: refuse before opening anything.
+  const socketPath = join(dataDir, CONTROL_SOCKET_NAME);
+  if (await socketInUse(socketPath)) {
+    throw new ConfigError(`another vtgt is already running with data directory ${dataDir} (its control socket ${socketPath} answers); stop it first or use another --data`);
+  }
+
   // The config is read before the logger exists: its log level applies from the first line.
   let config: VtgtConfig;
+  let warnings: string[] = [];
   let createdDefault = false;
   if (!opts.configPath && !(await exists(configPath))) {
     config = defaultConfig();
@@ -69,9 +76,11 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
     const r = await loadConfigFile(configPath);
     if (!r.ok) throw new ConfigError(issuesMessage(r));
     config = r.config;
+    warnings = r.warnings;
   }
   const logger = opts.logger ?? createLogger({ level: config.log.level });
   if (createdDefault) logger.info({ path: configPath }, `wrote the default configuration to ${configPath}`);
+  for (const w of warnings) logger.warn({ path: configPath }, w);
   for (const [key, why] of unavailableFabrics()) logger.warn({ fabric: key, reason: why }, `the ${key} fabric is not available in this build; its config section is refused`);
   // --portal replaces the file's portals while the process runs; saving writes the file's portals
   // back (plus any added with the CLI), so an override never becomes permanent by accident.
@@ -129,7 +138,7 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
     stats: () => sampler.report(),
   };
 
-  const control = new ControlServer(join(dataDir, CONTROL_SOCKET_NAME), ctx, logger.child({ component: 'control' }));
+  const control = new ControlServer(socketPath, ctx, logger.child({ component: 'control' }));
   let metrics: MetricsServer | undefined;
   try {
     await control.listen();

@@ -11,7 +11,7 @@ import { ControlError, MAX_REQUEST_BYTES, parseRequest, type ControlResponse } f
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 
-async function socketInUse(path: string): Promise<boolean> {
+export async function socketInUse(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection(path);
     s.once('connect', () => {
