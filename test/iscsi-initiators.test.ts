@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasTool, startTargetProcess, type TargetProcess } from './helpers/iscsi-target-process.js';
+import { hasTool, startServiceProcess, startTargetProcess, type TargetProcess } from './helpers/iscsi-target-process.js';
 import { pattern } from './helpers/iscsi-harness.js';
 
 const IQN = 'iqn.2026-11.org.vtgt:initiators';
@@ -104,5 +104,50 @@ describe.skipIf(tools.length > 0)(`real initiators${tools.length ? ` (skipped: m
     const down = await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', `${url}/1`, back], 60000);
     expect(down.code, down.out).toBe(0);
     expect((await readFile(back)).equals(image)).toBe(true);
+  });
+});
+
+describe.skipIf(tools.length > 0)('the vtgt service as a process, with QEMU and libiscsi', () => {
+  let svc: TargetProcess;
+  let dir: string;
+  const SVC_IQN = 'iqn.2026-11.org.vtgt:service-test';
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vtgt-iscsi-svc-'));
+    svc = await startServiceProcess(
+      dir,
+      [
+        'backstores:',
+        '  - { name: disk0, type: file, path: disk0.img, size: 32MiB }',
+        'targets:',
+        `  - name: ${SVC_IQN}`,
+        '    luns:',
+        '      - { lun: 0, backstore: disk0 }',
+        '    acls: []',
+        'accounts: []',
+        'iscsi:',
+        '  portals: [127.0.0.1:0]',
+        '',
+      ].join('\n'),
+    );
+  }, 60000);
+  afterAll(async () => {
+    await svc?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves iscsi-ls and a byte-exact qemu-img round trip', async () => {
+    const url = `iscsi://127.0.0.1:${svc.ports[0]}/${SVC_IQN}/0`;
+    const ls = await run('iscsi-ls', ['-s', `iscsi://127.0.0.1:${svc.ports[0]}`]);
+    expect(ls.out).toContain(`Target:${SVC_IQN}`);
+    const src = join(dir, 'src.img');
+    const back = join(dir, 'back.img');
+    const image = pattern(8 * 1024 * 1024, 11);
+    await writeFile(src, image);
+    const up = await run('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, url], 60000);
+    expect(up.code, up.out).toBe(0);
+    const down = await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', url, back], 60000);
+    expect(down.code, down.out).toBe(0);
+    expect((await readFile(back)).subarray(0, image.length).equals(image)).toBe(true);
   });
 });

@@ -66,3 +66,41 @@ async function startOnce(args: string[], env: Record<string, string>): Promise<T
 export function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
 }
+
+/**
+ * Start the real service (`bin/vtgt.js serve`) with a YAML config in `dataDir`; resolves with the
+ * ports it prints ("vtgt: listening on iscsi://HOST:PORT") once it prints "vtgt: ready".
+ */
+export async function startServiceProcess(dataDir: string, configYaml: string): Promise<TargetProcess> {
+  ensureBuilt();
+  const { writeFile } = await import('node:fs/promises');
+  const config = join(dataDir, 'vtgt-test.yaml');
+  await writeFile(config, configYaml);
+  const child = spawn(process.execPath, [join(root, 'bin', 'vtgt.js'), 'serve', '--data', dataDir, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const ports: number[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      const m = /^vtgt: listening on iscsi:\/\/(?:\[[^\]]+\]|[^:]+):(\d+)$/.exec(line);
+      if (m) ports.push(Number(m[1]));
+      if (line.startsWith('vtgt: ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`vtgt serve exited with ${code}: ${stderr}`)));
+  });
+  return {
+    ports,
+    target: '',
+    child,
+    log: () => stderr,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
