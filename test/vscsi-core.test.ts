@@ -21,6 +21,8 @@ describe('ScsiCore model', () => {
     expect(() => t.addPort({ name: 'p2', relativeId: 1 })).toThrow(/in use/);
     expect(t.addPort({ name: 'p3' }).relativeId).toBe(2);
     expect(() => t.luns.set(16384, core.getLogicalUnit('a')!)).toThrow(RangeError);
+    expect(() => core.addLogicalUnit({ id: 'c', backstore: mem('c'), serial: 'has space' })).toThrow(/printable ASCII/);
+    expect(() => core.addLogicalUnit({ id: 'd', backstore: mem('d'), serial: 'x'.repeat(201) })).toThrow(/printable ASCII/);
   });
 
   it('per-ACL LUN maps show different LUs to different initiators', async () => {

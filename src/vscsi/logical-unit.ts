@@ -93,6 +93,10 @@ export class LogicalUnit {
     this.id = opts.id;
     this.backstore = opts.backstore;
     this.serial = opts.serial ?? deriveSerial(opts.id);
+    // VPD 0x80 and the T10 vendor ID designator (8 + serial bytes, one length byte) carry it verbatim.
+    if (!/^[\x21-\x7e]{1,200}$/.test(this.serial)) {
+      throw new Error(`logical unit ${opts.id}: serial must be 1-200 printable ASCII characters without spaces`);
+    }
     if (opts.naaId !== undefined && (opts.naaId < 0n || opts.naaId >> 128n !== 0n)) {
       throw new Error(`logical unit ${opts.id}: naaId must fit in 128 bits`);
     }

@@ -18,9 +18,6 @@ import { extendedCopyCommands } from './extended-copy.js';
 import { maintenanceCommands } from './maintenance-in.js';
 import { reservationCommands } from './reservations.js';
 
-/** Opcodes whose byte 1 bits 4-0 select a service action. */
-const SERVICE_ACTION_OPCODES = new Set([0x5e, 0x5f, 0x9e, 0x9f, 0xa3, 0xa4]);
-
 let table: Map<number, CommandSpec | Map<number, CommandSpec>> | undefined;
 
 function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
@@ -92,8 +89,6 @@ export function lookupByOpcode(opcode: number, serviceAction?: number): CommandS
   if (entry instanceof Map) return serviceAction === undefined ? undefined : entry.get(serviceAction);
   return serviceAction === undefined ? entry : undefined;
 }
-
-export { SERVICE_ACTION_OPCODES };
 
 /** Check CDB length and reserved bits against the usage data; the CONTROL byte's NACA and LINK too. */
 export function validateCdb(spec: CommandSpec, cdb: Buffer): ScsiFailure | undefined {
