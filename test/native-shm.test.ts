@@ -262,6 +262,46 @@ describe('SharedRegion across processes', () => {
     r.close();
   });
 
+  it('ring protocol across processes: producer index published after the entry, consumer sees both', async () => {
+    // The child produces 2000 entries into a 64-slot ring (slot = 16 bytes, index at 0, consumer index
+    // at 4); the parent consumes. An entry read after its index is visible must be complete.
+    const r = SharedRegion.createAnonymous(8 + 64 * 16);
+    const addon = join(process.cwd(), 'build', 'Release', 'vtgt_native.node');
+    const producer = `
+      const n = require(process.env.VTGT_NATIVE_ADDON || ${JSON.stringify(addon)});
+      const h = n.shmOpen(process.argv[1], false);
+      const e = Buffer.alloc(16);
+      for (let i = 0; i < 2000; i++) {
+        while (i - h.load32(4, false) >= 64) {}                 // ring full: wait for the consumer
+        e.writeUInt32LE(i, 0); e.writeUInt32LE((i ^ 0xa5a5a5a5) >>> 0, 12);
+        h.write(8 + (i % 64) * 16, e, 0, 16);
+        h.store32(0, i + 1, false);                                // publish
+      }
+      h.close();
+    `;
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['-e', producer, `/proc/${process.pid}/fd/${r.fd}`], { stdio: 'inherit' });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const e = Buffer.alloc(16);
+    let consumed = 0;
+    let bad = 0;
+    const deadline = Date.now() + 20_000;
+    while (consumed < 2000 && Date.now() < deadline) {
+      const prod = r.load32le(0);
+      while (consumed < prod) {
+        r.read(8 + (consumed % 64) * 16, e);
+        if (e.readUInt32LE(0) !== consumed || e.readUInt32LE(12) !== (consumed ^ 0xa5a5a5a5) >>> 0) bad++;
+        consumed++;
+        r.store32le(4, consumed);
+      }
+      if (consumed < 2000) await new Promise((res) => setImmediate(res));
+    }
+    expect(await exited).toBe(0);
+    expect(consumed).toBe(2000);
+    expect(bad).toBe(0);
+    r.close();
+  });
+
   it('a child cannot shrink a sealed memfd under the mapping', () => {
     const r = SharedRegion.createAnonymous(8192);
     const res = spawnSync(
