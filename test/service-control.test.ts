@@ -239,6 +239,16 @@ describe('vtgt serve (stand-in platform)', () => {
     expect(after).toContain('add-target iqn.2026-11.org.vtgt:second');
     expect(after.some((l) => l.includes(T))).toBe(false); // the default target's sessions are untouched
 
+    // A different creation size for an existing image is not a reason to reopen it (that is `resize`).
+    const opened = plat.stores.length;
+    writeFileSync(file, readFileSync(file, 'utf8').replace('size: 1GiB', 'size: 2GiB'));
+    expect((await svc.reload()).filter((c) => c.includes('disk0'))).toEqual([]);
+    expect(plat.stores.length).toBe(opened);
+    // ... but a real change (read-only) is: the LU is drained and replaced.
+    writeFileSync(file, readFileSync(file, 'utf8').replace('cacheMode: writeback', 'cacheMode: writeback\n    readOnly: true'));
+    expect(await svc.reload()).toContain(`replaced file ${join(dir, 'disk0.img')}`);
+    expect(plat.stores.at(-1)!.readOnly).toBe(true);
+
     writeFileSync(file, 'targets:\n  - name: iqn.2026-11.org.vtgt:x\n    luns: [{lun: 0, backstore: missing}]\n');
     const load = await cli('config', 'load');
     expect(load.code).toBe(1);
