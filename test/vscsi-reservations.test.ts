@@ -119,6 +119,21 @@ describe('persistent reservations through the core', () => {
     expect(keys.data.readBigUInt64BE(8)).toBe(0x77n);
   });
 
+  it('ScsiCore.clearReservations drops stale reservations and tells the registrants', async () => {
+    const { fab, other, core } = rig();
+    const b = other();
+    await register(fab, 1n);
+    await register(b, 2n);
+    await reserve(b, 2n, WE);
+    expect((await fab.submit(W)).status).toBe(CONFLICT);
+    await core.clearReservations('disk0');
+    const s = senseOf(await fab.submit(W));
+    expect([s.key, s.asc]).toEqual([0x6, 0x2a]);
+    expect((await fab.submit(W)).status).toBe(GOOD);
+    expect((await readKeys(fab)).data.readUInt32BE(4)).toBe(0);
+    await expect(core.clearReservations('nope')).rejects.toThrow(/does not exist/);
+  });
+
   it('without a reservation manager the commands are unsupported', async () => {
     const { fab } = rig({ reservations: false });
     expect(senseOf(await readKeys(fab)).asc).toBe(0x20);

@@ -15,6 +15,7 @@ import type { ReasonName } from './sense.js';
 import { cloneLuStats, type CoreStats } from './stats.js';
 import { AluaState, ScsiTarget, type TargetPort } from './target.js';
 import { abortTasksOfUnit } from './tmf.js';
+import { applyPrEffects } from './reservations.js';
 
 export { LogicalUnit } from './logical-unit.js';
 export { LunMap } from './lun-map.js';
@@ -122,12 +123,27 @@ export class ScsiCore implements NexusOwner {
     const holders = this.nexusesOf(lu);
     lu.removed = true;
     this.units.delete(id);
-    const first = holders[0]?.nexus;
-    if (first) await abortTasksOfUnit(first, lu);
+    if (holders.length > 0) await abortTasksOfUnit(this, undefined, lu);
     const maps = new Set<LunMap>();
     for (const t of this.targets.values()) maps.add(t.luns);
     for (const n of this.nexusSet) maps.add(n.lunMap);
     for (const m of maps) m.deleteUnit(lu);
+  }
+
+  /**
+   * Operator action: clear every persistent reservation, registration and RESERVE(6/10) of the LU,
+   * raising RESERVATIONS PREEMPTED on the registrants' nexuses. For stale reservations left by a dead
+   * cluster node; an initiator would use PERSISTENT RESERVE OUT CLEAR instead.
+   */
+  async clearReservations(luId: string): Promise<void> {
+    const lu = this.units.get(luId);
+    if (!lu) throw new Error(`logical unit ${luId} does not exist`);
+    await lu.ready;
+    const r = lu.reservations;
+    if (!r?.adminClear) throw new Error(`logical unit ${luId} has no reservation manager (reservations disabled or not restored)`);
+    const effects = await r.adminClear();
+    await applyPrEffects(this, lu, effects);
+    this.logger?.info({ lu: luId }, 'reservations cleared by the operator');
   }
 
   /**

@@ -34,6 +34,8 @@ export interface ReservationPort {
   onLogicalUnitReset(): void;
   /** A nexus that sees the LU opened: reservation unit attentions can reach it before its first command. */
   attachNexus?(initiator: PrInitiator): void;
+  /** Operator action: drop all registrations and reservations; returns the effects to apply. */
+  adminClear?(): Promise<PrEffect[]>;
 }
 
 export type ReservationFactory = (opts: {

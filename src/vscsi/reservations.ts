@@ -6,7 +6,10 @@
  */
 import { check, good, isFailure, type CommandContext, type CommandOutcome, type CommandSpec } from './command.js';
 import { u16, u32 } from './cdb.js';
-import type { PrOutcome } from './reservation-port.js';
+import type { PrEffect, PrOutcome } from './reservation-port.js';
+import type { CoreServices } from './core-services.js';
+import type { LogicalUnit } from './logical-unit.js';
+import type { NexusImpl } from './nexus.js';
 import { failure } from './sense.js';
 import { abortTasksOfUnit } from './tmf.js';
 
@@ -23,22 +26,31 @@ export const Opcode = {
 const unsupported = (): CommandOutcome =>
   check(failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } }));
 
-async function applyOutcome(ctx: CommandContext, out: PrOutcome, alloc?: number): Promise<CommandOutcome> {
-  if (out.kind === 'conflict') return { kind: 'conflict' };
-  if (out.kind === 'check') return check(out.failure);
-  const lu = ctx.unit;
-  for (const e of out.effects) {
+/** Carry out reservation effects on the nexuses that see `lu` (unit attentions, PREEMPT AND ABORT). */
+export async function applyPrEffects(
+  services: CoreServices,
+  lu: LogicalUnit,
+  effects: readonly PrEffect[],
+  requester?: NexusImpl,
+): Promise<void> {
+  for (const e of effects) {
     const keys = new Set(e.nexusKeys);
     if (e.kind === 'unitAttention') {
-      for (const { nexus, luns } of ctx.services.nexusesOf(lu)) {
+      for (const { nexus, luns } of services.nexusesOf(lu)) {
         if (!keys.has(nexus.prInitiator.key)) continue;
         for (const l of luns) nexus.addUnitAttention(l, e.reason);
       }
     } else {
       // PREEMPT AND ABORT (SPC-4 5.12.11.2.6): the preempted nexuses' tasks go as for CLEAR TASK SET.
-      await abortTasksOfUnit(ctx.nexus, lu, (n) => keys.has(n.prInitiator.key));
+      await abortTasksOfUnit(services, requester, lu, (n) => keys.has(n.prInitiator.key));
     }
   }
+}
+
+async function applyOutcome(ctx: CommandContext, out: PrOutcome, alloc?: number): Promise<CommandOutcome> {
+  if (out.kind === 'conflict') return { kind: 'conflict' };
+  if (out.kind === 'check') return check(out.failure);
+  await applyPrEffects(ctx.services, ctx.unit, out.effects, ctx.nexus);
   if (out.data && alloc !== undefined) return ctx.dataIn(out.data, alloc);
   return good();
 }

@@ -7,6 +7,7 @@ import { TmfFunction, TmfResponse, type TmfRequest, type TmfResult } from './fab
 import type { LogicalUnit } from './logical-unit.js';
 import type { ActiveCommand, NexusImpl } from './nexus.js';
 import { Reason, type ReasonName } from './sense.js';
+import type { CoreServices } from './core-services.js';
 
 const result = (response: TmfResponse): TmfResult => ({ response });
 
@@ -16,12 +17,13 @@ const result = (response: TmfResponse): TmfResult => ({ response });
  * CLEARED BY ANOTHER INITIATOR unit attention (SAM-5 5.6, SPC-4 7.5.8).
  */
 export async function abortTasksOfUnit(
+  owner: CoreServices,
   requester: NexusImpl | undefined,
   lu: LogicalUnit,
   only?: (n: NexusImpl) => boolean,
 ): Promise<void> {
   const waits: Promise<void>[] = [];
-  for (const { nexus, luns } of requester?.owner.nexusesOf(lu) ?? []) {
+  for (const { nexus, luns } of owner.nexusesOf(lu)) {
     if (only && !only(nexus)) continue;
     const cmds = nexus.commandsFor(lu);
     if (cmds.length === 0) continue;
@@ -43,7 +45,7 @@ export async function resetLogicalUnit(
   lu: LogicalUnit,
   reason: ReasonName = 'BUS_DEVICE_RESET_FUNCTION_OCCURRED',
 ): Promise<void> {
-  await abortTasksOfUnit(requester, lu);
+  await abortTasksOfUnit(requester.owner, requester, lu);
   lu.preventers.clear();
   lu.reservations?.onLogicalUnitReset();
   for (const { nexus, luns } of requester.owner.nexusesOf(lu)) {
@@ -99,7 +101,7 @@ async function dispatch(nexus: NexusImpl, req: TmfRequest): Promise<TmfResult> {
       await Promise.all(mine().map((c) => nexus.abortCommand(c, 'silent')));
       return result(TmfResponse.FUNCTION_COMPLETE);
     case TmfFunction.CLEAR_TASK_SET:
-      await abortTasksOfUnit(nexus, lu);
+      await abortTasksOfUnit(nexus.owner, nexus, lu);
       return result(TmfResponse.FUNCTION_COMPLETE);
     case TmfFunction.LOGICAL_UNIT_RESET:
       await resetLogicalUnit(nexus, lu);
