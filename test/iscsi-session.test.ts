@@ -176,6 +176,31 @@ describe('iSCSI full feature phase against the real core', () => {
   });
 });
 
+describe('ErrorRecoveryLevel 0 connection failure', () => {
+  it('ends the whole session when one of its connections fails, but not on a connection logout', async () => {
+    const isid = Buffer.from('400000000088', 'hex');
+    const join = async (a: IscsiTestClient, cid: number) => {
+      const b = await IscsiTestClient.connect(port);
+      clients.push(b);
+      b.cmdSn = a.cmdSn;
+      expect((await b.login({ initiator: 'iqn.2026-11.test:erl0', target: IQN, isid, tsih: a.tsih, cid })).status).toBe(0);
+      return b;
+    };
+    const a = await session([['MaxConnections', '4']], 'iqn.2026-11.test:erl0', isid);
+    const b = await join(a, 1);
+    // Logout of connection 1 (reason 1) leaves connection 0 and the session alive.
+    b.cmdSn = a.cmdSn;
+    expect(await b.logout(1)).toBe(0);
+    a.cmdSn = b.cmdSn;
+    expect((await a.scsi(cdb.testUnitReady())).status).toBe(0);
+    // An abrupt failure of another connection fails the session: connection 0 is dropped too.
+    const c = await join(a, 2);
+    c.close();
+    expect(await a.waitClosed()).toBe(true);
+    expect(t.server.sessions().some((x) => x.initiator === 'iqn.2026-11.test:erl0')).toBe(false);
+  });
+});
+
 describe('hostile PDUs get the RFC answer and leave other sessions alone', () => {
   let bystander: IscsiTestClient;
   beforeAll(async () => {

@@ -168,6 +168,13 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     this.send(buildAsyncMessage({ event: AsyncEvent.REQUEST_LOGOUT, parameter3: Math.min(0xffff, Math.max(0, seconds)) }, this.takeSeq()));
   }
 
+  /** Set for a logout or connection reinstatement; any other close is a connection failure. */
+  orderlyExit = false;
+
+  markOrderlyExit(): void {
+    this.orderlyExit = true;
+  }
+
   /** Drop the connection now (reinstatement, fatal protocol error, dead peer, removal). */
   drop(reason: string): void {
     if (this.phase === 'closed') return;
@@ -496,11 +503,15 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
         return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
       }
       this.send(buildLogoutResponse(l.itt, code, this.takeSeq(), this.params.DefaultTime2Wait, this.params.DefaultTime2Retain));
-      if (closeOther) closeOther.drop('logged out by another connection of the session');
+      if (closeOther) {
+        closeOther.markOrderlyExit();
+        closeOther.drop('logged out by another connection of the session');
+      }
       if (l.reason === LogoutReason.CLOSE_SESSION) {
         for (const c of [...s.connections.values()]) if (c !== this) c.drop('session logged out');
       }
       if (closeSelf) {
+        this.orderlyExit = true;
         this.log?.info({ reason: l.reason }, 'iSCSI logout');
         this.abortTasks();
         this.finish();

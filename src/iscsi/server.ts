@@ -301,8 +301,10 @@ export class IscsiServer implements ConnectionServer {
     const s = conn.session;
     if (!s) return;
     if (s.connections.get(conn.cid) === conn) s.connections.delete(conn.cid);
-    // ErrorRecoveryLevel 0: the session ends with its last connection.
     if (s.connections.size === 0) void this.endSession(s, 'last connection closed');
+    // ErrorRecoveryLevel 0 (RFC 7143 §7.1.5, §7.3): a connection failure is a session failure; the
+    // initiator recovers by reinstating the session. Logouts and connection reinstatement are not failures.
+    else if (!conn.orderlyExit && s.params.ErrorRecoveryLevel === 0) void this.endSession(s, 'a connection of the session failed');
   }
 
   private async endSession(s: IscsiSession, reason: string): Promise<void> {
@@ -415,6 +417,7 @@ export class IscsiServer implements ConnectionServer {
       const old = s.connections.get(r.cid);
       if (old) {
         // §6.3.4: a login with the CID of a live connection reinstates that connection.
+        old.markOrderlyExit();
         old.drop('connection reinstatement');
         s.connections.delete(r.cid);
       } else if (s.connections.size >= s.params.MaxConnections) {

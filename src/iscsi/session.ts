@@ -13,6 +13,11 @@ export interface SessionConnection {
   readonly cid: number;
   /** Close the connection now (logout, reinstatement, session end). */
   drop(reason: string): void;
+  /**
+   * The connection is leaving in an orderly way (logged out, or replaced by connection reinstatement):
+   * its closing does not fail the session.
+   */
+  markOrderlyExit(): void;
   /** Close after what is already queued (a final response) has been sent. */
   closeAfterFlush(reason: string): void;
 }

@@ -42,6 +42,7 @@ export class IscsiTestClient {
   dataDigest = false;
   negotiated = new Map<string, string>();
   tsih = 0;
+  cid = 0;
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (c) => {
@@ -186,6 +187,7 @@ export class IscsiTestClient {
     if (r.status) return { status: r.status, keys: all };
     if (!r.transit || r.nsg !== 3) throw new Error('target did not transit to full feature phase');
     this.tsih = r.tsih;
+    this.cid = o.cid ?? 0;
     this.negotiated = all;
     this.headerDigest = all.get('HeaderDigest') === 'CRC32C';
     this.dataDigest = all.get('DataDigest') === 'CRC32C';
@@ -345,11 +347,12 @@ export class IscsiTestClient {
     return dec.pairs;
   }
 
-  async logout(reason = 0): Promise<number | undefined> {
+  async logout(reason = 0, cid = this.cid): Promise<number | undefined> {
     const b = Buffer.alloc(48);
     b[0] = 0x46;
     b[1] = 0x80 | reason;
     b.writeUInt32BE(this.itt++, 16);
+    b.writeUInt16BE(cid, 20);
     b.writeUInt32BE(this.cmdSn, 24);
     b.writeUInt32BE(this.expStatSn, 28);
     this.sendPdu(b);
