@@ -75,6 +75,11 @@ describe('sessions across live changes', () => {
     const shown = JSON.parse(vtgt(data, 'show', '--json').out).backstores.find((b: { name: string }) => b.name === 'disk0');
     expect(shown.reservations.registrations).toEqual([expect.objectContaining({ key: '0x0000000000000abc', initiator: 'iqn.2026-11.org.test:hot' })]);
     expect(vtgt(data, 'show').out).toContain('0x0000000000000abc  iqn.2026-11.org.test:hot');
+    const cleared = vtgt(data, 'backstore', 'clear-reservations', 'disk0');
+    expect(cleared.code).toBe(0);
+    expect(JSON.parse(vtgt(data, 'show', '--json').out).backstores.find((b: { name: string }) => b.name === 'disk0').reservations.registrations).toEqual([]);
+    const ua4 = await c.scsi(cdb.testUnitReady());
+    expect(senseCode(ua4.sense)).toEqual({ key: 6, asc: 0x2a, ascq: 0x03 }); // RESERVATIONS PREEMPTED
 
     expect(vtgt(data, 'lun', 'delete', T, '2').code).toBe(0);
     const ua2 = await c.scsi(cdb.testUnitReady());

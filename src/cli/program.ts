@@ -129,6 +129,12 @@ export function buildProgram(io: CliIo): Command {
   ).action(async function (this: Command, name: string) {
     await call(this, 'backstore.resize', { name, size: this.opts().size });
   });
+  example(
+    leaf(backstore, 'clear-reservations', 'drop stale SCSI persistent reservations and registrations of a backstore (e.g. after a cluster node died)').argument('<name>'),
+    'vtgt backstore clear-reservations disk0',
+  ).action(async function (this: Command, name: string) {
+    await call(this, 'backstore.clear-reservations', { name });
+  });
   example(leaf(backstore, 'list', 'list backstores and where they are mapped'), 'vtgt backstore list').action(async function (this: Command) {
     await call(this, 'backstore.list', {}, (r) => renderTable(r as Array<Record<string, unknown>>, ['name', 'type', 'path', 'size', 'usedBy']));
   });

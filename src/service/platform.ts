@@ -38,6 +38,8 @@ export interface CoreApi {
   removeLogicalUnit(id: string): Promise<void> | void;
   /** The LU's backstore changed size: raise CAPACITY DATA HAS CHANGED on every nexus that sees it. */
   capacityChanged?(lu: never): void;
+  /** Operator action: drop the LU's registrations and reservation, telling the registrants. */
+  clearReservations?(luId: string): Promise<void>;
   createTarget(opts: { name: string }): ScsiTarget;
   removeTarget?(name: string): Promise<void> | void;
   stats(): CoreStats;

@@ -234,6 +234,16 @@ const handlers: Record<string, Handler> = {
     };
   },
 
+  async 'backstore.clear-reservations'(ctx, a) {
+    const name = a.str('name');
+    const rb = ctx.runtime.backstores.get(name);
+    if (!rb) throw new ControlError('not_found', `no backstore ${name}; "vtgt backstore list" shows them`);
+    const core = ctx.runtime.platform.core;
+    if (!core.clearReservations) throw new ControlError('failed', 'this build of the SCSI core cannot clear reservations');
+    await core.clearReservations(rb.lu.id);
+    return { message: `persistent reservations and registrations of ${name} cleared; registrants get RESERVATIONS PREEMPTED` };
+  },
+
   // --- LUNs
   async 'lun.list'(ctx, a) {
     const c = ctx.runtime.config();

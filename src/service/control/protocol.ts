@@ -40,7 +40,7 @@ export function parseRequest(line: string): ControlRequest | { error: string; id
   if (!v || typeof v !== 'object' || Array.isArray(v)) return { error: 'request must be a JSON object', id: 0 };
   const o = v as Record<string, unknown>;
   const id = typeof o.id === 'number' && Number.isSafeInteger(o.id) ? o.id : 0;
-  if (typeof o.op !== 'string' || !/^[a-z]+(\.[a-z]+)?$/.test(o.op)) return { error: 'request needs "op": "<noun>.<verb>"', id };
+  if (typeof o.op !== 'string' || !/^[a-z]+(\.[a-z]+(-[a-z]+)*)?$/.test(o.op)) return { error: 'request needs "op": "<noun>.<verb>"', id };
   const args = o.args === undefined ? {} : o.args;
   if (!args || typeof args !== 'object' || Array.isArray(args)) return { error: '"args" must be an object', id };
   return { id, op: o.op, args: args as Record<string, unknown> };
