@@ -115,11 +115,11 @@ function usedBy(c: VtgtConfig, backstore: string): string[] {
   return out;
 }
 
-function lunList(c: VtgtConfig, t: TargetConfig, initiator: string | undefined): LunConfig[] {
+/** The LUN map a change applies to: the target's, or an ACL's own (created from the target's on first use). */
+function lunList(t: TargetConfig, initiator: string | undefined): LunConfig[] {
   if (initiator === undefined) return t.luns;
   const acl = t.acls.find((x) => x.initiator === initiator);
   if (!acl) throw new ControlError('not_found', `target ${t.name} has no ACL for ${initiator}; create it with "vtgt acl create ${t.name} ${initiator}"`);
-  void c;
   return (acl.luns ??= t.luns.map((l) => ({ ...l })));
 }
 
@@ -256,10 +256,9 @@ const handlers: Record<string, Handler> = {
     const initiator = a.optStr('initiator');
     const existing = a.optStr('backstore');
     const wanted = a.optInt('lun', 0, LUN_MAX);
-    let result = '';
-    const r = await mutate(ctx, (c) => {
+    return mutate(ctx, (c) => {
       const t = findTarget(c, target);
-      const luns = lunList(c, t, initiator);
+      const luns = lunList(t, initiator);
       let backstore: string;
       if (existing !== undefined) {
         if (!c.backstores.some((b) => b.name === existing)) throw new ControlError('not_found', `no backstore ${existing}; "vtgt backstore list" shows them`);
@@ -278,10 +277,8 @@ const handlers: Record<string, Handler> = {
       }
       luns.push({ lun, backstore });
       luns.sort((x, y) => x.lun - y.lun);
-      result = `LUN ${lun} -> ${backstore}`;
-      return result;
+      return `LUN ${lun} -> ${backstore}`;
     });
-    return r;
   },
   async 'lun.delete'(ctx, a) {
     const target = a.str('target');
@@ -290,7 +287,7 @@ const handlers: Record<string, Handler> = {
     const keep = a.bool('keepBackstore');
     return mutate(ctx, (c) => {
       const t = findTarget(c, target);
-      const luns = lunList(c, t, initiator);
+      const luns = lunList(t, initiator);
       const i = luns.findIndex((l) => l.lun === lun);
       if (i < 0) throw new ControlError('not_found', `${target} has no LUN ${lun}${initiator ? ` for ${initiator}` : ''}`);
       const [gone] = luns.splice(i, 1);
