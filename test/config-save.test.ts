@@ -32,6 +32,16 @@ describe('writeFileAtomic', () => {
     expect(readFileSync(join(target, 'keep'), 'utf8')).toBe('x');
   });
 
+  it('warns when a file with inline CHAP secrets is readable by others', async () => {
+    const f = join(dir, 'open.yaml');
+    writeFileSync(f, 'accounts: [{name: a, user: u, secret: twelve-bytes-at-least}]\n', { mode: 0o644 });
+    const r = await loadConfigFile(f);
+    expect(r.ok && r.warnings).toEqual([`${f} holds CHAP secrets and is readable by group/others; chmod 600 it (or use secretFile/secretEnv)`]);
+    await writeFileAtomic(f, 'accounts: [{name: a, user: u, secret: twelve-bytes-at-least}]\n');
+    const again = await loadConfigFile(f);
+    expect(again.ok && again.warnings).toEqual([]);
+  });
+
   it('reports an unreadable config file with a hint', async () => {
     const r = await loadConfigFile(join(dir, 'missing.yaml'));
     expect(r.ok).toBe(false);

@@ -1,5 +1,5 @@
 /** Reading a config file from disk and saving one atomically (temp file, fsync, rename, fsync dir). */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseConfig, type ParseOptions, type ParseResult } from './schema.js';
@@ -14,7 +14,12 @@ export async function loadConfigFile(path: string, opts: ParseOptions = {}): Pro
     const hint = code === 'ENOENT' ? 'check the path, or omit --config to use the data directory\'s vtgt.yaml' : 'check its permissions';
     return { ok: false, issues: [{ file: path, line: 1, col: 1, path: '', message: `cannot read the config file (${code}); ${hint}` }] };
   }
-  return parseConfig(path, text, opts);
+  const r = parseConfig(path, text, opts);
+  if (r.ok && r.config.accounts.some((a) => a.secret.kind === 'inline')) {
+    const mode = await stat(path).then((st) => st.mode & 0o077, () => 0);
+    if (mode !== 0) r.warnings.push(`${path} holds CHAP secrets and is readable by group/others; chmod 600 it (or use secretFile/secretEnv)`);
+  }
+  return r;
 }
 
 /** One message listing every problem, for logs, CLI output and control-socket errors. */
