@@ -128,5 +128,10 @@ describe('logging', () => {
     expect([...g.failures]).toEqual(['nospace', 'io']);
     inner.failWith = undefined;
     expect((await g.read(0, 512)).length).toBe(512);
+    expect(g.failures.size).toBe(0);
+    expect(c.records[2]).toMatchObject({ level: 30, backstore: 'd0', after: ['nospace', 'io'] });
+    inner.failWith = new BackstoreError('nospace', 'ENOSPC', 'ENOSPC');
+    await expect(g.write(0, Buffer.alloc(512), false)).rejects.toBe(inner.failWith);
+    expect(c.records).toHaveLength(4); // logged again after the recovery
   });
 });

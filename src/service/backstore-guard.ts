@@ -32,6 +32,15 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
     }
     throw e;
   };
+  // After a failure, the first success clears the state (disk space freed, device back) and says so,
+  // so the next failure is logged again.
+  const ok = <T>(v: T): T => {
+    if (failures.size > 0) {
+      logger.info({ backstore: inner.name, location: inner.describe, after: [...failures] }, `backstore ${inner.name} works again`);
+      failures.clear();
+    }
+    return v;
+  };
   const g: GuardedBackstore = {
     get name() {
       return inner.name;
@@ -55,9 +64,9 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
       return inner.capabilities;
     },
     failures,
-    read: (offset, length, into) => inner.read(offset, length, into).catch(seen),
-    write: (offset, data, fua) => inner.write(offset, data, fua).catch(seen),
-    flush: () => inner.flush().catch(seen),
+    read: (offset, length, into) => inner.read(offset, length, into).then(ok, seen),
+    write: (offset, data, fua) => inner.write(offset, data, fua).then(ok, seen),
+    flush: () => inner.flush().then(ok, seen),
     discard: (offset, length) => inner.discard(offset, length).catch(seen),
     writeZeroes: (offset, length, unmap) => inner.writeZeroes(offset, length, unmap).catch(seen),
     mapStatus: (offset, length) => inner.mapStatus(offset, length).catch(seen),
