@@ -103,6 +103,28 @@ describe('vtgt serve process', () => {
     expect((await again.exited).code).toBe(0);
   });
 
+  it('removes a LUN while an initiator is writing to it and keeps serving', async () => {
+    const data = tempDir();
+    const svc = await startService(data);
+    expect(vtgt(data, 'lun', 'create', T, '--memory', '64MiB', '--name', 'busy', '--lun', '1').code).toBe(0);
+    const url = `iscsi://127.0.0.1:${svc.port}/${T}/1`;
+    const writer = scope.track(spawn('qemu-io', ['-f', 'raw', '-c', 'aio_write -P 7 0 16M', '-c', 'aio_write -P 8 16M 16M', '-c', 'aio_flush', url], { stdio: 'ignore' }));
+    const writerDone = new Promise<number | null>((r) => writer.on('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 150)); // let the writes get going
+    const del = vtgt(data, 'lun', 'delete', T, '1');
+    expect(del.code).toBe(0);
+    expect(del.out).toContain('backstore busy closed');
+    // Whatever the initiator makes of it, it finishes, and the service is still fine.
+    const deadline = setTimeout(() => writer.kill('SIGKILL'), 20_000);
+    await writerDone;
+    clearTimeout(deadline);
+    expect(svc.proc.exitCode).toBeNull();
+    expect(JSON.parse(vtgt(data, 'lun', 'list', '--json').out)).toEqual([{ target: T, lun: 0, backstore: 'disk0' }]);
+    expect(tool('iscsi-inq', `iscsi://127.0.0.1:${svc.port}/${T}/0`).code).toBe(0);
+    svc.proc.kill('SIGTERM');
+    expect((await svc.exited).code).toBe(0);
+  });
+
   it('reports a bad config file with its position and exits 1', async () => {
     const data = tempDir();
     const cfg = join(data, 'bad.yaml');
