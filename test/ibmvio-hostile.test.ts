@@ -7,6 +7,9 @@ describe('vtgt sim ibmvio --hostile', () => {
     const hostile = r.lines.filter((l) => l.startsWith('hostile '));
     expect(hostile.length).toBeGreaterThan(25);
     expect(hostile.filter((l) => l.includes('UNEXPECTED'))).toEqual([]);
+    expect(r.lines.join('\n')).toMatch(/INIT handshake -> INIT COMPLETE/);
+    expect(r.lines.join('\n')).toMatch(/valid SRP_LOGIN_REQ -> SRP_LOGIN_RSP/);
+    expect(r.lines.join('\n')).toMatch(/\(credit overrun\) -> connection reset by the server/);
     expect(r.lines.join('\n')).toMatch(/guard pages never mapped in the TCE table -> untouched/);
     expect(r.lines.join('\n')).toMatch(/fuzz: 200 random .* server alive/);
     expect(r.lines.join('\n')).toMatch(/H_COPY_RDMA refused/);

@@ -165,8 +165,11 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
         for (const l of r.logs.filter((x) => x.startsWith('stderr'))) lines.push(`  lpar${c.index}: ${l}`);
       }
     }
+    // A run asked to prove restart/migration survival proves nothing if the event never happened.
     if (restart) lines.push(`server adapter vhost0 restarted midway: ${restarted ? 'yes' : 'no'}`);
+    if (restart && !restarted) ok = false;
     if (restart && clients >= 2) lines.push(`lpar1 migrated midway (transport event 0x06): ${migrated ? 'yes' : 'no'}`);
+    if (restart && clients >= 2 && !migrated) ok = false;
     if (opts.hostile) lines.push(`hypervisor: ${hv.stats.refusedCopies} H_COPY_RDMA refused (outside a window or without permission), ${hv.stats.copies} copies done`);
     if (errors > 0) ok = false;
   } finally {
