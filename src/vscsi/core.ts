@@ -7,14 +7,13 @@ import type { Backstore } from '../backstores/backstore.js';
 import type { InitiatorPortId, Nexus } from './fabric.js';
 import { LogicalUnit, type LogicalUnitOptions } from './logical-unit.js';
 import type { LunMap } from './lun-map.js';
-import { NexusImpl, type NexusOwner, type NexusProfile } from './nexus.js';
+import { NexusImpl, type ActiveCommand, type NexusOwner, type NexusProfile } from './nexus.js';
 export type { NexusProfile } from './nexus.js';
 import type { ReservationFactory } from './reservation-port.js';
 import { ReservationManager } from './pr/index.js';
 import type { ReasonName } from './sense.js';
 import { cloneLuStats, type CoreStats } from './stats.js';
 import { AluaState, ScsiTarget, type TargetPort } from './target.js';
-import { abortTasksOfUnit } from './tmf.js';
 import { applyPrEffects } from './reservations.js';
 
 export { LogicalUnit } from './logical-unit.js';
@@ -35,6 +34,24 @@ export interface ScsiCoreOptions {
    * `false` disables reservations: PERSISTENT RESERVE and RESERVE/RELEASE are then unsupported opcodes.
    */
   reservations?: ReservationFactory | false;
+  /** How long `removeLogicalUnit` lets accepted commands finish before aborting them (ms). */
+  drainTimeoutMs?: number;
+}
+
+/** Default bound on draining a removed LU: below the 30-60 s SCSI timeouts initiators use. */
+export const LU_DRAIN_TIMEOUT_MS = 25_000;
+
+/** true when every promise settled within `ms`, false on timeout (the promises keep running). */
+async function settledWithin(promises: Promise<void>[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  try {
+    return await Promise.race([Promise.all(promises).then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface AddLogicalUnitOptions {
@@ -58,9 +75,11 @@ export class ScsiCore implements NexusOwner {
   private readonly nexusSet = new Set<NexusImpl>();
   private readonly logger: Logger | undefined;
   private readonly reservationFactory: ReservationFactory | undefined;
+  private readonly drainTimeoutMs: number;
 
   constructor(opts: ScsiCoreOptions = {}) {
     this.logger = opts.logger;
+    this.drainTimeoutMs = opts.drainTimeoutMs ?? LU_DRAIN_TIMEOUT_MS;
     this.vendor = opts.vendor ?? 'VTGT';
     this.product = opts.product ?? 'VIRTUAL-DISK';
     this.reservationFactory =
@@ -116,18 +135,44 @@ export class ScsiCore implements NexusOwner {
     return [...this.units.values()];
   }
 
-  /** Unmap the LU everywhere, abort its queued work, wait for in-flight I/O. Does not close the backstore. */
-  async removeLogicalUnit(id: string): Promise<void> {
+  /**
+   * Take the LU out of service without failing the commands it already accepted: from now on it
+   * answers nowhere (new commands → LOGICAL UNIT NOT SUPPORTED, gone from REPORT LUNS, REPORTED LUNS
+   * DATA HAS CHANGED on every nexus that saw it); commands already accepted run to their normal
+   * completion. Only what is still running after `drainTimeoutMs` (default `LU_DRAIN_TIMEOUT_MS`) is
+   * aborted with TASK ABORTED, because an initiator given no status at all waits for its own SCSI
+   * timeout. Resolves when no command can touch the backstore any more; the backstore is not closed.
+   */
+  async removeLogicalUnit(id: string, opts: { drainTimeoutMs?: number } = {}): Promise<void> {
     const lu = this.units.get(id);
     if (!lu) return;
-    const holders = this.nexusesOf(lu);
     lu.removed = true;
     this.units.delete(id);
-    if (holders.length > 0) await abortTasksOfUnit(this, undefined, lu);
+    const inFlight: Array<{ nexus: NexusImpl; cmd: ActiveCommand }> = [];
+    for (const n of this.nexusSet) for (const cmd of n.commandsFor(lu)) inFlight.push({ nexus: n, cmd });
     const maps = new Set<LunMap>();
     for (const t of this.targets.values()) maps.add(t.luns);
     for (const n of this.nexusSet) maps.add(n.lunMap);
     for (const m of maps) m.deleteUnit(lu);
+    if (inFlight.length === 0) return;
+    const timeoutMs = opts.drainTimeoutMs ?? this.drainTimeoutMs;
+    const drained = await settledWithin(inFlight.map((x) => x.cmd.settled), timeoutMs);
+    if (drained) return;
+    const left = inFlight.filter((x) => x.cmd.state !== 'done');
+    this.logger?.warn(
+      { lu: id, commands: left.length, timeoutMs },
+      'logical unit removal: commands still running after the drain timeout are aborted (TASK ABORTED)',
+    );
+    const aborted = await settledWithin(
+      left.map((x) => x.nexus.abortCommand(x.cmd, 'taskAborted')),
+      timeoutMs,
+    );
+    if (!aborted) {
+      this.logger?.error(
+        { lu: id, backstore: lu.backstore.describe },
+        'logical unit removal: backstore I/O did not finish; closing the backstore now may fail those requests',
+      );
+    }
   }
 
   /**
