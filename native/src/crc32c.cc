@@ -77,6 +77,10 @@ bool crc32c_hardware() {
 #endif
 }
 
+uint32_t crc32c_software(uint32_t crc, const uint8_t* data, size_t len) {
+  return ~crc32c_soft(~crc, data, len);
+}
+
 uint32_t crc32c(uint32_t crc, const uint8_t* data, size_t len) {
   crc = ~crc;
 #if defined(__x86_64__)

@@ -48,6 +48,7 @@ export interface NativeIoEngineInfo {
 
 export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
+  crc32cSoftware(data: Uint8Array, seed?: number): number;
   crc32cHardware(): boolean;
   shmCreate(path: string, size: number): NativeShmHandle;
   shmOpen(path: string, readOnly: boolean): NativeShmHandle;
