@@ -329,4 +329,3 @@ function residualFields(r: Residual, bidiRead: Residual | undefined, bidi: boole
   return out;
 }
 
-export const _forTests = { residualFields };
