@@ -7,10 +7,10 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const ChapAlgorithm = { MD5: 5, SHA1: 6, SHA256: 7, SHA3_256: 8 } as const;
 const HASH: Record<number, { name: string; size: number }> = {
-  5: { name: 'md5', size: 16 },
-  6: { name: 'sha1', size: 20 },
-  7: { name: 'sha256', size: 32 },
-  8: { name: 'sha3-256', size: 32 },
+  [ChapAlgorithm.MD5]: { name: 'md5', size: 16 },
+  [ChapAlgorithm.SHA1]: { name: 'sha1', size: 20 },
+  [ChapAlgorithm.SHA256]: { name: 'sha256', size: 32 },
+  [ChapAlgorithm.SHA3_256]: { name: 'sha3-256', size: 32 },
 };
 
 export const isSupportedAlgorithm = (a: number): boolean => a in HASH;
