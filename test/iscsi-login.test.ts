@@ -204,7 +204,7 @@ describe('login state machine', () => {
     expect(s2.outcome).toBe('ffp');
   });
 
-  for (const alg of [5, 6, 7]) {
+  for (const alg of [5, 6, 7, 8]) {
     for (const mutual of [false, true]) {
       it(`authenticates with CHAP_A=${alg}${mutual ? ' and mutual CHAP' : ''}`, async () => {
         const chap = { user: 'alice', secret: 'alice-secret-1' };
