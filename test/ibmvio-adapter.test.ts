@@ -7,6 +7,7 @@ import type { VioHypervisor } from '../src/ibmvio/hypervisor.js';
 import { decodeAdapterInfo, encodeClientCapabilities, encodeMad } from '../src/ibmvio/mad-codec.js';
 import { decodeLoginRsp, decodeRsp, encodeCmd, encodeLoginReq } from '../src/srp/iu.js';
 import { ScsiCore } from '../src/vscsi/core.js';
+import { seededRandom } from '../src/sim/prng.js';
 
 /** In-process stand-in for PowerVM: one adapter pair, the client window is a flat buffer. */
 class FakeHv implements VioHypervisor {
@@ -311,15 +312,7 @@ describe('VioAdapter fuzz (bounded)', () => {
     await connect(victim.hv, victim.a);
     await connect(neighbour.hv, neighbour.a);
     expect((await login(neighbour.hv)).ok).toBe(true);
-    let x = 0x9e3779b9;
-    const rnd = () => {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      return x / 0x100000000;
-    };
+    const rnd = seededRandom(0x9e3779b9);
     const rcdb = Buffer.alloc(16);
     rcdb[0] = 0x28;
     rcdb.writeUInt16BE(8, 7);

@@ -25,6 +25,7 @@ import {
   encodeTLogout,
   encodeTskMgmt,
 } from '../src/srp/iu.js';
+import { seededRandom } from '../src/sim/prng.js';
 
 /** Hex with spaces/newlines and `#` comments ignored. */
 const hex = (s: string): Buffer => Buffer.from(s.replace(/#[^\n]*/g, '').replace(/\s+/g, ''), 'hex');
@@ -205,8 +206,7 @@ describe('SRP IU byte fixtures, both directions', () => {
   });
 
   it('decoders never throw on random bytes', () => {
-    let seed = 12345;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) >>> 0) / 0x7fffffff;
+    const rnd = seededRandom(12345);
     const decoders = [decodeCmd, decodeTskMgmt, decodeLoginReq, decodeRsp, decodeAerReq, decodeILogout];
     let okCount = 0;
     for (let i = 0; i < 3000; i++) {

@@ -14,6 +14,7 @@ import {
   type SrpRsp,
 } from '../src/srp/iu.js';
 import { SrpChannel, type SrpDataMover } from '../src/srp/target.js';
+import { seededRandom } from '../src/sim/prng.js';
 
 /** In-test SCSI core stand-in: READ(10)/WRITE(10) on a RAM disk; `hold` keeps commands pending. */
 class FakeNexus implements Nexus {
@@ -340,15 +341,7 @@ describe('SrpChannel', () => {
 
 describe('SrpChannel fuzz (bounded)', () => {
   it('answers or rejects every random / mutated IU without throwing, and keeps credits consistent', async () => {
-    let x = 0x2545f491;
-    const rnd = () => {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      return x / 0x100000000;
-    };
+    const rnd = seededRandom(0x2545f491);
     const seeds = [
       login(),
       encodeCmd({ tag: tag(1), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1), dataOut: { format: 'none' }, dataIn: { format: 'indirect', table: d(0x8000, 32), totalLength: 1024, inIu: [d(0x1000, 512), d(0x2000, 512)] } }),

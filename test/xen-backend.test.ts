@@ -14,6 +14,7 @@ import {
   slotOffset,
 } from '../src/xen/ring.js';
 import type { Nexus, ScsiCommandRequest, TmfRequest, TmfResult } from '../src/vscsi/fabric.js';
+import { Prng } from '../src/sim/prng.js';
 
 /** A hypervisor whose "guest" is a few Buffers; grants are a table we control. */
 class FakeHv implements XenHypervisor {
@@ -314,8 +315,8 @@ describe('xen ring backend', () => {
         r.port.complete({ status: 0, ...(r.direction === 'read' ? { dataIn: Buffer.alloc(r.expectedLength, 1) } : {}), residual: { kind: 'none' } });
       });
     };
-    let seed = 99;
-    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const prng = new Prng(99);
+    const rnd = (n: number) => prng.int(n);
     let published = 0;
     const refs = [7, 8, 9, 4000, 0, 0xffffffff];
     for (let round = 0; round < 150; round++) {

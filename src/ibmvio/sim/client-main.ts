@@ -8,6 +8,7 @@ import { runHostile } from './hostile.js';
 import { runScript, type ScriptStep } from './script.js';
 import { Partition } from './partition.js';
 import { Workload } from './workload.js';
+import { seededRandom } from '../../sim/prng.js';
 
 export interface ClientProcessArgs {
   socketPath: string;
@@ -25,22 +26,10 @@ export interface ClientProcessArgs {
 
 const say = (kind: 'LOG' | 'RESULT', s: string) => process.stdout.write(`${kind} ${s}\n`);
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
-
 async function normal(a: ClientProcessArgs): Promise<number> {
   const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memBytes: Layout.MEM_BYTES });
   const client = new VioClient(part, { partitionName: a.partitionName, osType: a.aix ? OsType.AIX : OsType.LINUX }, { log: (l) => say('LOG', l) });
-  const rnd = rng(a.seed);
+  const rnd = seededRandom(a.seed);
   const w = new Workload(client, a.aix ? 'aix' : 'linux', rnd);
   let fatal: string | undefined;
   try {

@@ -22,6 +22,7 @@ import { encodeMad } from '../mad-codec.js';
 import { Layout } from './client.js';
 import type { ClientProcessArgs } from './client-main.js';
 import { Partition } from './partition.js';
+import { seededRandom } from '../../sim/prng.js';
 
 const CANARY = 0x5a;
 const IU = Layout.IU_BASE;
@@ -290,15 +291,7 @@ export async function runHostile(a: ClientProcessArgs, say: (k: 'LOG' | 'RESULT'
     }
     // Bounded fuzz: random and mutated CRQ entries and IUs.
     {
-      let x = (a.seed >>> 0) || 7;
-      const rnd = () => {
-        x ^= x << 13;
-        x >>>= 0;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        x >>>= 0;
-        return x / 0x100000000;
-      };
+      const rnd = seededRandom(a.seed);
       const seeds = [raw.loginIu(), raw.readCmd({ format: 'direct', desc: d(BUF, 512) }),
         raw.readCmd({ format: 'indirect', table: d(IU + 68, 32), totalLength: 1024, inIu: [d(BUF, 512), d(BUF + 4096, 512)] }),
         encodeMad({ type: 3, status: 0, length: 148, tag: raw.token(), buffer: 0x9000n })];

@@ -58,49 +58,32 @@ export class SimGrantAccess {
     return e.frame;
   }
 
-  copyFrom(domid: number, ranges: readonly GrantRange[], dst: Buffer, dstOffset: number): number[] {
+  /**
+   * Grant copy between `buf` (from `bufOffset` on, ranges laid end to end) and the guest's granted
+   * pages: 'from-guest' reads the guest (data-out), 'to-guest' writes it and needs a writable grant.
+   * Returns one GNTST status per range; a refused range still advances the buffer position so the
+   * ranges after it land where the caller expects.
+   */
+  copy(direction: 'from-guest' | 'to-guest', domid: number, ranges: readonly GrantRange[], buf: Buffer, bufOffset: number): number[] {
     const mem = this.memory(domid);
-    let at = dstOffset;
+    const toGuest = direction === 'to-guest';
+    let at = bufOffset;
     return ranges.map((r) => {
-      const frame = at + r.length > dst.length ? GNTST.bad_copy_arg : this.check(mem, r.ref, false, r.offset, r.length);
+      const frame = at + r.length > buf.length ? GNTST.bad_copy_arg : this.check(mem, r.ref, toGuest, r.offset, r.length);
+      const from = at;
+      at += Math.max(0, r.length);
       if (frame < 0) {
         this.stats.refused++;
-        at += Math.max(0, r.length);
         return frame;
       }
       try {
-        mem!.readFrame(frame, r.offset, dst, at, r.length);
+        if (toGuest) mem!.writeFrame(frame, r.offset, buf, from, r.length);
+        else mem!.readFrame(frame, r.offset, buf, from, r.length);
       } catch {
         // The guest shrank or removed its memory file under us: a refused access, not a crash.
         this.stats.refused++;
-        at += r.length;
         return GNTST.general_error;
       }
-      at += r.length;
-      this.stats.copies++;
-      this.stats.bytes += r.length;
-      return GNTST.okay;
-    });
-  }
-
-  copyTo(domid: number, ranges: readonly GrantRange[], src: Buffer, srcOffset: number): number[] {
-    const mem = this.memory(domid);
-    let at = srcOffset;
-    return ranges.map((r) => {
-      const frame = at + r.length > src.length ? GNTST.bad_copy_arg : this.check(mem, r.ref, true, r.offset, r.length);
-      if (frame < 0) {
-        this.stats.refused++;
-        at += Math.max(0, r.length);
-        return frame;
-      }
-      try {
-        mem!.writeFrame(frame, r.offset, src, at, r.length);
-      } catch {
-        this.stats.refused++;
-        at += r.length;
-        return GNTST.general_error;
-      }
-      at += r.length;
       this.stats.copies++;
       this.stats.bytes += r.length;
       return GNTST.okay;

@@ -34,11 +34,11 @@ export class SimHypervisor implements XenHypervisor {
   }
 
   copyFromGuest(domid: number, ranges: readonly GrantRange[], dst: Buffer, dstOffset: number): number[] {
-    return this.grants.copyFrom(domid, ranges, dst, dstOffset);
+    return this.grants.copy('from-guest', domid, ranges, dst, dstOffset);
   }
 
   copyToGuest(domid: number, ranges: readonly GrantRange[], src: Buffer, srcOffset: number): number[] {
-    return this.grants.copyTo(domid, ranges, src, srcOffset);
+    return this.grants.copy('to-guest', domid, ranges, src, srcOffset);
   }
 
   async bindInterdomain(domid: number, remotePort: number, onEvent: () => void): Promise<BoundEventChannel> {

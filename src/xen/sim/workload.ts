@@ -4,6 +4,7 @@
  * compared with what this domain last wrote there, with ABORT and RESET sent in the middle.
  */
 import { ScsiFront, FrontCommandResult, FrontDevice } from './frontend.js';
+import { Prng, xorshift32 } from '../../sim/prng.js';
 import { XEN_PAGE_SIZE, XEN_VSCSIIF_RSLT_HOST, XEN_VSCSIIF_RSLT_RESET_SUCCESS, resultHost, resultStatus } from '../ring.js';
 
 export interface WorkloadOptions {
@@ -39,11 +40,7 @@ export function blockPattern(blockSize: number, domid: number, dev: number, lba:
   x >>>= 0;
   if (x === 0) x = 1;
   for (let i = 0; i < blockSize; i += 4) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
+    x = xorshift32(x);
     b.writeUInt32LE(x, i);
   }
   b.writeUInt16LE(domid, 0);
@@ -61,23 +58,6 @@ function rw10(op: 0x28 | 0x2a, lba: number, blocks: number): Buffer {
   return c;
 }
 
-class Rng {
-  constructor(private s: number) {
-    if (this.s === 0) this.s = 0x1234567;
-  }
-  next(): number {
-    this.s ^= this.s << 13;
-    this.s >>>= 0;
-    this.s ^= this.s >>> 17;
-    this.s ^= this.s << 5;
-    this.s >>>= 0;
-    return this.s / 0x100000000;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-}
-
 interface Disk {
   dev: FrontDevice;
   blockSize: number;
@@ -90,14 +70,14 @@ interface Disk {
 export class VerifiedWorkload {
   readonly result: WorkloadResult = { commands: 0, errors: 0, bytesVerified: 0, lines: [] };
   private readonly disks = new Map<number, Disk>();
-  private readonly rng: Rng;
+  private readonly rng: Prng;
   private genCounter = 1;
 
   constructor(
     private readonly front: ScsiFront,
     private readonly o: WorkloadOptions,
   ) {
-    this.rng = new Rng(o.seed >>> 0);
+    this.rng = new Prng(o.seed);
   }
 
   private say(s: string): void {
