@@ -26,14 +26,17 @@ export interface BlockLimits {
 
 export function blockLimits(lu: LogicalUnit): BlockLimits {
   const bs = lu.blockSize;
+  // Whole physical blocks, and at least whole 4 KiB pages, which is what file-backed stores write
+  // and punch without a read-modify-write or a partial-page zeroing.
+  const granularity = Math.max(lu.logicalPerPhysical, 4096 / bs, 1);
   const discard = lu.backstore.capabilities.discard;
   return {
     maxTransferBlocks: MAX_TRANSFER_BYTES / bs,
-    optimalGranularityBlocks: Math.max(1, 4096 / bs),
+    optimalGranularityBlocks: granularity,
     maxCompareAndWriteBlocks: MAX_COMPARE_AND_WRITE_BLOCKS,
     maxUnmapLbaCount: discard ? MAX_UNMAP_LBA_COUNT : 0,
     maxUnmapDescriptors: discard ? MAX_UNMAP_BLOCK_DESCRIPTORS : 0,
-    optimalUnmapGranularity: Math.max(1, 4096 / bs),
+    optimalUnmapGranularity: granularity,
     maxWriteSameBlocks: MAX_WRITE_SAME_BLOCKS,
   };
 }

@@ -65,6 +65,8 @@ export interface AddLogicalUnitOptions {
   revision?: string;
   /** File where APTPL persistent reservation state is kept. */
   prStatePath?: string;
+  /** Physical block size in bytes (a power-of-two multiple of the backstore's block size); default = logical. */
+  physicalBlockSize?: number;
 }
 
 export class ScsiCore implements NexusOwner {

@@ -27,7 +27,15 @@ export interface LogicalUnitOptions {
   vendor?: string;
   revision?: string;
   prStatePath?: string;
+  /**
+   * Physical block size in bytes reported to initiators (READ CAPACITY(16) LBPPBE, Block Limits
+   * granularities), e.g. 4096 on a 512-byte LUN backed by 4K-sector storage; default = logical.
+   */
+  physicalBlockSize?: number;
 }
+
+/** SBC-3 5.16.2: LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT is a 4-bit field. */
+const MAX_LBPPB_EXPONENT = 15;
 
 function deriveNaa(id: string, serial: string): bigint {
   // NAA 6 (IEEE Registered Extended): 4-bit NAA, 24-bit OUI, 36-bit vendor id + 64-bit extension.
@@ -37,6 +45,18 @@ function deriveNaa(id: string, serial: string): bigint {
   v |= (h.readBigUInt64BE(0) >> 28n) << 64n; // 36 bits
   v |= h.readBigUInt64BE(8);
   return v;
+}
+
+function lbppbExponentOf(id: string, physical: number | undefined, logical: number): number {
+  if (physical === undefined) return 0;
+  const ratio = physical / logical;
+  const exp = Math.log2(ratio);
+  if (!Number.isInteger(physical) || !Number.isInteger(exp) || exp < 0 || exp > MAX_LBPPB_EXPONENT) {
+    throw new Error(
+      `logical unit ${id}: physicalBlockSize ${physical} must be the logical block size (${logical}) times a power of two up to 2^${MAX_LBPPB_EXPONENT}`,
+    );
+  }
+  return exp;
 }
 
 function deriveSerial(id: string): string {
@@ -61,6 +81,8 @@ export class LogicalUnit {
   readonly product: string;
   readonly revision: string;
   readonly prStatePath: string | undefined;
+  /** log2(physical block size / logical block size), READ CAPACITY(16) LBPPBE. */
+  readonly lbppbExponent: number;
   mode: ModeState = defaultModeState();
   readonly taskSet = new TaskSet();
   readonly rangeLock = new RangeLock();
@@ -105,11 +127,21 @@ export class LogicalUnit {
     this.product = opts.product ?? defaults.product;
     this.revision = opts.revision ?? '0001';
     this.prStatePath = opts.prStatePath;
+    this.lbppbExponent = lbppbExponentOf(opts.id, opts.physicalBlockSize, opts.backstore.blockSize);
     this.reportedBlocks = this.capacityBlocks();
   }
 
   get blockSize(): number {
     return this.backstore.blockSize;
+  }
+
+  /** Logical blocks per physical block (1 unless `physicalBlockSize` was configured larger). */
+  get logicalPerPhysical(): number {
+    return 1 << this.lbppbExponent;
+  }
+
+  get physicalBlockSize(): number {
+    return this.blockSize * this.logicalPerPhysical;
   }
 
   capacityBlocks(): bigint {

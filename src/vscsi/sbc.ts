@@ -45,6 +45,7 @@ function readCapacity16(ctx: CommandContext) {
   const last = lu.capacityBlocks() - 1n;
   data.writeBigUInt64BE(last < 0n ? 0n : last, 0);
   data.writeUInt32BE(lu.blockSize, 8);
+  data[13] = lu.lbppbExponent & 0x0f; // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT; LOWEST ALIGNED LBA 0
   let b14 = 0;
   if (caps.discard) b14 |= 0x80; // LBPME: UNMAP / WRITE SAME UNMAP deallocate
   if (caps.discard && caps.discardZeroes) b14 |= 0x40; // LBPRZ: deallocated blocks read as zero
