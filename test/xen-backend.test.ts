@@ -144,6 +144,30 @@ describe('xen ring backend', () => {
     expect(s.hv.unmasks).toBeGreaterThan(0);
   });
 
+  it('reports the residual the core computed (underflow only: vscsiif cannot express overflow)', async () => {
+    const s = await setup();
+    s.hv.pages.set(7, { page: Buffer.alloc(4096), writable: true });
+    const write10 = (rqid: number) =>
+      encodeRequest({ rqid, act: VSCSIIF_ACT_SCSI_CDB, cdb: Buffer.from([0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0]), direction: 1, segments: [{ gref: 7, offset: 0, length: 512 }] });
+    s.hv.publish(write10(4));
+    s.hv.publish(read10(5, [{ gref: 7, offset: 0, length: 512 }]));
+    s.hv.publish(read10(6, [{ gref: 7, offset: 0, length: 512 }]));
+    s.hv.onEvent();
+    await settle();
+    expect(s.nexus.submitted).toHaveLength(3);
+    // A write whose data-out the core only partly used: no data-in, the core's count is the answer.
+    s.nexus.submitted[0]!.port.complete({ status: 0, residual: { kind: 'underflow', count: 100 } });
+    // The core said overflow (the CDB wanted more than the guest's buffer): residual_len stays 0.
+    s.nexus.submitted[1]!.port.complete({ status: 0, dataIn: Buffer.alloc(512, 1), residual: { kind: 'overflow', count: 512 } });
+    // Short data-in with the core's underflow count: taken as given, not recomputed.
+    s.nexus.submitted[2]!.port.complete({ status: 0, dataIn: Buffer.alloc(256, 2), residual: { kind: 'underflow', count: 256 } });
+    await settle();
+    const byRqid = new Map(s.hv.responses().map((r) => [r.rqid, r]));
+    expect(byRqid.get(4)).toMatchObject({ rslt: 0, residual: 100 });
+    expect(byRqid.get(5)).toMatchObject({ rslt: 0, residual: 0 });
+    expect(byRqid.get(6)).toMatchObject({ rslt: 0, residual: 256 });
+  });
+
   it('passes CHECK CONDITION sense through, and does not notify when rsp_event is beyond the new responses', async () => {
     const s = await setup();
     s.hv.ring.writeUInt32LE(10, SRING_RSP_EVENT);

@@ -311,13 +311,15 @@ export class VscsiRing {
 
   private complete(p: Pending, segments: Segment[], expectedLength: number, result: ScsiCompletion): void {
     if (p.answered) return;
-    let residual = result.residual.kind === 'underflow' ? result.residual.count : 0;
+    // vscsiif's residual_len is unsigned and Linux scsifront feeds it to scsi_set_resid: it can
+    // only say "fewer bytes than asked", so an overflow residual is not reported.
+    const residual = result.residual.kind === 'underflow' ? result.residual.count : 0;
     if (result.dataIn && result.dataIn.length > 0 && !this.stopped) {
+      // The core limits data-in to the expected length; the bound here only protects the guest.
       const len = Math.min(result.dataIn.length, expectedLength);
       const ok = this.copyOut(sliceSegments(segments, 0, len), result.dataIn, 0);
       if (!ok) return this.finish(p, encodeResult(XEN_VSCSIIF_RSLT_HOST.ERROR, 0), undefined, 0);
       this.stats.bytesIn += len;
-      residual = Math.max(residual, expectedLength - len);
     }
     const n = senseLengthToSend(result.sense);
     this.finish(p, encodeResult(XEN_VSCSIIF_RSLT_HOST.OK, result.status), n > 0 ? result.sense!.subarray(0, n) : undefined, residual);
