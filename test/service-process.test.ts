@@ -125,6 +125,32 @@ describe('vtgt serve process', () => {
     expect((await svc.exited).code).toBe(0);
   });
 
+  it('manages IBM VIO adapters and their LUN maps from the CLI', async () => {
+    const data = tempDir();
+    const svc = await startService(data);
+    expect(vtgt(data, 'ibmvio', 'adapter', 'create', 'vhost0', '--unit', '0x30000000', '--client-unit', '0x71000000', '--client-partition', '10').code).toBe(0);
+    expect(statSync(join(data, 'ibmvio-powervm.sock')).isSocket()).toBe(true); // the simulated PowerVM is up
+    expect(vtgt(data, 'ibmvio', 'lun', 'create', 'vhost0', '--backstore', 'disk0').code).toBe(0);
+    expect(vtgt(data, 'ibmvio', 'lun', 'create', 'vhost0', '--memory', '32MiB', '--lun', '3').code).toBe(0);
+    expect(JSON.parse(vtgt(data, 'ibmvio', 'adapter', 'list', '--json').out)).toEqual([
+      { name: 'vhost0', unit: '0x30000000', profile: 'linux', luns: ['0:disk0', '3:memory'], client: '0x71000000 (partition 10)' },
+    ]);
+    // A backstore a VIO adapter maps cannot be deleted, and unmapping it from iSCSI keeps it open.
+    const del = vtgt(data, 'backstore', 'delete', 'disk0');
+    expect(del.code).toBe(1);
+    expect(del.err).toContain('ibmvio vhost0 LUN 0');
+    expect(vtgt(data, 'lun', 'delete', T, '0').out).not.toContain('closed');
+    expect(vtgt(data, 'ibmvio', 'adapter', 'create', 'vhost0', '--unit', '0x30000001').code).toBe(1); // exists
+    expect(vtgt(data, 'ibmvio', 'adapter', 'create', 'vhost1', '--unit', 'thirty').code).toBe(2);
+    // Saved and reloaded as part of vtgt.yaml.
+    expect(vtgt(data, 'config', 'save').code).toBe(0);
+    expect(readFileSync(join(data, 'vtgt.yaml'), 'utf8')).toMatch(/ibmvio:\n\s+hypervisor: sim/);
+    expect(vtgt(data, 'ibmvio', 'adapter', 'delete', 'vhost0').code).toBe(0);
+    expect(JSON.parse(vtgt(data, 'ibmvio', 'adapter', 'list', '--json').out)).toEqual([]);
+    svc.proc.kill('SIGTERM');
+    expect((await svc.exited).code).toBe(0);
+  });
+
   it('reports a bad config file with its position and exits 1', async () => {
     const data = tempDir();
     const cfg = join(data, 'bad.yaml');

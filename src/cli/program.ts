@@ -14,6 +14,7 @@ import { showTree } from './show-render.js';
 import { serveCommand } from './serve-command.js';
 import { simCommand } from './sim-command.js';
 import { xenCommand } from './xen-command.js';
+import { ibmvioCommand } from './ibmvio-command.js';
 import { UsageError } from './errors.js';
 
 export { UsageError };
@@ -25,7 +26,7 @@ export interface CliIo {
 
 const DATA_HELP = 'data directory holding the config, images and control socket (default: $VTGT_DATA, then ./vtgt-data)';
 
-function example(cmd: Command, ...lines: string[]): Command {
+export function example(cmd: Command, ...lines: string[]): Command {
   return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
 }
 
@@ -252,6 +253,7 @@ export function buildProgram(io: CliIo): Command {
   });
 
   simCommand(program, io);
+  ibmvioCommand(program, { call, leaf });
   xenCommand(program, io);
 
   return program;
@@ -266,7 +268,7 @@ function packageVersion(): string {
   }
 }
 
-function backstoreOptions(cmd: Command, withType: boolean): Command {
+export function backstoreOptions(cmd: Command, withType: boolean): Command {
   if (withType) {
     cmd.addOption(new Option('--type <type>', 'backstore type').choices(['file', 'block', 'memory', 'null']).makeOptionMandatory());
     cmd.option('--path <path>', 'file (relative to the data directory) or block device');
@@ -284,7 +286,7 @@ function backstoreOptions(cmd: Command, withType: boolean): Command {
     .option('--serial <serial>', 'unit serial number (VPD 0x80; default derived from the backstore name)');
 }
 
-function backstoreArgs(o: Record<string, unknown>, withType: boolean): Record<string, unknown> {
+export function backstoreArgs(o: Record<string, unknown>, withType: boolean): Record<string, unknown> {
   const a: Record<string, unknown> = {
     name: o.name,
     size: o.size,
@@ -299,7 +301,7 @@ function backstoreArgs(o: Record<string, unknown>, withType: boolean): Record<st
   return a;
 }
 
-function intOpt(v: unknown, what: string): number | undefined {
+export function intOpt(v: unknown, what: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`${what} must be a non-negative integer, got "${String(v)}"`);
   return Number(v);
