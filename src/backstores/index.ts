@@ -5,31 +5,25 @@
 import type { Logger } from 'pino';
 import type { Backstore, CacheMode } from './backstore.js';
 import { BlockBackstore } from './block.js';
-import { FileBackstore, type FileIoEngine } from './file.js';
+import { FileBackstore } from './file.js';
 import { MemoryBackstore } from './memory.js';
 import { NullBackstore } from './null.js';
+import type { BackstoreBaseOptions, FdBackstoreOptions, FileIoEngine } from './options.js';
 
 export * from './backstore.js';
 export { BlockBackstore } from './block.js';
-export { FileBackstore, type FileIoEngine } from './file.js';
+export { FileBackstore } from './file.js';
 export { MemoryBackstore } from './memory.js';
 export { NullBackstore } from './null.js';
+export type { BackstoreBaseOptions, FdBackstoreOptions, FileIoEngine } from './options.js';
 
 export type BackstoreType = 'file' | 'block' | 'memory' | 'null';
 
-export interface BackstoreSpec {
+/** The config-level description of any backstore: the union of the per-type options, minus the logger. */
+export interface BackstoreSpec extends BackstoreBaseOptions, Partial<Pick<FdBackstoreOptions, 'path' | 'cacheMode' | 'direct'>> {
   type: BackstoreType;
-  name: string;
-  /** file: image path (created sparse if absent); block: device path. */
-  path?: string;
   /** Bytes. Required for memory and null, and for file when the file does not exist yet. */
   size?: number;
-  blockSize?: 512 | 4096;
-  readOnly?: boolean;
-  cacheMode?: CacheMode;
-  /** O_DIRECT for file and block. */
-  direct?: boolean;
-  removable?: boolean;
   /** file only: how reads and writes reach the file (default 'native'; see bench/IO-ENGINE.md). */
   engine?: FileIoEngine;
 }
@@ -50,18 +44,20 @@ export class BackstoreSpecError extends Error {
 }
 
 const TYPES: readonly string[] = ['file', 'block', 'memory', 'null'];
-const KNOWN_FIELDS = new Set([
-  'type',
-  'name',
-  'path',
-  'size',
-  'blockSize',
-  'readOnly',
-  'cacheMode',
-  'direct',
-  'removable',
-  'engine',
-]);
+// Typed against BackstoreSpec, so a field added there must be added here (and vice versa) to compile.
+const SPEC_FIELDS: Record<keyof BackstoreSpec, true> = {
+  type: true,
+  name: true,
+  path: true,
+  size: true,
+  blockSize: true,
+  readOnly: true,
+  cacheMode: true,
+  direct: true,
+  removable: true,
+  engine: true,
+};
+const KNOWN_FIELDS = new Set(Object.keys(SPEC_FIELDS));
 /** Largest LUN: LBAs must fit READ CAPACITY 16 and byte offsets must stay exact in a JS number. */
 const MAX_SIZE = Number.MAX_SAFE_INTEGER - (Number.MAX_SAFE_INTEGER % 4096);
 
@@ -153,14 +149,10 @@ export function validateBackstoreSpec(input: unknown): BackstoreSpec {
  */
 export function createBackstore(spec: BackstoreSpec, opts: CreateBackstoreOptions = {}): Backstore {
   const s = validateBackstoreSpec(spec);
-  // Backstores put their name under the "backstore" key themselves.
+  // Backstores log their name under the "backstore" key themselves: the logger is passed as is.
   const logger = opts.logger;
-  const common = {
-    name: s.name,
-    ...(s.blockSize === undefined ? {} : { blockSize: s.blockSize }),
-    ...(s.readOnly === undefined ? {} : { readOnly: s.readOnly }),
-    ...(s.removable === undefined ? {} : { removable: s.removable }),
-  };
+  // validateBackstoreSpec refused whatever does not apply to the type (path on memory, size on block, ...).
+  const common = { name: s.name, blockSize: s.blockSize, readOnly: s.readOnly, removable: s.removable };
   switch (s.type) {
     case 'memory':
       return new MemoryBackstore({ ...common, size: s.size as number });
@@ -170,19 +162,19 @@ export function createBackstore(spec: BackstoreSpec, opts: CreateBackstoreOption
       return FileBackstore.open({
         ...common,
         path: s.path as string,
-        ...(s.size === undefined ? {} : { size: s.size }),
-        ...(s.cacheMode === undefined ? {} : { cacheMode: s.cacheMode }),
-        ...(s.direct === undefined ? {} : { direct: s.direct }),
-        ...(s.engine === undefined ? {} : { engine: s.engine }),
-        ...(logger ? { logger } : {}),
+        size: s.size,
+        cacheMode: s.cacheMode,
+        direct: s.direct,
+        engine: s.engine,
+        logger,
       });
     case 'block':
       return BlockBackstore.open({
         ...common,
         path: s.path as string,
-        ...(s.cacheMode === undefined ? {} : { cacheMode: s.cacheMode }),
-        ...(s.direct === undefined ? {} : { direct: s.direct }),
-        ...(logger ? { logger } : {}),
+        cacheMode: s.cacheMode,
+        direct: s.direct,
+        logger,
       });
   }
 }

@@ -6,13 +6,11 @@
 import { totalmem } from 'node:os';
 import { BackstoreError, type Backstore, type BackstoreCapabilities, type LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
+import { ExtentList } from './extents.js';
+import type { BackstoreBaseOptions } from './options.js';
 
-export interface MemoryBackstoreOptions {
-  name: string;
+export interface MemoryBackstoreOptions extends BackstoreBaseOptions {
   size: number;
-  blockSize?: 512 | 4096;
-  readOnly?: boolean;
-  removable?: boolean;
   /** Allocation unit in bytes (power of two, multiple of blockSize); default 64 KiB. */
   chunkSize?: number;
   /**
@@ -150,23 +148,17 @@ export class MemoryBackstore implements Backstore {
     const stop = Math.min(endIdx * cs, this.sizeBytes);
     // Walk allocated chunks (not the address space) so a huge sparse LUN costs only what is written.
     const keys = [...this.#chunks.keys()].filter((k) => k >= startIdx && k < endIdx).sort((a, b) => a - b);
-    const out: LbaStatusExtent[] = [];
-    const push = (from: number, to: number, mapped: boolean): void => {
-      if (to <= from) return;
-      const last = out[out.length - 1];
-      if (last && last.mapped === mapped && last.offset + last.length === from) last.length += to - from;
-      else out.push({ offset: from, length: to - from, mapped });
-    };
+    const out = new ExtentList();
     let pos = offset;
     for (const k of keys) {
       const from = Math.max(k * cs, offset);
-      push(pos, from, false);
+      out.add(pos, from, false);
       const to = Math.min((k + 1) * cs, this.sizeBytes);
-      push(from, to, true);
+      out.add(from, to, true);
       pos = to;
     }
-    push(pos, stop, false);
-    return out;
+    out.add(pos, stop, false);
+    return out.extents;
   }
 
   async refreshSize(): Promise<number> {

@@ -4,13 +4,11 @@
  */
 import type { Backstore, BackstoreCapabilities, LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
+import { allMapped } from './extents.js';
+import type { BackstoreBaseOptions } from './options.js';
 
-export interface NullBackstoreOptions {
-  name: string;
+export interface NullBackstoreOptions extends BackstoreBaseOptions {
   size: number;
-  blockSize?: 512 | 4096;
-  readOnly?: boolean;
-  removable?: boolean;
 }
 
 export class NullBackstore implements Backstore {
@@ -65,7 +63,7 @@ export class NullBackstore implements Backstore {
 
   async mapStatus(offset: number, length: number): Promise<LbaStatusExtent[]> {
     this.#check('map status', offset, length);
-    return offset < this.sizeBytes ? [{ offset, length: this.sizeBytes - offset, mapped: true }] : [];
+    return allMapped(offset, this.sizeBytes);
   }
 
   async refreshSize(): Promise<number> {

@@ -1,0 +1,158 @@
+/**
+ * What the `file` and `block` backstores have in common: an open IoFile, range and read-only checks,
+ * errno mapping with the backstore named, O_DIRECT bounce buffers, FUA as RWF_DSYNC on write-back,
+ * fdatasync for flush and close. The subclasses add how the store is opened, discarded, zeroed and
+ * mapped — the parts where a regular file and a block device really differ.
+ */
+import type { Logger } from 'pino';
+import { alignedBuffer, isAligned, type IoFile } from '../native/io.js';
+import type { Backstore, BackstoreCapabilities, BackstoreError, CacheMode, LbaStatusExtent } from './backstore.js';
+import { checkRange, readOnlyError, readTarget, toBackstoreError } from './errors.js';
+import type { FdBackstoreOptions } from './options.js';
+import type { ReadWrite } from './read-write.js';
+
+/** Alignment of O_DIRECT bounce buffers: safe for 512- and 4096-byte sector devices. */
+export const DIRECT_ALIGN = 4096;
+
+export interface FdBackstoreInit {
+  /** "file backstore disk0 (/path)": every error message names the store this way. */
+  describe: string;
+  blockSize: 512 | 4096;
+  readOnly: boolean;
+  capabilities: BackstoreCapabilities;
+  file: IoFile;
+  rw: ReadWrite;
+  sizeBytes: number;
+  /** O_DIRECT only: a caller's buffer aligned to this much is used as is, others are bounced. */
+  directAlign: number;
+  /** How refreshSize learns the size, for its error message ("fstat", "BLKGETSIZE64"). */
+  sizeQuery: string;
+}
+
+export abstract class FdBackstore implements Backstore {
+  readonly name: string;
+  readonly path: string;
+  readonly describe: string;
+  readonly blockSize: 512 | 4096;
+  readonly readOnly: boolean;
+  readonly cacheMode: CacheMode;
+  readonly capabilities: BackstoreCapabilities;
+  readonly direct: boolean;
+  protected readonly file: IoFile;
+  protected readonly rw: ReadWrite;
+  protected readonly log: Logger | undefined;
+  readonly #directAlign: number;
+  readonly #sizeQuery: string;
+  #size: number;
+
+  protected constructor(opts: FdBackstoreOptions, init: FdBackstoreInit) {
+    this.name = opts.name;
+    this.path = opts.path;
+    this.describe = init.describe;
+    this.blockSize = init.blockSize;
+    this.readOnly = init.readOnly;
+    this.cacheMode = opts.cacheMode ?? 'writeback';
+    this.direct = opts.direct === true;
+    this.capabilities = init.capabilities;
+    this.file = init.file;
+    this.rw = init.rw;
+    this.log = opts.logger;
+    this.#directAlign = init.directAlign;
+    this.#sizeQuery = init.sizeQuery;
+    this.#size = init.sizeBytes;
+  }
+
+  get sizeBytes(): number {
+    return this.#size;
+  }
+
+  /** The read ended `n` bytes into `buf`, short of `length`: fill the rest or throw (an errno'd Error). */
+  protected abstract shortRead(buf: Buffer, n: number, length: number): void;
+  abstract discard(offset: number, length: number): Promise<void>;
+  abstract writeZeroes(offset: number, length: number, unmap: boolean): Promise<void>;
+  abstract mapStatus(offset: number, length: number): Promise<LbaStatusExtent[]>;
+
+  protected check(op: string, offset: number, length: number): void {
+    checkRange(op, this.describe, offset, length, this.blockSize, this.#size);
+  }
+
+  /** check() plus the read-only refusal every modifying verb starts with. */
+  protected checkModify(op: string, offset: number, length: number): void {
+    this.check(op, offset, length);
+    if (this.readOnly) throw readOnlyError(this.describe, op);
+  }
+
+  protected fail(e: unknown, what: string): BackstoreError {
+    const err = toBackstoreError(e, this.describe, what);
+    // debug: a failing disk fails every I/O; the service logs the first failure per LUN at warn.
+    this.log?.debug({ backstore: this.name, errno: err.errno, kind: err.kind }, err.message);
+    return err;
+  }
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    this.check('read', offset, length);
+    const out = readTarget('read', this.describe, length, into);
+    if (length === 0) return out;
+    const bounce = this.direct && !isAligned(out, this.#directAlign) ? alignedBuffer(length, DIRECT_ALIGN) : out;
+    try {
+      const n = await this.rw.read(bounce, 0, length, offset);
+      if (n < length) this.shortRead(bounce, n, length);
+    } catch (e) {
+      throw this.fail(e, `read at byte ${offset} length ${length}`);
+    }
+    if (bounce !== out) bounce.copy(out, 0, 0, length);
+    return out;
+  }
+
+  async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    this.checkModify('write', offset, data.length);
+    if (data.length === 0) return;
+    let src = data;
+    if (this.direct && !isAligned(data, this.#directAlign)) {
+      src = alignedBuffer(data.length, DIRECT_ALIGN);
+      data.copy(src);
+    }
+    try {
+      // Write-through opens O_DSYNC already; write-back FUA writes ask for RWF_DSYNC.
+      await this.rw.write(src, 0, src.length, offset, fua && this.cacheMode === 'writeback');
+    } catch (e) {
+      throw this.fail(e, `write at byte ${offset} length ${data.length}`);
+    }
+  }
+
+  async flush(): Promise<void> {
+    // Write-through: every write was O_DSYNC and every fallocate/ioctl was followed by fdatasync.
+    if (this.readOnly || this.cacheMode === 'writethrough') return;
+    try {
+      // On a block device fdatasync also flushes the device's volatile write cache.
+      await this.rw.datasync();
+    } catch (e) {
+      throw this.fail(e, 'flush (fdatasync)');
+    }
+  }
+
+  /** fallocate and block ioctls are not covered by O_DSYNC: write-through makes them durable explicitly. */
+  protected async syncIfWriteThrough(): Promise<void> {
+    if (this.cacheMode === 'writethrough') await this.file.datasync();
+  }
+
+  async refreshSize(): Promise<number> {
+    try {
+      const info = await this.file.devInfo();
+      this.#size = info.size - (info.size % this.blockSize);
+    } catch (e) {
+      throw this.fail(e, `refresh size (${this.#sizeQuery})`);
+    }
+    return this.#size;
+  }
+
+  async close(): Promise<void> {
+    if (this.file.closed) return;
+    try {
+      // Removing a LUN must not leave acknowledged write-back data only in the page cache.
+      if (!this.readOnly && this.cacheMode === 'writeback') await this.file.datasync();
+    } finally {
+      await this.file.close();
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The two ways the fd backstores move data: the native addon's IoFile (io_uring, its thread pool, or
+ * the synchronous fast path) or Node's own fs calls (libuv thread pool). bench/IO-ENGINE.md measures
+ * both; `engine: 'fs'` on a file backstore picks the second.
+ */
+import { fdatasync as fsFdatasync, read as fsRead, write as fsWrite } from 'node:fs';
+import type { IoFile } from '../native/io.js';
+
+export interface ReadWrite {
+  /** Bytes read; fewer than `len` only at end of file. */
+  read(buf: Buffer, off: number, len: number, pos: number): Promise<number>;
+  /** All of `len` bytes or an error; `dsync`: on stable storage when it resolves. */
+  write(buf: Buffer, off: number, len: number, pos: number, dsync: boolean): Promise<void>;
+  datasync(): Promise<void>;
+}
+
+export function nativeReadWrite(f: IoFile): ReadWrite {
+  return {
+    read: (buf, off, len, pos) => f.read(buf, off, len, pos),
+    write: async (buf, off, len, pos, dsync) => {
+      await f.write(buf, off, len, pos, dsync);
+    },
+    datasync: () => f.datasync(),
+  };
+}
+
+export function fsReadWrite(f: IoFile): ReadWrite {
+  const datasync = (): Promise<void> =>
+    new Promise((resolve, reject) => fsFdatasync(f.fd, (err) => (err ? reject(err) : resolve())));
+  return {
+    read: (buf, off, len, pos) =>
+      new Promise((resolve, reject) => {
+        let done = 0;
+        const step = (): void =>
+          fsRead(f.fd, buf, off + done, len - done, pos + done, (err, n) => {
+            if (err) return reject(err);
+            done += n;
+            if (n === 0 || done === len) resolve(done);
+            else step();
+          });
+        step();
+      }),
+    write: (buf, off, len, pos, dsync) =>
+      new Promise<void>((resolve, reject) => {
+        let done = 0;
+        const step = (): void =>
+          fsWrite(f.fd, buf, off + done, len - done, pos + done, (err, n) => {
+            if (err) return reject(err);
+            done += n;
+            if (done === len) resolve();
+            else if (n === 0) reject(Object.assign(new Error('pwrite wrote 0 bytes'), { code: 'EIO' }));
+            else step();
+          });
+        step();
+      }).then(() => (dsync ? datasync() : undefined)),
+    datasync,
+  };
+}
