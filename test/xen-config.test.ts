@@ -48,7 +48,7 @@ describe('xen: config section', () => {
     cleanups.push(() => t.close());
     await xenAttach({ xs: t.xs, backendDomid: t.backendDomid, domid: 7, vhost: 0, luns: [{ pdev: 'disk0', vdev: '0:0:0:0' }] });
     const memory = GuestMemoryFile.create(join(dir, 'xen-sim', memoryFileName(7)), 64);
-    const client = await SimXenClient.connect(join(dir, 'xen-sim.sock'), 7);
+    const client = await SimXenClient.connect(join(dir, 'xen-sim.sock'), 7, { tokenFile: await t.createSimDomain!(7) });
     const front = new ScsiFront({ client, memory, vhost: 0 });
     cleanups.push(async () => {
       await front.close();

@@ -45,7 +45,7 @@ async function setup() {
   cleanups.push(() => toolstack.close());
   const guest = async (domid: number) => {
     const memory = GuestMemoryFile.create(join(dir, memoryFileName(domid)), 4096);
-    const client = await SimXenClient.connect(sock, domid);
+    const client = await SimXenClient.connect(sock, domid, { tokenFile: daemon.createDomain(domid) });
     const front = new ScsiFront({ client, memory, vhost: 0 });
     cleanups.push(async () => { await front.close(); await client.close(); memory.close(); });
     return front;
@@ -98,7 +98,7 @@ describe('xen end to end (in-process frontend)', () => {
     await xenAttach({ xs, backendDomid: 0, domid: 4, vhost: 0, luns: [{ pdev: 'disk1', vdev: '0:0:0:0' }] });
     await xenAttach({ xs, backendDomid: 0, domid: 4, vhost: 1, luns: [{ pdev: 'disk2', vdev: '1:0:1:0' }, { pdev: 'disk3', vdev: '1:0:2:5' }] });
     const memory = GuestMemoryFile.create(join(s.dir, memoryFileName(4)), 4096);
-    const client = await SimXenClient.connect(s.sock, 4);
+    const client = await SimXenClient.connect(s.sock, 4, { tokenFile: s.daemon.createDomain(4) });
     const fronts = [0, 1].map((v) => new ScsiFront({ client, memory, vhost: v, pages: { first: v * 2048, count: 2048 }, grefs: { first: v * 2048, count: 2048 } }));
     cleanups.push(async () => {
       for (const f of fronts) await f.close();

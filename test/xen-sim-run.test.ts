@@ -14,6 +14,9 @@ describe('vtgt sim xen (domUs in their own processes)', () => {
     expect(text).toMatch(/hostile dom 3: producer index jump/);
     expect(text).toMatch(/backend: halted the ring of dom 3 \(hostile\)/);
     expect(text).not.toMatch(/UNEXPECTED/);
+    // A guest process holding only its own credential cannot become dom0 or another domU.
+    expect(text).toMatch(/hostile dom 3: claim dom0: sent hello domid=0 with our own token -> refused/);
+    expect(text).toMatch(/hostile dom 3: claim another guest: .* -> refused/);
     // Large transfers went through indirect segments.
     const m = /backend: (\d+) requests on \d+ rings since the last start, (\d+) with indirect segments/.exec(text);
     expect(m, text).not.toBeNull();

@@ -68,7 +68,7 @@ describe.skipIf(!haveQemu)('unified export: one backstore to a domU and over iSC
     cleanups.push(() => ts.close());
     await xenAttach({ xs: ts.xenstore, backendDomid: 0, domid: 1, vhost: 0, luns: [{ pdev: 'dev0', vdev: '0:0:0:0' }] });
     const memory = GuestMemoryFile.create(join(dir, memoryFileName(1)), 512);
-    const client = await SimXenClient.connect(sock, 1);
+    const client = await SimXenClient.connect(sock, 1, { tokenFile: daemon.createDomain(1) });
     const front = new ScsiFront({ client, memory, vhost: 0 });
     cleanups.push(async () => {
       await front.close();

@@ -59,7 +59,7 @@ describe('simulated xenstore', () => {
     await srv.listen(join(dir, 's'));
     cleanups.push(() => srv.close());
     const a = await SimXenClient.connect(join(dir, 's'), 0);
-    const b = await SimXenClient.connect(join(dir, 's'), 1);
+    const b = await SimXenClient.connect(join(dir, 's'), 1, { tokenFile: srv.createDomain(1) });
     cleanups.push(() => a.close(), () => b.close());
     await a.xenstore.write('/counter', '0');
     let attempts = 0;

@@ -277,11 +277,18 @@ export async function xenDetach(o: XenDetachOptions): Promise<void> {
  * The xenstore the toolstack commands talk to: the simulated one (`simSocket`, as printed by the
  * simulator) or the real one through the addon on a dom0. Call `close()` when done.
  */
-export async function openToolstackXenStore(opts: { simSocket?: string } = {}): Promise<{ xs: XenStore; backendDomid: number; close(): Promise<void> }> {
+export async function openToolstackXenStore(opts: { simSocket?: string } = {}): Promise<{
+  xs: XenStore;
+  backendDomid: number;
+  close(): Promise<void>;
+  /** Simulator only: create a guest domain; returns its credential file for the domU emulator. */
+  createSimDomain?(domid: number): Promise<string>;
+}> {
   if (opts.simSocket) {
     const { SimXenClient } = await import('./sim/client.js');
+    // As dom0, with the credential the daemon left beside its socket (readable by its user only).
     const c = await SimXenClient.connect(opts.simSocket, 0);
-    return { xs: c.xenstore, backendDomid: 0, close: () => c.close() };
+    return { xs: c.xenstore, backendDomid: 0, close: () => c.close(), createSimDomain: (domid) => c.createDomain(domid) };
   }
   const { openXenHypervisor } = await import('./native.js');
   const hv = openXenHypervisor();

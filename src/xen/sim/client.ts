@@ -4,6 +4,7 @@
  */
 import { connect, Socket } from 'node:net';
 import { SIM_MAX_LINE, SimEvent, SimReply } from './protocol.js';
+import { credentialPath, readCredential } from './credentials.js';
 import type { XenStore, XenStoreTransaction, XenStoreWatch } from '../hypervisor.js';
 
 export class SimCallError extends Error {
@@ -54,7 +55,13 @@ export class SimXenClient {
     this.xenstore = this.makeXenStore();
   }
 
-  static async connect(socketPath: string, domid: number): Promise<SimXenClient> {
+  /**
+   * Connect as `domid`, proving it with the domain's credential: `token`, or the token file
+   * `tokenFile` (default: where the daemon at `socketPath` keeps that domain's file, which is how
+   * dom0 — the service, `vtgt xen attach` — finds its own).
+   */
+  static async connect(socketPath: string, domid: number, credential: { token?: string; tokenFile?: string } = {}): Promise<SimXenClient> {
+    const token = credential.token ?? readCredential(credential.tokenFile ?? credentialPath(socketPath, domid), domid);
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect(socketPath, () => {
         s.off('error', reject);
@@ -63,8 +70,23 @@ export class SimXenClient {
       s.once('error', reject);
     });
     const c = new SimXenClient(socket, domid);
-    await c.call('hello', { domid });
+    try {
+      await c.call('hello', { domid, token });
+    } catch (e) {
+      c.socket.destroy();
+      throw e;
+    }
     return c;
+  }
+
+  /** dom0 only: create domain `domid`; returns the path of its token file (give it to that domain only). */
+  async createDomain(domid: number): Promise<string> {
+    return (await this.call('dom.create', { domid })) as string;
+  }
+
+  /** dom0 only: destroy domain `domid` (credential revoked, its connections closed). */
+  async destroyDomain(domid: number): Promise<void> {
+    await this.call('dom.destroy', { domid });
   }
 
   call(op: string, args: Record<string, unknown> = {}): Promise<unknown> {

@@ -10,11 +10,15 @@ import { memoryFileName } from './grant-table.js';
 import { ScsiFront } from './frontend.js';
 import { VerifiedWorkload } from './workload.js';
 import { runHostile } from './hostile.js';
+import { runIdentityAttacks } from './hostile-identity.js';
+import { readCredential } from './credentials.js';
 
 export interface DomUConfig {
   socket: string;
   dir: string;
   domid: number;
+  /** This domain's credential file, issued by the simulated hypervisor when it created the domain. */
+  tokenFile: string;
   /** Virtual hosts of this domU (each its own ring); the hostile role uses the first. */
   vhosts: number[];
   role: 'normal' | 'hostile';
@@ -34,7 +38,7 @@ export interface DomUReport {
 
 export async function runDomU(cfg: DomUConfig, onLine?: (l: string) => void): Promise<DomUReport> {
   const memory = GuestMemoryFile.create(join(cfg.dir, memoryFileName(cfg.domid)), cfg.frames);
-  const client = await SimXenClient.connect(cfg.socket, cfg.domid);
+  const client = await SimXenClient.connect(cfg.socket, cfg.domid, { tokenFile: cfg.tokenFile });
   // Each vhost gets an equal share of the guest's pages and grant references.
   const n = Math.max(1, cfg.vhosts.length);
   const pageShare = Math.floor(cfg.frames / n);
@@ -50,7 +54,8 @@ export async function runDomU(cfg: DomUConfig, onLine?: (l: string) => void): Pr
       const dev = front.deviceList()[0];
       if (!dev) throw new Error(`dom ${cfg.domid}: no device to attack`);
       const h = await runHostile(front, memory, { channel: dev.addr.channel, id: dev.addr.id, lun: dev.addr.lun });
-      return { domid: cfg.domid, role: 'hostile', commands: 0, errors: h.failures, bytesVerified: 0, lines: h.lines };
+      const id = await runIdentityAttacks(cfg.socket, cfg.domid, readCredential(cfg.tokenFile, cfg.domid), client);
+      return { domid: cfg.domid, role: 'hostile', commands: 0, errors: h.failures + id.failures, bytesVerified: 0, lines: [...h.lines, ...id.lines] };
     }
     const results = await Promise.all(
       fronts.map((front, i) =>

@@ -4,7 +4,11 @@
  * asynchronous events (watch fired, event channel notified).
  */
 export type SimRequest =
-  | { id: number; op: 'hello'; domid: number }
+  /** Identify as `domid` with the token the daemon issued to it (credentials.ts). */
+  | { id: number; op: 'hello'; domid: number; token: string }
+  /** dom0 only: create a domain (returns its token file's path) / destroy it. */
+  | { id: number; op: 'dom.create'; domid: number }
+  | { id: number; op: 'dom.destroy'; domid: number }
   | { id: number; op: 'xs.read'; path: string }
   | { id: number; op: 'xs.write'; path: string; value: string }
   | { id: number; op: 'xs.rm'; path: string }

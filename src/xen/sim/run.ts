@@ -84,7 +84,7 @@ export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
         await xenAttach({ xs, backendDomid: 0, domid: d, vhost: 1, luns: [{ pdev: lu2, vdev: '1:0:1:0' }] });
         vhosts.push(1);
       }
-      configs.push({ socket, dir, domid: d, vhosts, role: hostile ? 'hostile' : 'normal', seconds, seed: 0x9e37 * d + 1, frames: DOMU_FRAMES * vhosts.length });
+      configs.push({ socket, dir, domid: d, tokenFile: daemon.createDomain(d), vhosts, role: hostile ? 'hostile' : 'normal', seconds, seed: 0x9e37 * d + 1, frames: DOMU_FRAMES * vhosts.length });
     }
     const hotLu = 'xen-dom1-disk1';
     core.addLogicalUnit({ id: hotLu, backstore: new MemoryBackstore({ name: hotLu, size: LUN_BYTES }) });

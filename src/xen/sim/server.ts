@@ -3,6 +3,8 @@
  * for simulated domains connecting over a Unix socket. Grant tables are not here: they live in each
  * domain's memory file and are checked by the accessing side's hypervisor layer (`grant-table.ts`).
  *
+ * A connection is a domain only after `hello` presented the token the daemon issued to that domain
+ * (`credentials.ts`); domains are created by dom0 (`createDomain`, or the `dom.create` request).
  * Permissions are simplified: dom0 may write anywhere, a guest only under its own home directory.
  * Event channel semantics follow Xen's: an event on a masked port only sets it pending; delivery
  * masks the port until the receiver unmasks it (late EOI), so a notify storm costs one delivery per
@@ -12,6 +14,7 @@ import { createServer, Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { XenStoreDb, XsError } from './xenstore-db.js';
 import { SIM_MAX_LINE, SimEvent, SimReply, SimRequest } from './protocol.js';
+import { credentialDir, DomainCredentials, isDomid } from './credentials.js';
 
 interface Port {
   domid: number;
@@ -35,12 +38,23 @@ export class SimXenServer {
   private server: Server | undefined;
   private readonly ports = new Map<number, Map<number, Port>>();
   private readonly conns = new Set<Conn>();
+  private credentials: DomainCredentials | undefined;
   /** Notifications dropped because the target port was already pending (storm coalescing). */
   coalescedEvents = 0;
+  /** `hello` requests refused for a missing or wrong credential. */
+  refusedHellos = 0;
 
   constructor(private readonly logger?: Logger) {}
 
+  /**
+   * Listen at `socketPath` and issue dom0's credential (`credentialPath(socketPath, 0)`), which
+   * `SimXenClient.connect(socketPath, 0)` reads by default.
+   */
   listen(socketPath: string): Promise<void> {
+    const creds = new DomainCredentials(credentialDir(socketPath));
+    creds.init();
+    creds.issue(0);
+    this.credentials = creds;
     return new Promise((resolve, reject) => {
       const srv = createServer((s) => this.accept(s));
       srv.once('error', reject);
@@ -56,6 +70,30 @@ export class SimXenServer {
     for (const c of this.conns) c.socket.destroy();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = undefined;
+    this.credentials?.dispose();
+    this.credentials = undefined;
+  }
+
+  /**
+   * Create domain `domid` (1..0x7fef): issue its credential and return the token file's path, to be
+   * handed to that domain's process only. Re-creating a domain revokes its old credential.
+   */
+  createDomain(domid: number): string {
+    if (!this.credentials) throw new Error('the simulated hypervisor is not listening');
+    if (!isDomid(domid) || domid === 0) throw new RangeError(`cannot create domain ${String(domid)}: a domU id is 1..32751`);
+    this.disconnectDomain(domid);
+    return this.credentials.issue(domid);
+  }
+
+  /** Destroy domain `domid`: its credential is revoked and its connections are closed. */
+  destroyDomain(domid: number): void {
+    if (!isDomid(domid) || domid === 0) return;
+    this.credentials?.revoke(domid);
+    this.disconnectDomain(domid);
+  }
+
+  private disconnectDomain(domid: number): void {
+    for (const c of this.conns) if (c.domid === domid) c.socket.destroy();
   }
 
   private accept(socket: Socket): void {
@@ -112,13 +150,32 @@ export class SimXenServer {
 
   private dispatch(conn: Conn, r: SimRequest): unknown {
     if (r.op === 'hello') {
-      if (!Number.isInteger(r.domid) || r.domid < 0 || r.domid > 0x7fef) throw new SimError('EINVAL', 'bad domid');
+      if (conn.domid !== undefined) throw new SimError('EINVAL', `already identified as dom ${conn.domid}`);
+      if (!isDomid(r.domid)) throw new SimError('EINVAL', 'bad domid');
+      if (!this.credentials?.verify(r.domid, r.token)) {
+        this.refusedHellos++;
+        this.logger?.warn({ claimedDomid: r.domid }, 'xen-sim: hello without a valid credential for the claimed domain refused; closing the connection');
+        // Answer, then hang up: guessing needs a new connection per attempt.
+        setImmediate(() => conn.socket.end());
+        throw new SimError('EACCES', `no valid credential for dom ${r.domid}`);
+      }
       conn.domid = r.domid;
       return undefined;
     }
     const dom = conn.domid;
     if (dom === undefined) throw new SimError('EACCES', 'hello first');
     switch (r.op) {
+      case 'dom.create':
+        if (dom !== 0) throw new SimError('EACCES', 'only dom0 creates domains');
+        try {
+          return this.createDomain(r.domid);
+        } catch (e) {
+          throw new SimError('EINVAL', (e as Error).message);
+        }
+      case 'dom.destroy':
+        if (dom !== 0) throw new SimError('EACCES', 'only dom0 destroys domains');
+        this.destroyDomain(r.domid);
+        return undefined;
       case 'xs.read': {
         const v = this.db.read(r.path);
         if (v === undefined) throw new XsError('ENOENT', `${r.path} does not exist`);
