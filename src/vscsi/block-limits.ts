@@ -22,6 +22,10 @@ export interface BlockLimits {
   maxUnmapDescriptors: number;
   optimalUnmapGranularity: number;
   maxWriteSameBlocks: number;
+  /** WRITE ATOMIC(16) (SBC-4 6.6.4): largest transfer, required LBA alignment (0 = none), length granularity (0 = none). */
+  maxAtomicTransferBlocks: number;
+  atomicAlignment: number;
+  atomicGranularity: number;
 }
 
 export function blockLimits(lu: LogicalUnit): BlockLimits {
@@ -38,5 +42,9 @@ export function blockLimits(lu: LogicalUnit): BlockLimits {
     maxUnmapDescriptors: discard ? MAX_UNMAP_BLOCK_DESCRIPTORS : 0,
     optimalUnmapGranularity: granularity,
     maxWriteSameBlocks: MAX_WRITE_SAME_BLOCKS,
+    maxAtomicTransferBlocks: Math.min(lu.maxAtomicBlocks, MAX_TRANSFER_BYTES / bs),
+    // An atomic write must not straddle physical blocks: the medium commits whole physical blocks.
+    atomicAlignment: lu.logicalPerPhysical > 1 ? lu.logicalPerPhysical : 0,
+    atomicGranularity: 0,
   };
 }

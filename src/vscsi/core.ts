@@ -67,6 +67,8 @@ export interface AddLogicalUnitOptions {
   prStatePath?: string;
   /** Physical block size in bytes (a power-of-two multiple of the backstore's block size); default = logical. */
   physicalBlockSize?: number;
+  /** Largest WRITE ATOMIC(16) the storage commits all-or-nothing, in bytes; default one physical block. */
+  maxAtomicWriteBytes?: number;
 }
 
 export class ScsiCore implements NexusOwner {

@@ -32,6 +32,12 @@ export interface LogicalUnitOptions {
    * granularities), e.g. 4096 on a 512-byte LUN backed by 4K-sector storage; default = logical.
    */
   physicalBlockSize?: number;
+  /**
+   * Largest WRITE ATOMIC(16) in bytes: what the storage under this LU commits all-or-nothing across a
+   * crash or power loss, as the operator knows it (e.g. a device's atomic write unit). Default: one
+   * physical block. See `sbc-atomic.ts` for why nothing larger is assumed.
+   */
+  maxAtomicWriteBytes?: number;
 }
 
 /** SBC-3 5.16.2: LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT is a 4-bit field. */
@@ -59,6 +65,20 @@ function lbppbExponentOf(id: string, physical: number | undefined, logical: numb
   return exp;
 }
 
+/** Largest single transfer any SBC command accepts (mirrors block-limits.ts MAX_TRANSFER_BYTES). */
+const MAX_ATOMIC_WRITE_BYTES = 32 * 1024 * 1024;
+
+function maxAtomicBlocksOf(opts: LogicalUnitOptions, physical: number): number {
+  const logical = opts.backstore.blockSize;
+  const bytes = opts.maxAtomicWriteBytes ?? physical;
+  if (!Number.isInteger(bytes) || bytes < logical || bytes % logical !== 0 || bytes > MAX_ATOMIC_WRITE_BYTES) {
+    throw new Error(
+      `logical unit ${opts.id}: maxAtomicWriteBytes ${bytes} must be a multiple of the logical block size (${logical}) up to ${MAX_ATOMIC_WRITE_BYTES}`,
+    );
+  }
+  return bytes / logical;
+}
+
 function deriveSerial(id: string): string {
   return createHash('sha256').update(id).digest('hex').slice(0, 16);
 }
@@ -83,6 +103,13 @@ export class LogicalUnit {
   readonly prStatePath: string | undefined;
   /** log2(physical block size / logical block size), READ CAPACITY(16) LBPPBE. */
   readonly lbppbExponent: number;
+  /** Largest WRITE ATOMIC(16) transfer in logical blocks (Block Limits VPD MAXIMUM ATOMIC TRANSFER LENGTH). */
+  readonly maxAtomicBlocks: number;
+  /** WRITE ATOMIC(16) commands between their start and the end of their backstore write. */
+  atomicWriters = 0;
+  /** READs running without the range lock (none start while `atomicWriters` > 0). */
+  unlockedReads = 0;
+  private readonly unlockedReadsDrained: Array<() => void> = [];
   mode: ModeState = defaultModeState();
   readonly taskSet = new TaskSet();
   readonly rangeLock = new RangeLock();
@@ -128,6 +155,7 @@ export class LogicalUnit {
     this.revision = opts.revision ?? '0001';
     this.prStatePath = opts.prStatePath;
     this.lbppbExponent = lbppbExponentOf(opts.id, opts.physicalBlockSize, opts.backstore.blockSize);
+    this.maxAtomicBlocks = maxAtomicBlocksOf(opts, this.physicalBlockSize);
     this.reportedBlocks = this.capacityBlocks();
   }
 
@@ -142,6 +170,25 @@ export class LogicalUnit {
 
   get physicalBlockSize(): number {
     return this.blockSize * this.logicalPerPhysical;
+  }
+
+  /**
+   * Hold off media reads that could observe half of a WRITE ATOMIC(16): while an atomic write is
+   * pending, reads take the range lock; otherwise they only count themselves, which is all the common
+   * path pays. Returns the release function.
+   */
+  async readGuard(lba: bigint, count: bigint): Promise<() => void> {
+    if (this.atomicWriters > 0) return this.rangeLock.acquire(lba, count);
+    this.unlockedReads++;
+    return () => {
+      if (--this.unlockedReads === 0) for (const wake of this.unlockedReadsDrained.splice(0)) wake();
+    };
+  }
+
+  /** Resolves when every read that started without the range lock has finished. */
+  unlockedReadsDone(): Promise<void> {
+    if (this.unlockedReads === 0) return Promise.resolve();
+    return new Promise((r) => this.unlockedReadsDrained.push(r));
   }
 
   capacityBlocks(): bigint {

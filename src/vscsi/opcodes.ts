@@ -13,6 +13,7 @@ import { sbcReadWriteCommands } from './sbc-read-write.js';
 import { sbcCommands } from './sbc.js';
 import { sbcUnmapCommands } from './sbc-unmap.js';
 import { sbcCompareCommands } from './sbc-compare.js';
+import { sbcAtomicCommands } from './sbc-atomic.js';
 import { sbcDefectCommands } from './sbc-defects.js';
 import { extendedCopyCommands } from './extended-copy.js';
 import { maintenanceCommands } from './maintenance-in.js';
@@ -30,6 +31,7 @@ function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
     ...sbcCommands,
     ...sbcUnmapCommands,
     ...sbcCompareCommands,
+    ...sbcAtomicCommands,
     ...sbcDefectCommands,
     ...extendedCopyCommands,
     ...maintenanceCommands,

@@ -6,7 +6,7 @@
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
 import { u16, u32, u64 } from './cdb.js';
 import { checkProtect, checkRange, checkTransferLength, checkWritable, firstMismatch } from './sbc-common.js';
-import { failure, invalidCdbField } from './sense.js';
+import { failure, invalidCdbField, type ScsiFailure } from './sense.js';
 
 export const Opcode = {
   READ_6: 0x08,
@@ -46,21 +46,40 @@ export function addressOf(cdb: Buffer): Addressed {
   }
 }
 
-async function read(ctx: CommandContext) {
+/**
+ * The checks every READ and WRITE opens with, in the order SBC-3 and libiscsi expect: protection
+ * fields, TRANSFER LENGTH against the Block Limits maximum, write protection, then the LBA range.
+ */
+function openTransfer(ctx: CommandContext, write: boolean): Addressed | ScsiFailure {
   const lu = ctx.unit;
   const cdb = ctx.cdb;
-  if (cdb.length > 6) {
-    const bad = checkProtect(cdb);
-    if (bad) return check(bad);
-  }
-  const { lba, count, lengthByte } = addressOf(cdb);
-  const tooLong = checkTransferLength(lu, count, lengthByte);
-  if (tooLong) return check(tooLong);
-  const range = checkRange(lu, lba, BigInt(count));
-  if (range) return check(range);
+  // The 6-byte CDBs have no protection field (byte 1 holds LBA bits there).
+  const bad = cdb.length > 6 ? checkProtect(cdb) : undefined;
+  if (bad) return bad;
+  const at = addressOf(cdb);
+  const failed =
+    checkTransferLength(lu, at.count, at.lengthByte) ??
+    (write ? checkWritable(lu) : undefined) ??
+    checkRange(lu, at.lba, BigInt(at.count));
+  return failed ?? at;
+}
+
+const isAddressed = (x: Addressed | ScsiFailure): x is Addressed => 'lengthByte' in x;
+
+async function read(ctx: CommandContext) {
+  const lu = ctx.unit;
+  const opened = openTransfer(ctx, false);
+  if (!isAddressed(opened)) return check(opened);
+  const { lba, count } = opened;
   if (count === 0) return good();
   const bs = lu.blockSize;
-  const data = await lu.backstore.read(Number(lba) * bs, count * bs);
+  const release = await lu.readGuard(lba, BigInt(count));
+  let data: Buffer;
+  try {
+    data = await lu.backstore.read(Number(lba) * bs, count * bs);
+  } finally {
+    release();
+  }
   ctx.bytes = data.length;
   return good(data);
 }
@@ -68,17 +87,9 @@ async function read(ctx: CommandContext) {
 async function write(ctx: CommandContext, verify: boolean) {
   const lu = ctx.unit;
   const cdb = ctx.cdb;
-  if (cdb.length > 6) {
-    const bad = checkProtect(cdb);
-    if (bad) return check(bad);
-  }
-  const { lba, count, lengthByte } = addressOf(cdb);
-  const tooLong = checkTransferLength(lu, count, lengthByte);
-  if (tooLong) return check(tooLong);
-  const wp = checkWritable(lu);
-  if (wp) return check(wp);
-  const range = checkRange(lu, lba, BigInt(count));
-  if (range) return check(range);
+  const opened = openTransfer(ctx, true);
+  if (!isAddressed(opened)) return check(opened);
+  const { lba, count } = opened;
   if (verify && (cdb[1]! & 0x04) !== 0) return check(invalidCdbField(1, 2)); // BYTCHK 1xb is reserved
   const bs = lu.blockSize;
   const data = await ctx.dataOutTruncatable(count * bs, bs);

@@ -96,6 +96,10 @@ function blockLimitsPage(lu: LogicalUnit): Buffer {
   b.writeUInt32BE(l.maxUnmapDescriptors, 20);
   b.writeUInt32BE(l.optimalUnmapGranularity, 24);
   b.writeBigUInt64BE(BigInt(l.maxWriteSameBlocks), 32);
+  // SBC-4 6.6.4 bytes 44-63 (body offset 40-59): WRITE ATOMIC(16) limits; atomic boundaries unsupported (0).
+  b.writeUInt32BE(l.maxAtomicTransferBlocks, 40);
+  b.writeUInt32BE(l.atomicAlignment, 44);
+  b.writeUInt32BE(l.atomicGranularity, 48);
   return b;
 }
 
