@@ -31,13 +31,14 @@ export function xenCommand(program: Command, io: CliIo): void {
       .requiredOption('--vhost <n>', 'virtual SCSI host number in the guest (the vscsi device index)')
       .option('-d, --data <dir>', 'data directory of the service (for --sim)')
       .option('--sim', 'use the simulated hypervisor of the service in the data directory')
-      .option('--sim-socket <path>', 'use the simulated hypervisor at this socket');
+      .option('--sim-socket <path>', 'use the simulated hypervisor at this socket')
+      .option('--timeout <seconds>', 'how long to wait for the guest to react', '10');
   common(xen.command('attach').description('attach LUNs to a guest (hot-plugs them if the virtual host is already connected)'))
     .requiredOption('--lun <PDEV=H:C:T:L...>', 'backstore name = guest SCSI address, repeatable')
     .option('--no-wait', 'do not wait for hot-plugged LUNs to connect')
     .addHelpText('after', '\nExamples:\n  $ vtgt xen attach --domain 5 --vhost 0 --lun disk0=0:0:0:0\n  $ vtgt xen attach --sim --domain 1 --vhost 0 --lun disk0=0:0:0:0 --lun scratch=0:0:1:0\n')
     .action(async function (this: Command) {
-      const o = this.opts<{ domain: string; vhost: string; lun: string[]; wait: boolean }>();
+      const o = this.opts<{ domain: string; vhost: string; lun: string[]; wait: boolean; timeout: string }>();
       const luns = o.lun.map((l) => {
         const m = /^([^=]+)=(\d+:\d+:\d+:\d+)$/.exec(l);
         if (!m) throw new UsageError(`--lun ${l}: expected BACKSTORE=HOST:CHANNEL:TARGET:LUN, e.g. disk0=0:0:0:0`);
@@ -48,7 +49,7 @@ export function xenCommand(program: Command, io: CliIo): void {
       const { openToolstackXenStore, xenAttach } = await import('../xen/toolstack.js');
       const t = await openToolstackXenStore({ ...(simSocket(this) ? { simSocket: simSocket(this)! } : {}) });
       try {
-        await xenAttach({ xs: t.xs, backendDomid: t.backendDomid, domid, vhost, luns, wait: o.wait });
+        await xenAttach({ xs: t.xs, backendDomid: t.backendDomid, domid, vhost, luns, wait: o.wait, timeoutMs: int(o.timeout, '--timeout', 3600) * 1000 });
       } finally {
         await t.close();
       }
@@ -58,13 +59,13 @@ export function xenCommand(program: Command, io: CliIo): void {
     .option('--lun <H:C:T:L>', 'only this guest SCSI address')
     .addHelpText('after', '\nExamples:\n  $ vtgt xen detach --domain 5 --vhost 0 --lun 0:0:1:0\n  $ vtgt xen detach --domain 5 --vhost 0\n')
     .action(async function (this: Command) {
-      const o = this.opts<{ domain: string; vhost: string; lun?: string }>();
+      const o = this.opts<{ domain: string; vhost: string; lun?: string; timeout: string }>();
       const domid = int(o.domain, '--domain', 0x7fef);
       const vhost = int(o.vhost, '--vhost', 0xffff);
       const { openToolstackXenStore, xenDetach } = await import('../xen/toolstack.js');
       const t = await openToolstackXenStore({ ...(simSocket(this) ? { simSocket: simSocket(this)! } : {}) });
       try {
-        await xenDetach({ xs: t.xs, backendDomid: t.backendDomid, domid, vhost, ...(o.lun ? { vdev: o.lun } : {}) });
+        await xenDetach({ xs: t.xs, backendDomid: t.backendDomid, domid, vhost, timeoutMs: int(o.timeout, '--timeout', 3600) * 1000, ...(o.lun ? { vdev: o.lun } : {}) });
       } finally {
         await t.close();
       }
