@@ -131,13 +131,18 @@ class ShmHandle : public Napi::ObjectWrap<ShmHandle> {
     return true;
   }
 
-  Napi::Value Gather(const Napi::CallbackInfo& info) {
+  // Gather (region → buffer) or scatter (buffer → region) after SgArgs validated the arguments.
+  template <bool to_region>
+  Napi::Value SgCopy(const Napi::CallbackInfo& info) {
     Napi::Float64Array segs;
     Napi::Uint8Array buf;
     uint64_t boff, copied = 0;
     if (!SgArgs(info, &segs, &buf, &boff)) return info.Env().Undefined();
-    ShmResult r = region.Gather(segs.Data(), segs.ElementLength() / 2, buf.Data() + boff, buf.ByteLength() - boff,
-                                &copied);
+    size_t count = segs.ElementLength() / 2;
+    uint8_t* p = buf.Data() + boff;
+    uint64_t room = buf.ByteLength() - boff;
+    ShmResult r = to_region ? region.Scatter(segs.Data(), count, p, room, &copied)
+                            : region.Gather(segs.Data(), count, p, room, &copied);
     if (!r.ok()) {
       ThrowResult(info.Env(), r);
       return info.Env().Undefined();
@@ -145,19 +150,8 @@ class ShmHandle : public Napi::ObjectWrap<ShmHandle> {
     return Napi::Number::New(info.Env(), static_cast<double>(copied));
   }
 
-  Napi::Value Scatter(const Napi::CallbackInfo& info) {
-    Napi::Float64Array segs;
-    Napi::Uint8Array buf;
-    uint64_t boff, copied = 0;
-    if (!SgArgs(info, &segs, &buf, &boff)) return info.Env().Undefined();
-    ShmResult r = region.Scatter(segs.Data(), segs.ElementLength() / 2, buf.Data() + boff, buf.ByteLength() - boff,
-                                 &copied);
-    if (!r.ok()) {
-      ThrowResult(info.Env(), r);
-      return info.Env().Undefined();
-    }
-    return Napi::Number::New(info.Env(), static_cast<double>(copied));
-  }
+  Napi::Value Gather(const Napi::CallbackInfo& info) { return SgCopy<false>(info); }
+  Napi::Value Scatter(const Napi::CallbackInfo& info) { return SgCopy<true>(info); }
 
   // (offset, bigEndian) -> uint32
   Napi::Value Load32(const Napi::CallbackInfo& info) {

@@ -163,49 +163,50 @@ ShmResult CheckSegments(const double* segments, size_t count, uint64_t region_si
   return {};
 }
 
-ShmResult ShmRegion::Gather(const double* segments, size_t count, uint8_t* dst, uint64_t dst_len,
-                            uint64_t* copied) const {
-  if (!base_) return RangeError("gather: region is closed");
+namespace {
+
+// Gather (region → buf) and scatter (buf → region) differ only in the copy direction and wording.
+template <bool to_region, typename Byte>
+ShmResult CopySegments(uint8_t* base, uint64_t size, const double* segments, size_t count, Byte* buf,
+                       uint64_t buf_len, uint64_t* copied) {
+  const char* op = to_region ? "scatter" : "gather";
   uint64_t total = 0;
-  ShmResult r = CheckSegments(segments, count, size_, &total);
+  ShmResult r = CheckSegments(segments, count, size, &total);
   if (!r.ok()) return r;
-  if (total > dst_len)
-    return RangeError("gather: segments total " + std::to_string(total) + " bytes but the destination has room for " +
-                      std::to_string(dst_len));
+  if (total > buf_len)
+    return RangeError(std::string(op) + ": segments total " + std::to_string(total) + " bytes but the " +
+                      (to_region ? "source has only " : "destination has room for ") + std::to_string(buf_len));
   bool ok = Guarded([&] {
     uint64_t pos = 0;
     for (size_t i = 0; i < count; i++) {
       uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
-      if (len) std::memcpy(dst + pos, base_ + off, len);
+      if (len) {
+        if constexpr (to_region)
+          std::memcpy(base + off, buf + pos, len);
+        else
+          std::memcpy(buf + pos, base + off, len);
+      }
       pos += len;
     }
   });
-  if (!ok) return Fault("gather");
+  if (!ok) return Fault(op);
   *copied = total;
   return {};
+}
+
+}  // namespace
+
+ShmResult ShmRegion::Gather(const double* segments, size_t count, uint8_t* dst, uint64_t dst_len,
+                            uint64_t* copied) const {
+  if (!base_) return RangeError("gather: region is closed");
+  return CopySegments<false>(base_, size_, segments, count, dst, dst_len, copied);
 }
 
 ShmResult ShmRegion::Scatter(const double* segments, size_t count, const uint8_t* src, uint64_t src_len,
                              uint64_t* copied) {
   if (!base_) return RangeError("scatter: region is closed");
   if (read_only_) return SysError(EROFS, "scatter: region is mapped read-only");
-  uint64_t total = 0;
-  ShmResult r = CheckSegments(segments, count, size_, &total);
-  if (!r.ok()) return r;
-  if (total > src_len)
-    return RangeError("scatter: segments total " + std::to_string(total) + " bytes but the source has only " +
-                      std::to_string(src_len));
-  bool ok = Guarded([&] {
-    uint64_t pos = 0;
-    for (size_t i = 0; i < count; i++) {
-      uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
-      if (len) std::memcpy(base_ + off, src + pos, len);
-      pos += len;
-    }
-  });
-  if (!ok) return Fault("scatter");
-  *copied = total;
-  return {};
+  return CopySegments<true>(base_, size_, segments, count, src, src_len, copied);
 }
 
 ShmResult ShmRegion::Copy(const ShmRegion& src, uint64_t src_off, ShmRegion& dst, uint64_t dst_off, uint64_t length) {

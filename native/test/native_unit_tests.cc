@@ -72,7 +72,17 @@ static void TestShmSegments() {
   std::vector<uint8_t> dst(300);
   CHECK(r.Gather(segs, 3, dst.data(), dst.size(), &copied).ok() && copied == 300);
   CHECK(std::memcmp(src.data(), dst.data(), 300) == 0);
-  CHECK(!r.Gather(segs, 3, dst.data(), 299, &copied).ok());  // destination too small
+  {
+    ShmResult small = r.Gather(segs, 3, dst.data(), 299, &copied);  // destination too small
+    CHECK(small.err == -1 && small.message.find("gather: segments total 300 bytes but the destination has room for 299") == 0);
+    small = r.Scatter(segs, 3, src.data(), 299, &copied);  // source too short
+    CHECK(small.err == -1 && small.message.find("scatter: segments total 300 bytes but the source has only 299") == 0);
+    // A refused copy touches nothing: the region still holds the first scatter.
+    std::vector<uint8_t> again(300);
+    CHECK(r.Gather(segs, 3, again.data(), again.size(), &copied).ok() && again == src);
+    double empty[] = {100, 0};
+    CHECK(r.Scatter(empty, 1, src.data(), 0, &copied).ok() && copied == 0);
+  }
   double past[] = {8000, 193};
   CHECK(!r.Gather(past, 1, dst.data(), dst.size(), &copied).ok());
   double neg[] = {-1, 4};
@@ -113,6 +123,14 @@ static void TestShmFileAndReadOnly(const std::string& dir) {
   CHECK(ro.Read(9000, got, sizeof got).ok() && std::memcmp(got, msg, sizeof msg) == 0);
   CHECK(ro.Write(0, msg, 1).err == EROFS);
   CHECK(ro.Store32(0, 1, false).err == EROFS);
+  double seg[] = {9000, 4};
+  uint64_t copied = 99;
+  CHECK(ro.Scatter(seg, 1, msg, sizeof msg, &copied).err == EROFS && copied == 99);
+  CHECK(ro.Gather(seg, 1, got, sizeof got, &copied).ok() && copied == 4 && std::memcmp(got, msg, 4) == 0);
+  ro.Close();
+  ShmResult closed = ro.Gather(seg, 1, got, sizeof got, &copied);
+  CHECK(closed.err == -1 && closed.message == "gather: region is closed");
+  CHECK(ro.Scatter(seg, 1, msg, sizeof msg, &copied).message == "scatter: region is closed");
   ShmRegion missing;
   ShmResult m = missing.Open(dir + "/none", false);
   CHECK(m.err == ENOENT && m.message.find("/none") != std::string::npos);
@@ -133,7 +151,10 @@ static void TestShmTruncatedByPeer(const std::string& dir) {
   double segs[] = {0, 16, 8192, 16};
   uint8_t big[32];
   uint64_t copied = 0;
-  CHECK(r.Gather(segs, 2, big, sizeof big, &copied).err == EFAULT);
+  ShmResult g = r.Gather(segs, 2, big, sizeof big, &copied);
+  CHECK(g.err == EFAULT && g.message.find("gather: ") == 0);
+  ShmResult sc = r.Scatter(segs, 2, big, sizeof big, &copied);
+  CHECK(sc.err == EFAULT && sc.message.find("scatter: ") == 0);
   CHECK(r.Read(0, b, 16).ok());  // the part still backed keeps working
   CHECK(truncate(path.c_str(), 3 * 4096) == 0);
   CHECK(r.Read(8192, b, 16).ok() && b[0] == 0);  // backed again: the regrown part reads as zeroes

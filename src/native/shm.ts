@@ -193,6 +193,19 @@ export class SharedRegion {
     loadNative().shmCopy(s, srcOffset, d, dstOffset, length);
   }
 
+  #load32(op: string, offset: number, bigEndian: boolean): number {
+    const h = this.#live(op);
+    this.#check32(op, offset);
+    return h.load32(offset, bigEndian);
+  }
+
+  #store32(op: string, offset: number, v: number, bigEndian: boolean): void {
+    const h = this.#writable(op);
+    this.#check32(op, offset);
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`SharedRegion.${op}: ${v} is not a uint32`);
+    h.store32(offset, v, bigEndian);
+  }
+
   #check32(op: string, offset: number): void {
     checkIndex('offset', offset);
     checkSpan(op, offset, 4, this.size, 'region');
@@ -201,31 +214,21 @@ export class SharedRegion {
 
   /** Atomic (acquire) load of a little-endian uint32 at a 4-byte aligned offset (Xen ring indices). */
   load32le(offset: number): number {
-    const h = this.#live('load32le');
-    this.#check32('load32le', offset);
-    return h.load32(offset, false);
+    return this.#load32('load32le', offset, false);
   }
 
   /** Atomic (release, then full barrier) store of a little-endian uint32 at a 4-byte aligned offset. */
   store32le(offset: number, v: number): void {
-    const h = this.#writable('store32le');
-    this.#check32('store32le', offset);
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`SharedRegion.store32le: ${v} is not a uint32`);
-    h.store32(offset, v, false);
+    this.#store32('store32le', offset, v, false);
   }
 
   /** Big-endian variants (CRQ and SRP structures of POWER guests are big-endian). */
   load32be(offset: number): number {
-    const h = this.#live('load32be');
-    this.#check32('load32be', offset);
-    return h.load32(offset, true);
+    return this.#load32('load32be', offset, true);
   }
 
   store32be(offset: number, v: number): void {
-    const h = this.#writable('store32be');
-    this.#check32('store32be', offset);
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`SharedRegion.store32be: ${v} is not a uint32`);
-    h.store32(offset, v, true);
+    this.#store32('store32be', offset, v, true);
   }
 
   /** Unmap (and close the owned memfd). Idempotent; any later access throws a clear error. */
