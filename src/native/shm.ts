@@ -105,27 +105,32 @@ export class SharedRegion {
   /** Copy region bytes [offset, offset+length) into dst at dstOffset (length defaults to the rest of dst). */
   read(offset: number, dst: Buffer | Uint8Array, dstOffset = 0, length?: number): void {
     const h = this.#live('read');
-    checkBuffer('dst', dst);
-    checkIndex('offset', offset);
-    checkIndex('dstOffset', dstOffset);
-    checkSpan('read', dstOffset, 0, dst.length, 'buffer');
-    const len = length === undefined ? dst.length - dstOffset : checkIndex('length', length);
-    checkSpan('read', dstOffset, len, dst.length, 'buffer');
-    checkSpan('read', offset, len, this.size, 'region');
-    h.read(offset, dst, dstOffset, len);
+    h.read(offset, dst, dstOffset, this.#copyLength('read', 'dst', offset, dst, dstOffset, length));
   }
 
   /** Copy src[srcOffset, srcOffset+length) into the region at offset (length defaults to the rest of src). */
   write(offset: number, src: Buffer | Uint8Array, srcOffset = 0, length?: number): void {
     const h = this.#writable('write');
-    checkBuffer('src', src);
+    h.write(offset, src, srcOffset, this.#copyLength('write', 'src', offset, src, srcOffset, length));
+  }
+
+  /** Validates a read/write's arguments; returns the length to copy (default: the rest of the buffer). */
+  #copyLength(
+    op: string,
+    bufName: 'dst' | 'src',
+    offset: number,
+    buf: Buffer | Uint8Array,
+    bufOffset: number,
+    length: number | undefined,
+  ): number {
+    checkBuffer(bufName, buf);
     checkIndex('offset', offset);
-    checkIndex('srcOffset', srcOffset);
-    checkSpan('write', srcOffset, 0, src.length, 'buffer');
-    const len = length === undefined ? src.length - srcOffset : checkIndex('length', length);
-    checkSpan('write', srcOffset, len, src.length, 'buffer');
-    checkSpan('write', offset, len, this.size, 'region');
-    h.write(offset, src, srcOffset, len);
+    checkIndex(`${bufName}Offset`, bufOffset);
+    checkSpan(op, bufOffset, 0, buf.length, 'buffer');
+    const len = length === undefined ? buf.length - bufOffset : checkIndex('length', length);
+    checkSpan(op, bufOffset, len, buf.length, 'buffer');
+    checkSpan(op, offset, len, this.size, 'region');
+    return len;
   }
 
   #segments(op: string, segments: ReadonlyArray<ShmSegment>, room: number): { flat: Float64Array; total: number } {
