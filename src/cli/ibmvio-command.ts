@@ -1,7 +1,7 @@
 /** `vtgt ibmvio adapter|lun ...`: IBM VIO server adapters and their LUN maps on a running service. */
 import type { Command } from 'commander';
 import { renderTable } from './render.js';
-import { backstoreArgs, backstoreOptions, example, intOpt } from './program.js';
+import { backstoreArgs, backstoreOptions, example, intOpt } from './kit.js';
 import { UsageError } from './errors.js';
 
 export interface CommandKit {

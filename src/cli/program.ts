@@ -2,7 +2,7 @@
  * The `vtgt` command line. Exit codes: 0 success, 1 the operation failed, 2 usage error (bad or
  * missing arguments). Every command's --help ends with an example.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONTROL_SOCKET_NAME } from '../service/config/default.js';
@@ -16,6 +16,7 @@ import { simCommand } from './sim-command.js';
 import { xenCommand } from './xen-command.js';
 import { ibmvioCommand } from './ibmvio-command.js';
 import { UsageError } from './errors.js';
+import { backstoreArgs, backstoreOptions, example, intOpt } from './kit.js';
 
 export { UsageError };
 
@@ -25,10 +26,6 @@ export interface CliIo {
 }
 
 const DATA_HELP = 'data directory holding the config, images and control socket (default: $VTGT_DATA, then ./vtgt-data)';
-
-export function example(cmd: Command, ...lines: string[]): Command {
-  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
-}
 
 function socketPath(cmd: Command): string {
   const o = cmd.optsWithGlobals<{ data?: string }>();
@@ -266,45 +263,6 @@ function packageVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-export function backstoreOptions(cmd: Command, withType: boolean): Command {
-  if (withType) {
-    cmd.addOption(new Option('--type <type>', 'backstore type').choices(['file', 'block', 'memory', 'null']).makeOptionMandatory());
-    cmd.option('--path <path>', 'file (relative to the data directory) or block device');
-    cmd.option('--size <size>', 'size, e.g. 1GiB (file: created sparse when missing)');
-  } else {
-    cmd.option('--size <size>', 'size of a new --file image (created sparse when missing)');
-    cmd.option('--name <name>', 'name of the new backstore (default: from the file name or type)');
-  }
-  return cmd
-    .addOption(new Option('--block-size <n>', 'logical block size').choices(['512', '4096']))
-    .option('--read-only', 'write protect the LUN')
-    .addOption(new Option('--cache-mode <mode>', 'writeback (initiator flushes) or writethrough').choices(['writeback', 'writethrough']))
-    .option('--direct', 'O_DIRECT (bypass the page cache)')
-    .option('--removable', 'removable medium (START STOP UNIT can eject)')
-    .option('--serial <serial>', 'unit serial number (VPD 0x80; default derived from the backstore name)');
-}
-
-export function backstoreArgs(o: Record<string, unknown>, withType: boolean): Record<string, unknown> {
-  const a: Record<string, unknown> = {
-    name: o.name,
-    size: o.size,
-    blockSize: o.blockSize === undefined ? undefined : Number(o.blockSize),
-    readOnly: Boolean(o.readOnly),
-    cacheMode: o.cacheMode,
-    direct: Boolean(o.direct),
-    removable: Boolean(o.removable),
-    serial: o.serial,
-  };
-  if (withType) Object.assign(a, { type: o.type, path: o.path });
-  return a;
-}
-
-export function intOpt(v: unknown, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`${what} must be a non-negative integer, got "${String(v)}"`);
-  return Number(v);
 }
 
 function fmtRate(n: number | undefined, unit = ''): string {
