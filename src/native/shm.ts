@@ -133,7 +133,7 @@ export class SharedRegion {
     return len;
   }
 
-  #segments(op: string, segments: ReadonlyArray<ShmSegment>, room: number): { flat: Float64Array; total: number } {
+  #segments(op: string, segments: ReadonlyArray<ShmSegment>, room: number): Float64Array {
     if (!Array.isArray(segments)) throw new TypeError(`SharedRegion.${op}: segments must be an array`);
     if (segments.length > SHM_MAX_SEGMENTS) {
       throw new RangeError(`SharedRegion.${op}: ${segments.length} segments exceed the limit of ${SHM_MAX_SEGMENTS}`);
@@ -160,27 +160,33 @@ export class SharedRegion {
     if (total > room) {
       throw new RangeError(`SharedRegion.${op}: segments total ${total} bytes but the buffer has room for ${room}`);
     }
-    return { flat, total };
+    return flat;
   }
 
   /** Copy the segments, in order, into dst starting at dstOffset. Returns the bytes copied. */
   gather(segments: ReadonlyArray<ShmSegment>, dst: Buffer | Uint8Array, dstOffset = 0): number {
     const h = this.#live('gather');
-    checkBuffer('dst', dst);
-    checkIndex('dstOffset', dstOffset);
-    checkSpan('gather', dstOffset, 0, dst.length, 'buffer');
-    const { flat } = this.#segments('gather', segments, dst.length - dstOffset);
-    return h.gather(flat, dst, dstOffset);
+    return h.gather(this.#sgArgs('gather', 'dst', segments, dst, dstOffset), dst, dstOffset);
   }
 
   /** Copy consecutive bytes of src (from srcOffset) out to the segments, in order. Returns the bytes copied. */
   scatter(segments: ReadonlyArray<ShmSegment>, src: Buffer | Uint8Array, srcOffset = 0): number {
     const h = this.#writable('scatter');
-    checkBuffer('src', src);
-    checkIndex('srcOffset', srcOffset);
-    checkSpan('scatter', srcOffset, 0, src.length, 'buffer');
-    const { flat } = this.#segments('scatter', segments, src.length - srcOffset);
-    return h.scatter(flat, src, srcOffset);
+    return h.scatter(this.#sgArgs('scatter', 'src', segments, src, srcOffset), src, srcOffset);
+  }
+
+  /** Validates a gather/scatter's buffer and segments; returns the flat segment list for the addon. */
+  #sgArgs(
+    op: string,
+    bufName: 'dst' | 'src',
+    segments: ReadonlyArray<ShmSegment>,
+    buf: Buffer | Uint8Array,
+    bufOffset: number,
+  ): Float64Array {
+    checkBuffer(bufName, buf);
+    checkIndex(`${bufName}Offset`, bufOffset);
+    checkSpan(op, bufOffset, 0, buf.length, 'buffer');
+    return this.#segments(op, segments, buf.length - bufOffset);
   }
 
   /** Copy between two regions (H_COPY_RDMA / grant copy emulation); overlapping ranges are handled. */
