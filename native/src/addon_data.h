@@ -2,6 +2,10 @@
 #pragma once
 #include <napi.h>
 
+#include <cstdint>
+
+#include "js_number.h"
+
 namespace vtgt {
 
 struct IoState;  // napi_io.cc
@@ -16,5 +20,14 @@ AddonData* GetAddonData(Napi::Env env);
 // Throws a JS error for an errno: message "<what>: <strerror>", with .code ("EIO") and .errno set.
 Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what);
 const char* ErrnoName(int err);
+
+// An offset, length or fd argument: a number that IsJsIndex accepts. false for anything else.
+inline bool GetIndex(const Napi::Value& v, uint64_t* out) {
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!IsJsIndex(d)) return false;
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
 
 }  // namespace vtgt

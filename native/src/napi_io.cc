@@ -3,7 +3,6 @@
 #include <napi.h>
 #include <uv.h>
 
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -12,8 +11,6 @@
 
 namespace vtgt {
 namespace {
-
-constexpr double kMaxExact = 9007199254740992.0;
 
 struct JsRequest {
   napi_deferred deferred = nullptr;
@@ -30,14 +27,6 @@ struct IoState {
 };
 
 namespace {
-
-bool GetIndex(const Napi::Value& v, uint64_t* out) {
-  if (!v.IsNumber()) return false;
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d < kMaxExact) || std::floor(d) != d) return false;
-  *out = static_cast<uint64_t>(d);
-  return true;
-}
 
 Napi::Value ResultValue(Napi::Env e, const IoRequest& r) {
   if (r.op != IoOp::kDevInfo) return Napi::Number::New(e, static_cast<double>(r.result));

@@ -2,25 +2,14 @@
 // check is repeated here and in ShmRegion so a bad call can never reach memcpy.
 #include <napi.h>
 
-#include <cmath>
-
 #include "addon_data.h"
 #include "shm_region.h"
 
 namespace vtgt {
 namespace {
 
-constexpr double kMaxExact = 9007199254740992.0;
 // Bound on segments per gather/scatter call; far above any fabric's descriptor limit.
 constexpr size_t kMaxSegments = 1u << 20;
-
-bool GetIndex(const Napi::Value& v, uint64_t* out) {
-  if (!v.IsNumber()) return false;
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d < kMaxExact) || std::floor(d) != d) return false;
-  *out = static_cast<uint64_t>(d);
-  return true;
-}
 
 void ThrowResult(Napi::Env env, const ShmResult& r) {
   if (r.err == -1) {

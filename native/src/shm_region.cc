@@ -1,5 +1,6 @@
 #include "shm_region.h"
 
+#include "js_number.h"
 #include "mem_guard.h"
 
 #include <fcntl.h>
@@ -8,7 +9,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ring accessors assume a little-endian host");
@@ -37,11 +37,6 @@ ShmResult RangeError(const std::string& what) {
   r.message = what;
   return r;
 }
-
-// 2^53: the largest offset a JS number carries exactly.
-constexpr double kMaxExact = 9007199254740992.0;
-
-bool ValidIndex(double v) { return v >= 0 && v < kMaxExact && std::floor(v) == v; }
 
 }  // namespace
 
@@ -149,7 +144,7 @@ ShmResult CheckSegments(const double* segments, size_t count, uint64_t region_si
   uint64_t sum = 0;
   for (size_t i = 0; i < count; i++) {
     double o = segments[2 * i], l = segments[2 * i + 1];
-    if (!ValidIndex(o) || !ValidIndex(l))
+    if (!IsJsIndex(o) || !IsJsIndex(l))
       return RangeError("segment " + std::to_string(i) + ": offset and length must be non-negative integers");
     uint64_t off = static_cast<uint64_t>(o), len = static_cast<uint64_t>(l);
     if (!ShmRegion::InRange(off, len, region_size))
