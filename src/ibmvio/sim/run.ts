@@ -28,6 +28,8 @@ export interface IbmvioSimOptions {
   lunBytes?: number;
   /** Include every log line of the partitions in `lines` (diagnosis). */
   verbose?: boolean;
+  /** Run the partitions against an already running server instead of an in-process one. */
+  external?: ExternalServer;
 }
 
 export interface IbmvioSimResult {
@@ -41,9 +43,106 @@ export interface IbmvioSimResult {
 const SERVER_UNIT_BASE = 0x30000000;
 const CLIENT_UNIT_BASE = 0x71000000;
 
+export interface ExternalServer {
+  /** Socket of the simulated PowerVM a running `vtgt serve` created (`ibmvio: {hypervisor: sim}`). */
+  socketPath: string;
+  /** Client unit addresses of the service's adapters, one normal partition each. */
+  clientUnits: number[];
+  /** Optional: a client unit for the hostile partition (an adapter the service can spare). */
+  hostileUnit?: number;
+}
+
+interface PartitionSpec {
+  index: number;
+  hostile: boolean;
+  unit: number;
+}
+
+interface Tally {
+  commands: number;
+  errors: number;
+  bytesVerified: number;
+  ok: boolean;
+}
+
+/**
+ * Run client partition processes against the simulated PowerVM at `socketPath` and collect their
+ * results into `lines` / the returned tally.
+ */
+async function runPartitions(
+  specs: PartitionSpec[],
+  socketPath: string,
+  opts: IbmvioSimOptions,
+  seconds: number,
+  lines: string[],
+  onLog: (index: number, line: string) => void,
+): Promise<Tally> {
+  const t: Tally = { commands: 0, errors: 0, bytesVerified: 0, ok: true };
+  const procs = specs.map((c) => {
+    const args: ClientProcessArgs = {
+      socketPath,
+      unit: c.unit,
+      partitionName: c.hostile ? `hostile${c.index}` : `lpar${c.index}`,
+      aix: opts.aix && !c.hostile,
+      mode: c.hostile ? 'hostile' : 'normal',
+      seconds,
+      workers: 100, // the Linux client queues up to max_requests = 100
+      maxBlocks: 256,
+      seed: 1000 + c.index,
+    };
+    return { c, p: spawnPartition(args, (l) => onLog(c.index, l)) };
+  });
+  const results = await Promise.all(procs.map(async ({ c, p }) => ({ c, r: await p.done })));
+  for (const { c, r } of results) {
+    const res = (r.result ?? {}) as {
+      commands?: number; errors?: number; bytesVerified?: number; resets?: number; aborts?: number; lunResets?: number;
+      retries?: number; messages?: string[]; lines?: string[]; unexpected?: number; guardIntact?: boolean; partition?: number;
+    };
+    if (c.hostile) {
+      for (const l of res.lines ?? []) lines.push(l);
+      if (r.code !== 0 || res.guardIntact !== true) {
+        t.ok = false;
+        lines.push(`hostile partition ${c.index}: exit ${r.code}, ${res.unexpected ?? '?'} unexpected answers, guard ${res.guardIntact ? 'intact' : 'NOT intact'}`);
+        for (const l of r.logs.filter((x) => x.startsWith('stderr'))) lines.push(l);
+      }
+      continue;
+    }
+    t.commands += res.commands ?? 0;
+    t.errors += res.errors ?? (r.code === 0 ? 0 : 1);
+    t.bytesVerified += res.bytesVerified ?? 0;
+    lines.push(
+      `lpar${c.index} (partition ${res.partition ?? '?'}${opts.aix ? ', AIX' : ''}): ${res.commands ?? 0} commands, ${res.errors ?? '?'} errors, ` +
+        `${res.bytesVerified ?? 0} bytes verified, ${res.aborts ?? 0} aborts, ${res.lunResets ?? 0} LUN resets, ${res.resets ?? 0} host resets, ${res.retries ?? 0} retries`,
+    );
+    for (const l of r.logs.filter((x) => opts.verbose || x.startsWith('scan:'))) lines.push(`  lpar${c.index} ${l}`);
+    for (const m of res.messages ?? []) lines.push(`  lpar${c.index}: ${m}`);
+    if (r.code !== 0) {
+      t.ok = false;
+      for (const l of r.logs.filter((x) => x.startsWith('stderr'))) lines.push(`  lpar${c.index}: ${l}`);
+    }
+  }
+  if (t.errors > 0) t.ok = false;
+  return t;
+}
+
+/**
+ * Client partitions against a VIO server that is already running (`vtgt serve` with an `ibmvio:`
+ * section and the simulated PowerVM): no restart or migration, since the server is not ours.
+ */
+async function runAgainstExternal(opts: IbmvioSimOptions, ext: ExternalServer, seconds: number): Promise<IbmvioSimResult> {
+  if (ext.clientUnits.length === 0) throw new Error('ibmvio sim: an external server needs at least one client unit address');
+  if (opts.hostile && ext.hostileUnit === undefined) throw new Error('ibmvio sim: --hostile against an external server needs a spare adapter (hostileUnit)');
+  const specs: PartitionSpec[] = ext.clientUnits.map((unit, index) => ({ index, hostile: false, unit }));
+  if (opts.hostile) specs.push({ index: specs.length, hostile: true, unit: ext.hostileUnit! });
+  const lines: string[] = [];
+  const t = await runPartitions(specs, ext.socketPath, opts, seconds, lines, () => undefined);
+  return { commands: t.commands, errors: t.errors, bytesVerified: t.bytesVerified, lines, ok: t.ok };
+}
+
 export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimResult> {
-  const clients = Math.max(0, Math.floor(opts.clients));
   const seconds = Math.max(0.5, opts.seconds);
+  if (opts.external) return runAgainstExternal(opts, opts.external, seconds);
+  const clients = Math.max(0, Math.floor(opts.clients));
   const hostiles = opts.hostile ? 1 : 0;
   const dir = await mkdtemp(join(tmpdir(), 'vtgt-ibmvio-'));
   const log = opts.logger;
@@ -114,64 +213,21 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
         migrated = true;
       }, seconds * 400);
     };
-    const procs = configs.map((c) => {
-      const args: ClientProcessArgs = {
-        socketPath: join(dir, 'powervm.sock'),
-        unit: CLIENT_UNIT_BASE + c.index,
-        partitionName: c.hostile ? `hostile${c.index}` : `lpar${c.index}`,
-        aix: opts.aix && !c.hostile,
-        mode: c.hostile ? 'hostile' : 'normal',
-        seconds,
-        workers: 100, // the Linux client queues up to max_requests = 100
-        maxBlocks: 256,
-        seed: 1000 + c.index,
-      };
-      const onLog =
-        c.index === 0 && !c.hostile
-          ? (l: string) => void (l.startsWith('scan:') && scheduleRestart())
-          : c.index === 1 && !c.hostile
-            ? (l: string) => void (l.startsWith('scan:') && scheduleMigration())
-            : undefined;
-      return { c, p: spawnPartition(args, onLog) };
+    const specs = configs.map((c) => ({ index: c.index, hostile: c.hostile, unit: CLIENT_UNIT_BASE + c.index }));
+    const t = await runPartitions(specs, join(dir, 'powervm.sock'), opts, seconds, lines, (index, l) => {
+      if (!l.startsWith('scan:') || index >= clients) return;
+      if (index === 0) scheduleRestart();
+      else if (index === 1) scheduleMigration();
     });
-    const results = await Promise.all(procs.map(async ({ c, p }) => ({ c, r: await p.done })));
     if (restartTimer) clearTimeout(restartTimer);
     if (migrateTimer) clearTimeout(migrateTimer);
-    for (const { c, r } of results) {
-      const res = (r.result ?? {}) as {
-        commands?: number; errors?: number; bytesVerified?: number; resets?: number; aborts?: number; lunResets?: number;
-        retries?: number; messages?: string[]; lines?: string[]; unexpected?: number; guardIntact?: boolean; partition?: number;
-      };
-      if (c.hostile) {
-        for (const l of res.lines ?? []) lines.push(l);
-        if (r.code !== 0 || res.guardIntact !== true) {
-          ok = false;
-          lines.push(`hostile partition ${c.index}: exit ${r.code}, ${res.unexpected ?? '?'} unexpected answers, guard ${res.guardIntact ? 'intact' : 'NOT intact'}`);
-          for (const l of r.logs.filter((x) => x.startsWith('stderr'))) lines.push(l);
-        }
-        continue;
-      }
-      commands += res.commands ?? 0;
-      errors += res.errors ?? (r.code === 0 ? 0 : 1);
-      bytesVerified += res.bytesVerified ?? 0;
-      lines.push(
-        `lpar${c.index} (partition ${res.partition ?? '?'}${opts.aix ? ', AIX' : ''}): ${res.commands ?? 0} commands, ${res.errors ?? '?'} errors, ` +
-          `${res.bytesVerified ?? 0} bytes verified, ${res.aborts ?? 0} aborts, ${res.lunResets ?? 0} LUN resets, ${res.resets ?? 0} host resets, ${res.retries ?? 0} retries`,
-      );
-      for (const l of r.logs.filter((x) => opts.verbose || x.startsWith('scan:'))) lines.push(`  lpar${c.index} ${l}`);
-      for (const m of res.messages ?? []) lines.push(`  lpar${c.index}: ${m}`);
-      if (r.code !== 0) {
-        ok = false;
-        for (const l of r.logs.filter((x) => x.startsWith('stderr'))) lines.push(`  lpar${c.index}: ${l}`);
-      }
-    }
+    ({ commands, errors, bytesVerified, ok } = t);
     // A run asked to prove restart/migration survival proves nothing if the event never happened.
     if (restart) lines.push(`server adapter vhost0 restarted midway: ${restarted ? 'yes' : 'no'}`);
     if (restart && !restarted) ok = false;
     if (restart && clients >= 2) lines.push(`lpar1 migrated midway (transport event 0x06): ${migrated ? 'yes' : 'no'}`);
     if (restart && clients >= 2 && !migrated) ok = false;
     if (opts.hostile) lines.push(`hypervisor: ${hv.stats.refusedCopies} H_COPY_RDMA refused (outside a window or without permission), ${hv.stats.copies} copies done`);
-    if (errors > 0) ok = false;
   } finally {
     for (const a of adapters) await a.stop().catch(() => undefined);
     await hv.close().catch(() => undefined);

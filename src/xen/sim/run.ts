@@ -18,12 +18,15 @@ import { coreHostFactory } from '../core-host.js';
 import { xenAttach } from '../toolstack.js';
 import { spawnDomU, type DomUProcess } from './spawn.js';
 import type { DomUConfig, DomUReport } from './frontend-main.js';
+import { runXenSimExternal, type ExternalXenBackend } from './run-external.js';
 
 export interface XenSimOptions {
   domains: number;
   seconds: number;
   hostile: boolean;
   logger?: Logger;
+  /** Run the domUs against an already running backend (e.g. `vtgt serve`) instead of an in-process one. */
+  external?: ExternalXenBackend;
 }
 
 export interface XenSimResult {
@@ -42,6 +45,7 @@ const DOMU_FRAMES = 2304;
 export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
   const domains = Math.max(1, Math.min(16, Math.floor(opts.domains)));
   const seconds = Math.max(1, Math.min(3600, opts.seconds));
+  if (opts.external) return runXenSimExternal(opts.external, seconds, opts.hostile);
   const lines: string[] = [];
   const log = opts.logger;
   const dir = mkdtempSync(join(tmpdir(), 'vtgt-xen-sim-'));
