@@ -193,3 +193,25 @@ describe('config values', () => {
     expect(checkIscsiName('iqn.26-11.x')).toBeDefined();
   });
 });
+
+describe('config change description', () => {
+  it('lists added, removed and changed objects', async () => {
+    const { describeConfigChange } = await import('../src/service/config/diff.js');
+    const a = defaultConfig();
+    const b = defaultConfig();
+    b.backstores[0]!.readOnly = true;
+    b.backstores.push({ name: 'm', type: 'memory', size: 1 << 20 });
+    b.targets = [];
+    b.iscsi.portals = [{ host: '0.0.0.0', port: 3260 }];
+    b.iscsi.nopInterval = 5;
+    expect(describeConfigChange(a, b)).toEqual([
+      'change backstore disk0: readOnly',
+      'add backstore m',
+      'remove target iqn.2026-11.org.vtgt:default',
+      'remove portal 127.0.0.1:3260',
+      'add portal 0.0.0.0:3260',
+      'change iscsi.nopInterval',
+    ]);
+    expect(describeConfigChange(a, defaultConfig())).toEqual([]);
+  });
+});

@@ -233,6 +233,10 @@ describe('vtgt serve (stand-in platform)', () => {
     // Add a second target by editing the file, then reload (what SIGHUP does).
     const before = plat.iscsi.log.length;
     writeFileSync(file, `${text}\n`.replace('targets:\n', 'targets:\n  - name: iqn.2026-11.org.vtgt:second\n    luns: [{lun: 0, backstore: disk0}]\n'));
+    const dry = await cli('config', 'load', '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain('would apply (dry run, nothing changed):\nadd target iqn.2026-11.org.vtgt:second');
+    expect(plat.iscsi.targets.has('iqn.2026-11.org.vtgt:second')).toBe(false);
     const changes = await svc.reload();
     expect(changes).toContain('added target iqn.2026-11.org.vtgt:second');
     const after = plat.iscsi.log.slice(before);

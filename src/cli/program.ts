@@ -242,8 +242,14 @@ export function buildProgram(io: CliIo): Command {
   example(leaf(config, 'save', 'write the running configuration atomically (default: the file the service was started with)').argument('[file]'), 'vtgt config save', 'vtgt config save /root/vtgt-backup.yaml').action(async function (this: Command, file?: string) {
     await call(this, 'config.save', { path: file }, (r) => `saved ${(r as { path: string }).path}`);
   });
-  example(leaf(config, 'load', 'validate a file and apply the difference to the running service (sessions on unchanged targets stay)').argument('[file]'), 'vtgt config load', 'vtgt config load /root/vtgt-backup.yaml').action(async function (this: Command, file?: string) {
-    await call(this, 'config.load', { path: file });
+  example(
+    leaf(config, 'load', 'validate a file and apply the difference to the running service (sessions on unchanged targets stay)')
+      .argument('[file]')
+      .option('-n, --dry-run', 'only say what would change'),
+    'vtgt config load --dry-run',
+    'vtgt config load /root/vtgt-backup.yaml',
+  ).action(async function (this: Command, file?: string) {
+    await call(this, 'config.load', { path: file, dryRun: Boolean(this.opts().dryRun) });
   });
   example(leaf(config, 'show', 'print the running configuration as YAML'), 'vtgt config show').action(async function (this: Command) {
     await call(this, 'config.show', {}, (r) => (r as { yaml: string }).yaml.replace(/\n$/, ''));

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { CONFIG_FILE_NAME, CONTROL_SOCKET_NAME, DEFAULT_TARGET_NAME, defaultConfig } from './config/default.js';
 import { issuesMessage, loadConfigFile, writeFileAtomic } from './config/file.js';
 import { configToYaml } from './config/serialize.js';
+import { describeConfigChange } from './config/diff.js';
 import type { PortalConfig, VtgtConfig } from './config/types.js';
 import { formatHostPort } from './config/values.js';
 import { ControlServer, socketInUse } from './control/server.js';
@@ -85,8 +86,8 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
   // --portal replaces the file's portals while the process runs; saving writes the file's portals
   // back (plus any added with the CLI), so an override never becomes permanent by accident.
   let filePortals = config.iscsi.portals;
-  const withOverrides = (c: VtgtConfig): VtgtConfig => {
-    filePortals = c.iscsi.portals;
+  const withOverrides = (c: VtgtConfig, remember = true): VtgtConfig => {
+    if (remember) filePortals = c.iscsi.portals;
     return opts.portals ? { ...c, iscsi: { ...c.iscsi, portals: opts.portals } } : c;
   };
   const forSaving = (c: VtgtConfig): VtgtConfig => {
@@ -114,10 +115,11 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
     runtime,
     dataDir,
     configPath,
-    async load(path) {
+    async load(path, dryRun = false) {
       const file = path ? resolve(path) : configPath;
       const r = await loadConfigFile(file);
       if (!r.ok) throw new ControlError('invalid', `${issuesMessage(r)}\nthe running configuration was kept`);
+      if (dryRun) return describeConfigChange(runtime.config(), withOverrides(r.config, false));
       for (const w of r.warnings) logger.warn({ path: file }, w);
       const previousFilePortals = filePortals;
       let changes: string[];

@@ -14,8 +14,8 @@ export interface ServiceContext {
   runtime: Runtime;
   dataDir: string;
   configPath: string;
-  /** Load a config file (default: the service's), validate it and apply the difference. */
-  load(path?: string): Promise<string[]>;
+  /** Load a config file (default: the service's), validate it and apply the difference (or only describe it). */
+  load(path?: string, dryRun?: boolean): Promise<string[]>;
   /** Save the running config atomically (default: the service's config file); returns the path. */
   save(path?: string): Promise<string>;
   stats(): unknown;

@@ -299,7 +299,9 @@ const handlers: Record<string, Handler> = {
     return { path: await ctx.save(a.optStr('path')) };
   },
   async 'config.load'(ctx, a) {
-    return { changes: await ctx.load(a.optStr('path')) };
+    const dryRun = a.bool('dryRun');
+    const changes = await ctx.load(a.optStr('path'), dryRun);
+    return dryRun ? { changes, message: changes.length ? 'would apply (dry run, nothing changed):' : 'the file matches the running configuration' } : { changes };
   },
   async 'config.show'(ctx) {
     return { yaml: configToYaml(ctx.runtime.config()), path: ctx.configPath };
