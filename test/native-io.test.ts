@@ -254,7 +254,9 @@ describe('IoFile errors', () => {
     await expect(f.read(b, -1, 1, 0)).rejects.toThrow(RangeError);
     await expect(f.read(b, 0, 1, 2 ** 60)).rejects.toThrow(RangeError);
     await expect(f.read('x' as unknown as Buffer, 0, 1, 0)).rejects.toThrow(TypeError);
-    await expect(f.fallocate(-3, 0, 1)).rejects.toThrow(RangeError);
+    await expect(f.fallocate(-3, 0, 1)).rejects.toThrow(/bad mode -3/);
+    expect(() => f.fallocateSync(1.5, 0, 1)).toThrow(/bad mode 1.5/);
+    expect(() => f.fallocateSync(0, 2 ** 53 - 1, 2)).toThrow(/overflows/);
     await f.close();
     await expect(f.read(b, 0, 1, 0)).rejects.toThrow(/closed/);
   });

@@ -268,10 +268,14 @@ export class IoFile {
     if (offset > MAX_OFFSET - length) throw new RangeError(`${op}: offset ${offset} + length ${length} overflows`);
   }
 
-  /** fallocate(2) with the given FALLOC_FL_* mode. */
-  async fallocate(mode: number, offset: number, length: number): Promise<void> {
+  #fallocateArgs(mode: number, offset: number, length: number): void {
     this.#rangeArgs('fallocate', offset, length);
     if (!Number.isInteger(mode) || mode < 0 || mode > 0x7fffffff) throw new RangeError(`fallocate: bad mode ${mode}`);
+  }
+
+  /** fallocate(2) with the given FALLOC_FL_* mode. */
+  async fallocate(mode: number, offset: number, length: number): Promise<void> {
+    this.#fallocateArgs(mode, offset, length);
     await this.#submit(IoOp.FALLOCATE, 'fallocate', null, 0, length, offset, mode);
   }
 
@@ -337,8 +341,7 @@ export class IoFile {
 
   /** fallocate(2) on the calling thread (feature probes at open time). */
   fallocateSync(mode: number, offset: number, length: number): void {
-    this.#rangeArgs('fallocate', offset, length);
-    if (!Number.isInteger(mode) || mode < 0 || mode > 0x7fffffff) throw new RangeError(`fallocate: bad mode ${mode}`);
+    this.#fallocateArgs(mode, offset, length);
     this.#sync(IoOp.FALLOCATE, 'fallocate', offset, length, mode);
   }
 
