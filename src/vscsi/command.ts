@@ -36,6 +36,8 @@ export interface CommandSpec {
   noLogicalUnit?: boolean;
   /** Needs the medium (NOT READY when the removable medium is out or the unit is stopped). */
   mediaAccess?: boolean;
+  /** Served while a failed SANITIZE left the LU in sanitize failure mode (SANITIZE itself). */
+  sanitizeFailureAllowed?: boolean;
   /** Recommended timeout (seconds) for the RSOC timeouts descriptor. */
   timeoutSeconds?: number;
   cls: CommandClass;
@@ -60,6 +62,11 @@ export class CommandContext {
   abort(): void {
     this.aborted = true;
     this.wakeOnAbort?.();
+  }
+
+  /** Resolves when task management aborts the command (for handlers that wait on long work they do not own). */
+  whenAborted(): Promise<void> {
+    return this.aborted ? Promise.resolve() : this.abortSignal();
   }
 
   private abortSignal(): Promise<void> {

@@ -131,6 +131,10 @@ export class LogicalUnit {
    * media access commands fail with this reason until the operator fixes the cause.
    */
   fault: ReasonName | undefined;
+  /** A SANITIZE operation is running (SBC-4 4.11): nearly every command gets SANITIZE IN PROGRESS. */
+  sanitize: { progress: number; done: Promise<void> } | undefined;
+  /** The last SANITIZE failed: media access reports SANITIZE COMMAND FAILED until one succeeds or EXIT FAILURE MODE. */
+  sanitizeFailed: { ause: boolean } | undefined;
   private readonly loggedErrors = new Set<string>();
 
   constructor(

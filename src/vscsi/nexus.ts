@@ -30,6 +30,7 @@ import { AluaState, type ScsiTarget, type TargetPort } from './target.js';
 import type { TaskSetEntry } from './task-set.js';
 import { UnitAttentionQueue } from './unit-attention.js';
 import { handleTaskManagement } from './tmf.js';
+import { sanitizeInProgress } from './sbc-sanitize.js';
 
 export type AbortMode = 'silent' | 'taskAborted';
 
@@ -281,6 +282,8 @@ export class NexusImpl implements Nexus {
       await lu.ready;
       if (cmd.abortMode) return { kind: 'good' };
       if (lu.reservations?.checkConflict(this.prInitiator, cmd.cdb)) return { kind: 'conflict' };
+      // SBC-4 4.11.2: while sanitizing, only INQUIRY, REPORT LUNS and REQUEST SENSE are served.
+      if (lu.sanitize && !cmd.spec.noUnitAttention) return check(sanitizeInProgress(lu));
       const notReady = this.readiness(lu, cmd.spec);
       if (notReady) return check(notReady);
     }
@@ -297,6 +300,7 @@ export class NexusImpl implements Nexus {
     }
     if (state === AluaState.TRANSITIONING) return failure('LU_NOT_ACCESSIBLE_ASYMMETRIC_ACCESS_STATE_TRANSITION');
     if (lu.fault) return failure(lu.fault);
+    if (lu.sanitizeFailed && !spec.sanitizeFailureAllowed) return failure('SANITIZE_COMMAND_FAILED');
     if (!lu.mediumPresent) return failure('MEDIUM_NOT_PRESENT');
     if (lu.stopped) return failure('LU_NOT_READY_INITIALIZING_COMMAND_REQUIRED');
     return undefined;

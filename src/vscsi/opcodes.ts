@@ -14,6 +14,7 @@ import { sbcCommands } from './sbc.js';
 import { sbcUnmapCommands } from './sbc-unmap.js';
 import { sbcCompareCommands } from './sbc-compare.js';
 import { sbcAtomicCommands } from './sbc-atomic.js';
+import { sbcSanitizeCommands } from './sbc-sanitize.js';
 import { sbcDefectCommands } from './sbc-defects.js';
 import { extendedCopyCommands } from './extended-copy.js';
 import { maintenanceCommands } from './maintenance-in.js';
@@ -32,6 +33,7 @@ function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
     ...sbcUnmapCommands,
     ...sbcCompareCommands,
     ...sbcAtomicCommands,
+    ...sbcSanitizeCommands,
     ...sbcDefectCommands,
     ...extendedCopyCommands,
     ...maintenanceCommands,

@@ -6,6 +6,7 @@
 import { check, good, type CommandContext, type CommandSpec } from './command.js';
 import { u32 } from './cdb.js';
 import { encodeSamLun } from './lun-address.js';
+import { sanitizeInProgress } from './sbc-sanitize.js';
 import { buildSense, failure, invalidCdbField, type ScsiFailure } from './sense.js';
 
 export const Opcode = {
@@ -28,6 +29,7 @@ function requestSense(ctx: CommandContext) {
   } else {
     const ua = ctx.nexus.unitAttentions(ctx.lun)?.take();
     if (ua) f = failure(ua);
+    else if (ctx.lu.sanitize) f = sanitizeInProgress(ctx.lu);
     else if (ctx.lu.fault) f = failure(ctx.lu.fault);
     else if (!ctx.lu.mediumPresent) f = failure('MEDIUM_NOT_PRESENT');
     else f = failure('NO_ADDITIONAL_SENSE');

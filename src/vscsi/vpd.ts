@@ -106,6 +106,8 @@ function blockLimitsPage(lu: LogicalUnit): Buffer {
 function blockDeviceCharacteristics(): Buffer {
   const b = Buffer.alloc(0x3c);
   b.writeUInt16BE(0x0001, 0); // MEDIUM ROTATION RATE: non-rotating medium
+  // WABEREQ 01b: a read after SANITIZE BLOCK ERASE succeeds (zeroes); WACEREQ 00b: no CRYPTOGRAPHIC ERASE.
+  b[3] = 0x40;
   return b;
 }
 
