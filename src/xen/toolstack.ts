@@ -41,6 +41,12 @@ export interface XenDetachOptions {
   /** Remove only this LUN ("h:c:t:l"); without it the whole virtual host is detached. */
   vdev?: string;
   timeoutMs?: number;
+  /**
+   * Whole virtual host only: if the frontend does not close within the timeout (its domain died or
+   * hangs), remove the device anyway instead of failing — what libxl does when destroying a domain.
+   * The backend sees its directory vanish and drops the ring.
+   */
+  force?: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -214,7 +220,7 @@ export async function xenAttach(o: XenAttachOptions): Promise<number[]> {
 }
 
 /** Unplug one LUN (Reconfiguring handshake) or the whole virtual host (online 0, Closing). */
-export async function xenDetach(o: XenDetachOptions): Promise<void> {
+export async function xenDetach(o: XenDetachOptions): Promise<{ forced: boolean }> {
   checkIds(o.domid, o.vhost, o.backendDomid);
   const xs = o.xs;
   const be = backendPath(o.backendDomid, o.domid, o.vhost);
@@ -242,7 +248,7 @@ export async function xenDetach(o: XenDetachOptions): Promise<void> {
       );
     }
     await xs.rm(d);
-    return;
+    return { forced: false };
   }
   // No frontend attached (or no backend ever picked the device up): nothing to wait for.
   const active = state === XenbusState.Connected || state === XenbusState.Initialised || state === XenbusState.Reconfiguring || state === XenbusState.Reconfigured;
@@ -250,7 +256,7 @@ export async function xenDetach(o: XenDetachOptions): Promise<void> {
   if (!active && (feState === undefined || feState <= XenbusState.InitWait || feState === XenbusState.Closed)) {
     await xs.rm(be);
     await xs.rm(fe);
-    return;
+    return { forced: false };
   }
   await xs.transaction(async (tx) => {
     await tx.write(`${be}/online`, '0');
@@ -267,7 +273,12 @@ export async function xenDetach(o: XenDetachOptions): Promise<void> {
       timeout,
       `dom ${o.domid} vhost ${o.vhost} to close (backend state ${stateName(state)})`,
     );
+    return { forced: false };
+  } catch (e) {
+    if (!o.force) throw e;
+    return { forced: true };
   } finally {
+    // Removed even when the frontend never answered: a half-detached vhost helps no one.
     await xs.rm(be);
     await xs.rm(fe);
   }
