@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlockBackstore } from '../src/backstores/block.js';
-import { IoFile } from '../src/native/io.js';
+import { ioEngineInfo, IoFile } from '../src/native/io.js';
 
 /** Why a real loop device cannot be set up here, or undefined when it can. */
 function loopUnavailable(): string | undefined {
@@ -131,6 +131,22 @@ describe.skipIf(reason !== undefined)(`block backstore on a loop device${reason 
     } finally {
       execFileSync('losetup', ['-d', dev]);
     }
+  });
+
+  it('never writes to a device on the event-loop thread (its node on devtmpfs is not tmpfs data)', async () => {
+    const f = IoFile.openSync(loop!, {});
+    expect(f.devInfoSync().isBlockDevice).toBe(true);
+    // Reads may still be served from the page cache (RWF_NOWAIT); writes must go to the engine.
+    expect(f.syncFastPath).toBe('nowait');
+    await f.close();
+    const b = BlockBackstore.open({ name: 'blk', path: loop! });
+    const before = ioEngineInfo();
+    for (let i = 0; i < 4; i++) await b.write(i * 4096, pattern(4096, i), false);
+    const after = ioEngineInfo();
+    expect(after.syncOps).toBe(before.syncOps);
+    expect(after.uringOps + after.poolOps - before.uringOps - before.poolOps).toBeGreaterThanOrEqual(4);
+    expect((await b.read(4096, 4096)).equals(pattern(4096, 1))).toBe(true);
+    await b.close();
   });
 
   it('a read-only device must be configured read-only', async () => {

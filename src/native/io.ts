@@ -126,17 +126,18 @@ export class IoFile {
     const uring = opts.engine !== 'threadpool' && loadNative().ioEngineInfo().uring;
     this.engine = uring ? 'io_uring' : 'threadpool';
     if (opts.syncFastPath !== false && !this.direct) {
-      let fsType = 0;
+      let info: NativeDevInfo;
       try {
-        fsType = this.devInfoSync().fsType;
+        info = this.devInfoSync();
       } catch {
         // No fast path when the file cannot even be stat'ed; the async path reports errors properly.
         return;
       }
-      // tmpfs data is always in memory (and tmpfs has no RWF_NOWAIT): reads and writes both qualify.
+      // A regular file on tmpfs is always in memory (and tmpfs has no RWF_NOWAIT): reads and writes
+      // both qualify. Not a device node on devtmpfs: its data lives on the device, not in tmpfs.
       // Elsewhere only reads, asking the page cache with RWF_NOWAIT: a buffered write may have to
       // allocate blocks or (O_DSYNC, FUA) wait for the disk, which must never happen on this thread.
-      const resident = fsType === TMPFS_MAGIC;
+      const resident = info.fsType === TMPFS_MAGIC && (info.mode & fsConstants.S_IFMT) === fsConstants.S_IFREG;
       this.#syncRead = resident ? 0 : RWF_NOWAIT;
       this.#syncWrite = resident ? 0 : undefined;
     }
