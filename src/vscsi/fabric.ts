@@ -8,6 +8,8 @@
  * parse CDBs or build sense data.
  */
 
+import type { ReasonName, ScsiFailure } from './sense.js';
+
 /** SAM-5 task attributes. Fabric encodings differ (iSCSI ATTR, SRP task_attr): each fabric maps its own. */
 export const TaskAttribute = {
   SIMPLE: 0,
@@ -169,6 +171,16 @@ export interface Nexus {
   lunNumbers(): number[];
   /** Count of commands submitted and not yet completed or aborted (leak checks, draining). */
   activeCommands(): number;
+  /**
+   * The fabric cannot carry a command it received (bad data descriptors, a tag the fabric finds in
+   * use, a failed data-in transfer it must report instead): the core completes it through
+   * `request.port.complete` (never inside this call) with CHECK CONDITION, sense for `reason` in the
+   * format the LU at `request.lun` uses (D_SENSE), and the residual of nothing transferred. For a
+   * request never passed to `submit`, or one whose completion the fabric could not deliver.
+   */
+  failCommand(request: ScsiCommandRequest, reason: ReasonName, extra?: Omit<ScsiFailure, 'reason'>): void;
+  /** The completion `failCommand` would deliver, for fabrics that answer from their own completion path. */
+  failureCompletion(request: ScsiCommandRequest, reason: ReasonName, extra?: Omit<ScsiFailure, 'reason'>): ScsiCompletion;
   /** The initiator port logged out or the connection is gone: abort its tasks silently, drop UAs. */
   close(): Promise<void>;
 }

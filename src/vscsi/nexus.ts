@@ -24,7 +24,7 @@ import type { LogicalUnit } from './logical-unit.js';
 import type { LunMap } from './lun-map.js';
 import { lookupCommand, validateCdb } from './opcodes.js';
 import { prNexusKey, type PrInitiator } from './reservation-port.js';
-import { buildSense, failure, type ReasonName, type ScsiFailure, type SenseFormat } from './sense.js';
+import { buildSense, failure, Reason, type ReasonName, type ScsiFailure, type SenseFormat } from './sense.js';
 import { recordLatency } from './stats.js';
 import { AluaState, type ScsiTarget, type TargetPort } from './target.js';
 import type { TaskSetEntry } from './task-set.js';
@@ -406,6 +406,27 @@ export class NexusImpl implements Nexus {
     const completion = this.buildCompletion(fake, lu, outcome);
     if (lu) lu.stats.errors++;
     // Never complete inside submit(): the fabric may still be registering the task.
+    queueMicrotask(() => this.safeComplete(request, completion));
+  }
+
+  failureCompletion(request: ScsiCommandRequest, reason: ReasonName, extra: Omit<ScsiFailure, 'reason'> = {}): ScsiCompletion {
+    const lu = this.unitAt(request.lun);
+    const known: ReasonName = Object.hasOwn(Reason, reason) ? reason : 'INTERNAL_TARGET_FAILURE';
+    const nothing = (n: number | undefined): Residual =>
+      Number.isSafeInteger(n) && n! > 0 ? { kind: 'underflow', count: n! } : { kind: 'none' };
+    const completion: ScsiCompletion = {
+      status: ScsiStatus.CHECK_CONDITION,
+      sense: buildSense({ ...extra, reason: known }, this.senseFormat(lu)),
+      residual: nothing(request.expectedLength),
+    };
+    if (request.direction === 'bidi') completion.bidiReadResidual = nothing(request.expectedReadLength);
+    return completion;
+  }
+
+  failCommand(request: ScsiCommandRequest, reason: ReasonName, extra: Omit<ScsiFailure, 'reason'> = {}): void {
+    const completion = this.failureCompletion(request, reason, extra);
+    const lu = this.unitAt(request.lun);
+    if (lu) lu.stats.errors++;
     queueMicrotask(() => this.safeComplete(request, completion));
   }
 

@@ -210,3 +210,71 @@ export function buildSense(f: ScsiFailure, format: SenseFormat): Buffer {
   body.copy(b, 8);
   return b;
 }
+
+/** Sense data decoded back (for fabrics and logs that need a field of it, never to build sense). */
+export interface ParsedSense {
+  format: SenseFormat;
+  /** false for deferred errors (response codes 71h / 73h). */
+  current: boolean;
+  key: number;
+  asc: number;
+  ascq: number;
+  information?: bigint;
+  commandSpecific?: bigint;
+  /** Sense key specific field pointer (ILLEGAL REQUEST). */
+  field?: FieldPointer;
+  /** Sense key specific progress indication (NOT READY / NO SENSE), 0..65535. */
+  progress?: number;
+}
+
+function decodeSks(key: number, b: Buffer, o: number, into: ParsedSense): void {
+  if (o + 3 > b.length || (b[o]! & 0x80) === 0) return; // SKSV
+  if (key === SenseKey.ILLEGAL_REQUEST) {
+    const f: FieldPointer = { inCdb: (b[o]! & 0x40) !== 0, byte: b.readUInt16BE(o + 1) };
+    if (b[o]! & 0x08) f.bit = b[o]! & 0x07;
+    into.field = f;
+  } else if (key === SenseKey.NOT_READY || key === SenseKey.NO_SENSE) {
+    into.progress = b.readUInt16BE(o + 1);
+  }
+}
+
+/**
+ * Decode fixed (SPC-4 4.5.3) or descriptor (4.5.2) sense data. Returns undefined for anything that is
+ * not sense data (too short, unknown response code); never throws, whatever the bytes.
+ */
+export function parseSense(sense: Buffer): ParsedSense | undefined {
+  if (!Buffer.isBuffer(sense) || sense.length < 1) return undefined;
+  const code = sense[0]! & 0x7f;
+  if (code === 0x72 || code === 0x73) {
+    if (sense.length < 4) return undefined;
+    const out: ParsedSense = { format: 'descriptor', current: code === 0x72, key: sense[1]! & 0x0f, asc: sense[2]!, ascq: sense[3]! };
+    const end = Math.min(sense.length, 8 + (sense[7] ?? 0));
+    for (let o = 8; o + 2 <= end; o += 2 + sense[o + 1]!) {
+      const type = sense[o]!;
+      const len = sense[o + 1]!;
+      if (o + 2 + len > end) break;
+      if (type === 0x00 && len >= 0x0a) out.information = sense.readBigUInt64BE(o + 4);
+      else if (type === 0x01 && len >= 0x0a) out.commandSpecific = sense.readBigUInt64BE(o + 4);
+      else if (type === 0x02 && len >= 0x06) decodeSks(out.key, sense, o + 4, out);
+    }
+    return out;
+  }
+  if (code !== 0x70 && code !== 0x71) return undefined;
+  if (sense.length < 3) return undefined;
+  const out: ParsedSense = {
+    format: 'fixed',
+    current: code === 0x70,
+    key: sense[2]! & 0x0f,
+    asc: sense[12] ?? 0,
+    ascq: sense[13] ?? 0,
+  };
+  if (sense[0]! & 0x80 && sense.length >= 7) out.information = BigInt(sense.readUInt32BE(3));
+  if (sense.length >= 12 && sense.readUInt32BE(8) !== 0) out.commandSpecific = BigInt(sense.readUInt32BE(8));
+  decodeSks(out.key, sense, 15, out);
+  return out;
+}
+
+/** The sense key of sense data in either format, or undefined when it is not sense data. */
+export function senseKeyOf(sense: Buffer): number | undefined {
+  return parseSense(sense)?.key;
+}
