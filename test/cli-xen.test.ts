@@ -26,11 +26,10 @@ describe('vtgt xen attach/detach', () => {
 
     // The simulated hypervisor only lets in domains dom0 created (like `xl create`): create dom 3.
     const sock = join(data, 'xen-sim.sock');
-    const dom0 = (await SimXenClient.connect(sock, 0)) as SimXenClient & { createDomain?: (domid: number) => Promise<string> };
-    const tokenFile = dom0.createDomain ? await dom0.createDomain(3) : undefined;
+    const dom0 = await SimXenClient.connect(sock, 0);
+    const tokenFile = await dom0.createDomain(3);
     await dom0.close();
-    const cfg = { socket: sock, dir: join(data, 'xen-sim'), domid: 3, vhosts: [0], role: 'normal', seconds: 1, seed: 7, frames: 512, ...(tokenFile ? { tokenFile } : {}) };
-    const domu = await spawnDomU(cfg as Parameters<typeof spawnDomU>[0], 20_000);
+    const domu = await spawnDomU({ socket: sock, dir: join(data, 'xen-sim'), tokenFile, domid: 3, vhosts: [0], role: 'normal', seconds: 1, seed: 7, frames: 512 }, 20_000);
     scope.track(domu.child);
     const report = await domu.report;
     expect(report.errors, report.lines.join('\n')).toBe(0);
