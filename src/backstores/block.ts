@@ -8,7 +8,7 @@ import { IoFile, type DeviceInfo } from '../native/io.js';
 import { BackstoreError, type BackstoreCapabilities, type LbaStatusExtent } from './backstore.js';
 import { allMapped } from './extents.js';
 import { toBackstoreError } from './errors.js';
-import { FdBackstore } from './fd-backstore.js';
+import { describeFdBackstore, FdBackstore } from './fd-backstore.js';
 import type { FdBackstoreOptions } from './options.js';
 import { nativeReadWrite } from './read-write.js';
 
@@ -38,7 +38,7 @@ export class BlockBackstore extends FdBackstore {
     caps: BackstoreCapabilities,
   ) {
     super(opts, {
-      describe: `block backstore ${opts.name} (${opts.path})`,
+      describe: describeFdBackstore('block', opts),
       blockSize,
       readOnly,
       capabilities: caps,
@@ -52,7 +52,7 @@ export class BlockBackstore extends FdBackstore {
   }
 
   static open(opts: BlockBackstoreOptions): BlockBackstore {
-    const describe = `block backstore ${opts.name} (${opts.path})`;
+    const describe = describeFdBackstore('block', opts);
     try {
       if (!statSync(opts.path).isBlockDevice()) {
         throw new BackstoreError('unsupported', `${describe}: not a block device; use backstore type "file" for regular files`);

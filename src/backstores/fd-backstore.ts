@@ -14,6 +14,11 @@ import type { ReadWrite } from './read-write.js';
 /** Alignment of O_DIRECT bounce buffers: safe for 512- and 4096-byte sector devices. */
 export const DIRECT_ALIGN = 4096;
 
+/** How messages name a store: "file backstore disk0 (/var/lib/vtgt/disk0.img)". */
+export function describeFdBackstore(type: 'file' | 'block', opts: { name: string; path: string }): string {
+  return `${type} backstore ${opts.name} (${opts.path})`;
+}
+
 export interface FdBackstoreInit {
   /** "file backstore disk0 (/path)": every error message names the store this way. */
   describe: string;

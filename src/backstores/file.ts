@@ -18,7 +18,7 @@ import {
 import { BackstoreError, type BackstoreCapabilities, type LbaStatusExtent } from './backstore.js';
 import { toBackstoreError } from './errors.js';
 import { allMapped, ExtentList } from './extents.js';
-import { DIRECT_ALIGN, FdBackstore } from './fd-backstore.js';
+import { describeFdBackstore, DIRECT_ALIGN, FdBackstore } from './fd-backstore.js';
 import type { FdBackstoreOptions, FileIoEngine } from './options.js';
 import { fsReadWrite, nativeReadWrite } from './read-write.js';
 
@@ -50,7 +50,7 @@ export class FileBackstore extends FdBackstore {
     engine: FileIoEngine,
   ) {
     super(opts, {
-      describe: `file backstore ${opts.name} (${opts.path})`,
+      describe: describeFdBackstore('file', opts),
       blockSize: opts.blockSize ?? 512,
       readOnly: opts.readOnly === true,
       capabilities: caps,
@@ -65,7 +65,7 @@ export class FileBackstore extends FdBackstore {
 
   /** Opens (creating sparse when absent and a size is given) synchronously: a configuration-time call. */
   static open(opts: FileBackstoreOptions): FileBackstore {
-    const describe = `file backstore ${opts.name} (${opts.path})`;
+    const describe = describeFdBackstore('file', opts);
     const blockSize = opts.blockSize ?? 512;
     const readOnly = opts.readOnly === true;
     const cacheMode = opts.cacheMode ?? 'writeback';
