@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { InitiatorPortId } from '../fabric.js';
-import { failure, invalidCdbField, type ReasonName, type ScsiFailure } from '../sense.js';
+import { failure, invalidCdbField, type ScsiFailure } from '../sense.js';
 import { classifyCommand, persistentConflict, spc2Allowed } from './conflict.js';
 import { isAllRegistrants, isRegistrantsOnly, Opcode, PrInServiceAction } from './constants.js';
 import { nodePersistFs, readFileIfExists, removeFileDurably, writeFileAtomic, type PersistFs } from './persist.js';
@@ -24,24 +24,10 @@ import {
   type Registration,
 } from './state.js';
 import { identityOf } from './transport-id.js';
+import type { PrEffect, PrInitiator, PrOutcome } from '../reservation-port.js';
 
-/** The I_T nexus a reservation request comes through. */
-export interface PrInitiator {
-  /** Unique I_T nexus id; build it with `prNexusKey`. */
-  key: string;
-  initiator: InitiatorPortId;
-  relativeTargetPortId: number;
-  targetPortName: string;
-}
-
-export type PrEffect =
-  | { kind: 'unitAttention'; nexusKeys: string[]; reason: ReasonName }
-  | { kind: 'abortTasks'; nexusKeys: string[] };
-
-export type PrOutcome =
-  | { kind: 'good'; data?: Buffer; effects: PrEffect[] }
-  | { kind: 'conflict' }
-  | { kind: 'check'; failure: ScsiFailure };
+// The contract types live with the core's side of the contract; the manager implements it.
+export type { PrEffect, PrInitiator, PrOutcome } from '../reservation-port.js';
 
 /**
  * The key of an I_T nexus: initiator port (normalised as reservations compare it: iSCSI names are
