@@ -20,6 +20,10 @@ class UringEngine {
   unsigned entries = 0;
   int efd = -1;
   uv_poll_t poll;
+  // Retries a submission the kernel refused (EAGAIN under memory pressure) when no completion is
+  // coming that would retry it.
+  uv_timer_t retry;
+  int open_handles = 0;
   IoDeliver deliver;
   std::deque<IoRequest*> backlog;  // requests waiting for a free submission slot
   std::vector<IoRequest*> batch;
@@ -69,8 +73,18 @@ class UringEngine {
   void Flush() {
     if (unsubmitted == 0) return;
     int n = io_uring_submit(&ring);
-    if (n >= 0) unsubmitted -= std::min<unsigned>(unsubmitted, static_cast<unsigned>(n));
-    // On failure (EAGAIN/EBUSY under memory pressure) the SQEs stay queued; the next completion retries.
+    if (n >= 0) {
+      unsubmitted -= std::min<unsigned>(unsubmitted, static_cast<unsigned>(n));
+      return;
+    }
+    // On failure (EAGAIN/EBUSY under memory pressure) the SQEs stay queued. A completion would retry,
+    // but when the refused SQEs were all there was in flight none will come: retry on a timer too.
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&retry))) uv_timer_start(&retry, &UringEngine::OnRetry, 1, 0);
+  }
+
+  static void OnRetry(uv_timer_t* t) {
+    auto* e = static_cast<UringEngine*>(t->data);
+    if (!e->draining) e->Flush();
   }
 
   void Enqueue(IoRequest* r) {
@@ -166,6 +180,11 @@ UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entr
   e->poll.data = e;
   uv_poll_start(&e->poll, UV_READABLE, &UringEngine::OnPoll);
   uv_unref(reinterpret_cast<uv_handle_t*>(&e->poll));
+  // The poll handle keeps the loop alive while requests are in flight; the timer need not.
+  uv_timer_init(loop, &e->retry);
+  e->retry.data = e;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&e->retry));
+  e->open_handles = 2;
   return e;
 }
 
@@ -188,9 +207,11 @@ unsigned UringEntries(const UringEngine* e) { return e->entries; }
 
 void UringShutdown(UringEngine* e, std::function<void()> done) {
   uv_poll_stop(&e->poll);
+  uv_timer_stop(&e->retry);
   e->closed = std::move(done);
-  uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), [](uv_handle_t* h) {
+  auto on_closed = [](uv_handle_t* h) {
     auto* eng = static_cast<UringEngine*>(h->data);
+    if (--eng->open_handles > 0) return;
     // Requests still in the kernel complete into a ring that is going away; their memory is abandoned
     // with the environment rather than freed under the kernel's feet.
     io_uring_queue_exit(&eng->ring);
@@ -198,7 +219,9 @@ void UringShutdown(UringEngine* e, std::function<void()> done) {
     std::function<void()> cb = std::move(eng->closed);
     delete eng;
     if (cb) cb();
-  });
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&e->retry), on_closed);
 }
 
 }  // namespace vtgt
