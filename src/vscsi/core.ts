@@ -11,6 +11,7 @@ import { NexusImpl, type ActiveCommand, type NexusOwner, type NexusProfile } fro
 export type { NexusProfile } from './nexus.js';
 import type { ReservationFactory } from './reservation-port.js';
 import { ReservationManager } from './pr/index.js';
+import { AtomicWriteJournal } from './atomic-journal.js';
 import type { ReasonName } from './sense.js';
 import { cloneLuStats, type CoreStats } from './stats.js';
 import { AluaState, ScsiTarget, type TargetPort } from './target.js';
@@ -67,8 +68,10 @@ export interface AddLogicalUnitOptions {
   prStatePath?: string;
   /** Physical block size in bytes (a power-of-two multiple of the backstore's block size); default = logical. */
   physicalBlockSize?: number;
-  /** Largest WRITE ATOMIC(16) the storage commits all-or-nothing, in bytes; default one physical block. */
+  /** Largest WRITE ATOMIC(16) the storage commits all-or-nothing, in bytes; default one physical block (1 MiB with a journal). */
   maxAtomicWriteBytes?: number;
+  /** Intent journal file that makes WRITE ATOMIC(16) crash-atomic beyond one physical block (see atomic-journal.ts). */
+  atomicJournalPath?: string;
 }
 
 export class ScsiCore implements NexusOwner {
@@ -96,26 +99,53 @@ export class ScsiCore implements NexusOwner {
     if (this.units.has(opts.id)) throw new Error(`logical unit ${opts.id} already exists; remove it first or pick another id`);
     const luOpts: LogicalUnitOptions = { ...opts };
     const lu = new LogicalUnit(luOpts, { vendor: this.vendor, product: this.product }, this.logger?.child({ lu: opts.id }));
+    const opening: Promise<void>[] = [];
     if (this.reservationFactory) {
       const factory = this.reservationFactory;
-      lu.ready = factory({
-        ...(opts.prStatePath ? { aptplPath: opts.prStatePath } : {}),
-        ...(this.logger ? { logger: this.logger } : {}),
-        resolveTargetPort: (rtpi) => this.portNameFor(lu, rtpi),
-        description: `logical unit ${opts.id}`,
-      })
-        .then((r) => {
-          lu.reservations = r;
+      opening.push(
+        factory({
+          ...(opts.prStatePath ? { aptplPath: opts.prStatePath } : {}),
+          ...(this.logger ? { logger: this.logger } : {}),
+          resolveTargetPort: (rtpi) => this.portNameFor(lu, rtpi),
+          description: `logical unit ${opts.id}`,
         })
-        .catch((err: unknown) => {
-          // Serving without the restored reservations could let a fenced initiator write: stay not ready.
-          lu.fault = 'LU_NOT_READY_MANUAL_INTERVENTION_REQUIRED';
-          this.logger?.error(
-            { err, lu: opts.id, path: opts.prStatePath },
-            'cannot restore persistent reservations; the LU reports NOT READY until the state file is fixed and the LU re-added',
-          );
-        });
+          .then((r) => {
+            lu.reservations = r;
+          })
+          .catch((err: unknown) => {
+            // Serving without the restored reservations could let a fenced initiator write: stay not ready.
+            lu.fault = 'LU_NOT_READY_MANUAL_INTERVENTION_REQUIRED';
+            this.logger?.error(
+              { err, lu: opts.id, path: opts.prStatePath },
+              'cannot restore persistent reservations; the LU reports NOT READY until the state file is fixed and the LU re-added',
+            );
+          }),
+      );
     }
+    if (opts.atomicJournalPath) {
+      opening.push(
+        AtomicWriteJournal.open({
+          path: opts.atomicJournalPath,
+          backstore: opts.backstore,
+          capacity: lu.maxAtomicBlocks * lu.blockSize,
+          lu: opts.id,
+          ...(this.logger ? { logger: this.logger } : {}),
+        })
+          .then((j) => {
+            if (lu.removed) void j.close();
+            else lu.atomicJournal = j;
+          })
+          .catch((err: unknown) => {
+            // An interrupted atomic write that cannot be replayed may have left its range torn.
+            lu.fault = 'LU_NOT_READY_MANUAL_INTERVENTION_REQUIRED';
+            this.logger?.error(
+              { err, lu: opts.id, path: opts.atomicJournalPath },
+              'cannot open or replay the atomic write journal; the LU reports NOT READY until it is fixed and the LU re-added',
+            );
+          }),
+      );
+    }
+    if (opening.length > 0) lu.ready = Promise.all(opening).then(() => undefined);
     this.units.set(opts.id, lu);
     return lu;
   }
@@ -158,8 +188,25 @@ export class ScsiCore implements NexusOwner {
     for (const t of this.targets.values()) maps.add(t.luns);
     for (const n of this.nexusSet) maps.add(n.lunMap);
     for (const m of maps) m.deleteUnit(lu);
+    try {
+      await this.drain(lu, id, inFlight, opts.drainTimeoutMs ?? this.drainTimeoutMs);
+    } finally {
+      const journal = lu.atomicJournal;
+      lu.atomicJournal = undefined;
+      if (journal) {
+        const closing = journal.close().catch((err: unknown) => this.logger?.warn({ err, lu: id }, 'closing the atomic write journal failed'));
+        await settledWithin([closing], opts.drainTimeoutMs ?? this.drainTimeoutMs);
+      }
+    }
+  }
+
+  private async drain(
+    lu: LogicalUnit,
+    id: string,
+    inFlight: Array<{ nexus: NexusImpl; cmd: ActiveCommand }>,
+    timeoutMs: number,
+  ): Promise<void> {
     if (inFlight.length === 0) return;
-    const timeoutMs = opts.drainTimeoutMs ?? this.drainTimeoutMs;
     const drained = await settledWithin(inFlight.map((x) => x.cmd.settled), timeoutMs);
     if (drained) return;
     const left = inFlight.filter((x) => x.cmd.state !== 'done');

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Backstore } from '../backstores/backstore.js';
 import { defaultModeState, type ModeState } from './mode-pages.js';
 import { RangeLock } from './range-lock.js';
+import { DEFAULT_JOURNAL_CAPACITY, type AtomicWriteJournal } from './atomic-journal.js';
 import type { ReservationPort } from './reservation-port.js';
 import { newLuStats, type LuStats } from './stats.js';
 import { TaskSet } from './task-set.js';
@@ -38,6 +39,11 @@ export interface LogicalUnitOptions {
    * physical block. See `sbc-atomic.ts` for why nothing larger is assumed.
    */
   maxAtomicWriteBytes?: number;
+  /**
+   * File for the atomic write intent journal; with it, WRITE ATOMIC(16) is crash-atomic up to
+   * `maxAtomicWriteBytes` (default 1 MiB) instead of one physical block.
+   */
+  atomicJournalPath?: string;
 }
 
 /** SBC-3 5.16.2: LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT is a 4-bit field. */
@@ -70,7 +76,8 @@ const MAX_ATOMIC_WRITE_BYTES = 32 * 1024 * 1024;
 
 function maxAtomicBlocksOf(opts: LogicalUnitOptions, physical: number): number {
   const logical = opts.backstore.blockSize;
-  const bytes = opts.maxAtomicWriteBytes ?? physical;
+  const journaled = opts.atomicJournalPath ? Math.min(DEFAULT_JOURNAL_CAPACITY, MAX_ATOMIC_WRITE_BYTES) : 0;
+  const bytes = opts.maxAtomicWriteBytes ?? Math.max(physical, journaled);
   if (!Number.isInteger(bytes) || bytes < logical || bytes % logical !== 0 || bytes > MAX_ATOMIC_WRITE_BYTES) {
     throw new Error(
       `logical unit ${opts.id}: maxAtomicWriteBytes ${bytes} must be a multiple of the logical block size (${logical}) up to ${MAX_ATOMIC_WRITE_BYTES}`,
@@ -105,6 +112,8 @@ export class LogicalUnit {
   readonly lbppbExponent: number;
   /** Largest WRITE ATOMIC(16) transfer in logical blocks (Block Limits VPD MAXIMUM ATOMIC TRANSFER LENGTH). */
   readonly maxAtomicBlocks: number;
+  /** Opened by the core when `atomicJournalPath` is configured. */
+  atomicJournal: AtomicWriteJournal | undefined;
   /** WRITE ATOMIC(16) commands between their start and the end of their backstore write. */
   atomicWriters = 0;
   /** READs running without the range lock (none start while `atomicWriters` > 0). */

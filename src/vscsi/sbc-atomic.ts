@@ -9,8 +9,9 @@
  * in place (pwrite / io_uring on a file or device, possibly through the page cache), so a larger write
  * can be torn into pages or sectors on the way down. The one unit storage commits all-or-nothing is
  * its physical block, so that is the default MAXIMUM ATOMIC TRANSFER LENGTH, aligned to physical
- * blocks; an operator whose storage guarantees more (a device's atomic write unit, a volatile memory
- * LU) raises it with the LU option `maxAtomicWriteBytes`. The write goes down as one backstore call.
+ * blocks. With the LU option `atomicJournalPath` writes larger than that go through an intent journal
+ * (atomic-journal.ts) and the limit becomes 1 MiB; an operator whose storage guarantees more by itself
+ * (a device's atomic write unit, a volatile memory LU) sets `maxAtomicWriteBytes` instead.
  */
 import { blockLimits } from './block-limits.js';
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
@@ -55,7 +56,14 @@ async function writeAtomic16(ctx: CommandContext) {
     await lu.unlockedReadsDone();
     const release = await lu.rangeLock.acquire(lba, BigInt(count));
     try {
-      await lu.backstore.write(Number(lba) * bs, data, (cdb[1]! & FUA) !== 0);
+      const offset = Number(lba) * bs;
+      const journal = lu.atomicJournal;
+      // One physical block is written all-or-nothing by the medium itself; more needs the journal.
+      if (journal && count > lu.logicalPerPhysical) {
+        await journal.commit(offset, data, () => lu.backstore.write(offset, data, true));
+      } else {
+        await lu.backstore.write(offset, data, (cdb[1]! & FUA) !== 0);
+      }
     } finally {
       release();
     }
