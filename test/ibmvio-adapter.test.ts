@@ -8,6 +8,7 @@ import { decodeAdapterInfo, encodeClientCapabilities, encodeMad } from '../src/i
 import { decodeLoginRsp, decodeRsp, encodeCmd, encodeLoginReq } from '../src/srp/iu.js';
 import { ScsiCore } from '../src/vscsi/core.js';
 import { seededRandom } from '../src/sim/prng.js';
+import { parseSense } from '../src/vscsi/sense.js';
 
 /** In-process stand-in for PowerVM: one adapter pair, the client window is a flat buffer. */
 class FakeHv implements VioHypervisor {
@@ -302,6 +303,29 @@ describe('VioAdapter transport details', () => {
     const r = decodeRsp(hv.mem.subarray(0x1000, 0x1000 + e.readUInt16BE(6)));
     expect(r.ok && r.value.sense![2]).toBe(0x04);
     expect(a.channelStats.transferErrors).toBe(1);
+  });
+
+  it('transport failures carry the core\'s sense in the LU\'s format (D_SENSE=1: descriptor)', async () => {
+    const { hv, a, core } = setup();
+    core.getTarget('t')!.luns.get(0)!.mode.dSense = true;
+    await connect(hv, a);
+    expect((await login(hv)).ok).toBe(true);
+    const rcdb = Buffer.alloc(16);
+    rcdb[0] = 0x28;
+    rcdb.writeUInt16BE(1, 7);
+    const lun0 = Buffer.from('8000000000000000', 'hex');
+    const answer = async (iu: Buffer) => {
+      hv.request(iu, 0x1000);
+      const e = await hv.take((x) => x[0] === 0x80);
+      const r = decodeRsp(hv.mem.subarray(0x1000, 0x1000 + e.readUInt16BE(6)));
+      return r.ok ? parseSense(r.value.sense!) : undefined;
+    };
+    // Data-in the hypervisor refuses to copy (outside the window).
+    const io = await answer(encodeCmd({ tag: Buffer.alloc(8, 2), solNot: 0, lun: lun0, taskAttr: 0, cdb: rcdb, dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: { va: 1n << 40n, key: 0, len: 512 } } }));
+    expect(io).toMatchObject({ format: 'descriptor', key: 0x04, asc: 0x08, ascq: 0x00 });
+    // A malformed indirect table (length not a multiple of 16).
+    const iu = await answer(encodeCmd({ tag: Buffer.alloc(8, 3), solNot: 0, lun: lun0, taskAttr: 0, cdb: rcdb, dataOut: { format: 'none' }, dataIn: { format: 'indirect', table: { va: 0x5000n, key: 0, len: 20 }, totalLength: 512, inIu: [] } }));
+    expect(iu).toMatchObject({ format: 'descriptor', key: 0x05, asc: 0x0e, ascq: 0x03 });
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Nexus, ScsiCommandRequest, TmfRequest, TmfResult } from '../src/vscsi/fabric.js';
+import type { Nexus, ScsiCommandRequest, ScsiCompletion, TmfRequest, TmfResult } from '../src/vscsi/fabric.js';
+import { buildSense, parseSense, type ReasonName, type ScsiFailure, type SenseFormat } from '../src/vscsi/sense.js';
 import { decodeSamLun } from '../src/vscsi/lun-address.js';
 import type { DirectDescriptor } from '../src/srp/descriptors.js';
 import {
@@ -66,6 +67,21 @@ class FakeNexus implements Nexus {
   }
   activeCommands(): number {
     return this.pending.size;
+  }
+  /** The LU's sense format as the core would pick it (D_SENSE). */
+  senseFormat: SenseFormat = 'fixed';
+  failed: Array<{ tag: bigint; lun: number; reason: ReasonName }> = [];
+  failureCompletion(r: ScsiCommandRequest, reason: ReasonName, extra: Omit<ScsiFailure, 'reason'> = {}): ScsiCompletion {
+    this.failed.push({ tag: r.tag, lun: r.lun, reason });
+    return {
+      status: 2,
+      sense: buildSense({ ...extra, reason }, this.senseFormat),
+      residual: r.expectedLength > 0 ? { kind: 'underflow', count: r.expectedLength } : { kind: 'none' },
+    };
+  }
+  failCommand(r: ScsiCommandRequest, reason: ReasonName, extra?: Omit<ScsiFailure, 'reason'>): void {
+    const c = this.failureCompletion(r, reason, extra);
+    queueMicrotask(() => r.port.complete(c));
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -142,6 +158,7 @@ const rsp = (b: Buffer): SrpRsp => {
   return r.value;
 };
 const flush = () => new Promise((r) => setTimeout(r, 5));
+const tagBig = (n: number): bigint => tag(n).readBigUInt64BE(0);
 
 describe('SrpChannel', () => {
   it('logs in, writes through an external indirect table, reads back through a direct descriptor', async () => {
@@ -250,6 +267,44 @@ describe('SrpChannel', () => {
     await ch.handle(login(), 0);
     const rej = decodeLoginRej(sent[3]!);
     expect(rej.ok && rej.value.reason).toBe(0x00010006);
+  });
+
+  it('leaves failures to the core: its reasons, its sense in the LU\'s format (D_SENSE), credits returned', async () => {
+    const { ch, sent, nexus, errors } = setup(4);
+    nexus.senseFormat = 'descriptor';
+    await ch.handle(login(), 0);
+    const lun1 = Buffer.from([0, 1, 0, 0, 0, 0, 0, 0]);
+    nexus.hold = true;
+    const read = (t: number, dataIn: Parameters<typeof encodeCmd>[0]['dataIn'], lun = lun1) =>
+      encodeCmd({ tag: tag(t), solNot: 0, lun, taskAttr: 0, cdb: cdb10(0x28, 0, 1), dataOut: { format: 'none' }, dataIn });
+    await ch.handle(read(1, { format: 'direct', desc: d(0, 512) }), 0);
+    // Same tag while the first is active: overlapped command.
+    await ch.handle(read(1, { format: 'direct', desc: d(0, 512) }), 0);
+    // Indirect table length not a multiple of 16: malformed IU.
+    await ch.handle(read(2, { format: 'indirect', table: d(0, 20), totalLength: 512, inIu: [] }), 0);
+    await flush();
+    nexus.hold = false;
+    // Data-in that cannot be written to the initiator: the core's failure replaces the completion.
+    await ch.handle(read(3, { format: 'direct', desc: d(0xfffffff0, 512) }), 0);
+    await flush();
+    expect(errors).toEqual([]);
+    expect(nexus.failed).toEqual([
+      { tag: tagBig(1), lun: 1, reason: 'OVERLAPPED_COMMANDS_ATTEMPTED' },
+      { tag: tagBig(2), lun: 1, reason: 'INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT' },
+      { tag: tagBig(3), lun: 1, reason: 'LOGICAL_UNIT_COMMUNICATION_FAILURE' },
+    ]);
+    const rsps = sent.slice(1).map(rsp);
+    expect(rsps.map((r) => r.status)).toEqual([2, 2, 2]);
+    expect(rsps.map((r) => r.sense![0])).toEqual([0x72, 0x72, 0x72]);
+    expect(rsps.map((r) => parseSense(r.sense!)).map((p) => [p!.key, p!.asc, p!.ascq])).toEqual([
+      [0x0b, 0x4e, 0x00],
+      [0x05, 0x0e, 0x03],
+      [0x04, 0x08, 0x00],
+    ]);
+    // The failed READ reports nothing transferred; every failure returned its credit.
+    expect(rsps[2]!.dataInResidual).toBe(512);
+    expect(rsps.every((r) => r.reqLimDelta === 1)).toBe(true);
+    expect(ch.outstandingCredits).toBe(1); // the held tag 1 is still in the core
   });
 
   it('ABORT TASK: the aborted command gets no response and no credit; the TM response carries RSP_CODE 0', async () => {

@@ -13,7 +13,7 @@ import {
   encodeRequest,
   slotOffset,
 } from '../src/xen/ring.js';
-import type { Nexus, ScsiCommandRequest, TmfRequest, TmfResult } from '../src/vscsi/fabric.js';
+import type { Nexus, ScsiCommandRequest, ScsiCompletion, TmfRequest, TmfResult } from '../src/vscsi/fabric.js';
 import { Prng } from '../src/sim/prng.js';
 
 /** A hypervisor whose "guest" is a few Buffers; grants are a table we control. */
@@ -97,6 +97,13 @@ class FakeNexus implements Nexus {
   }
   activeCommands(): number {
     return 0;
+  }
+  // The vscsiif backend answers transport failures with host bytes; it never asks the core for sense.
+  failCommand(): void {
+    throw new Error('the Xen backend must not fail commands through the core');
+  }
+  failureCompletion(): ScsiCompletion {
+    throw new Error('the Xen backend must not fail commands through the core');
   }
   async close(): Promise<void> {}
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import {
   INVALID_LUN,
   type Nexus,
+  type ScsiCommandRequest,
   type ScsiCompletion,
   ScsiStatus,
   type TaskAttribute,
@@ -16,7 +17,7 @@ import {
   TmfFunction as TF,
   type TmfResponse,
 } from '../vscsi/fabric.js';
-import { buildSense, failure, Reason, type ReasonName } from '../vscsi/sense.js';
+import { type ReasonName, SenseKey, senseKeyOf } from '../vscsi/sense.js';
 import { CreditAccount, type SuppressedCreditPolicy } from './credits.js';
 import {
   DEFAULT_DESCRIPTOR_LIMITS,
@@ -140,11 +141,11 @@ const TMF_RSP_CODE: Record<TmfResponse, number> = {
   SERVICE_DELIVERY_OR_TARGET_FAILURE: SrpRspCode.FAILED,
 };
 
-/** SPC-4: INVALID FIELD IN COMMAND INFORMATION UNIT (0Eh/03h) when the core's table has it. */
-const BAD_IU_REASON: ReasonName =
-  'INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT' in Reason
-    ? ('INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT' as ReasonName)
-    : 'INVALID_FIELD_IN_CDB';
+/** SPC-4 annex D: INVALID FIELD IN COMMAND INFORMATION UNIT (0Eh/03h), for malformed SRP_CMD IUs. */
+const BAD_IU_REASON: ReasonName = 'INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT';
+/** Offset of the LUN field in SRP_CMD (SRP r16a table 21), to address the LU of an undecodable IU. */
+const SRP_CMD_LUN_OFFSET = 16;
+const NO_CDB = Buffer.alloc(0);
 
 export interface SrpChannelStats {
   commands: number;
@@ -286,28 +287,67 @@ export class SrpChannel<C> {
     this.opts.onLogout?.(ctx);
   }
 
-  private failureRsp(
-    tag: SrpTag,
-    solNot: number,
-    creditId: number,
-    reason: ReasonName,
-    ctx: C,
-    extra: { status?: number; residual?: { flags: number; out: number; in: number } } = {},
-  ): Promise<void> {
-    const sense = extra.status === undefined || extra.status === ScsiStatus.CHECK_CONDITION
-      ? buildSense(failure(reason), 'fixed')
-      : undefined;
+  /**
+   * Answer a command the channel cannot carry (malformed IU, bad descriptors, overlapped tag) with
+   * the core's CHECK CONDITION for `reason`: the core builds the sense in the LU's format.
+   */
+  private failureRsp(tag: SrpTag, solNot: number, creditId: number, lun: number, reason: ReasonName, ctx: C): Promise<void> {
+    const nexus = this.nexus;
+    if (!nexus) return Promise.resolve();
+    const gen = this.generation;
+    return new Promise<void>((resolve) => {
+      nexus.failCommand({
+        lun,
+        cdb: NO_CDB,
+        attribute: TA.SIMPLE,
+        tag: tagToBigInt(tag),
+        direction: 'none',
+        expectedLength: 0,
+        port: {
+          fetchDataOut: () => Promise.reject(new Error('a failed command has no data phase')),
+          complete: (result) => {
+            // A reset in between retired the credit and forgot this login: nothing to answer.
+            if (gen !== this.generation) return resolve();
+            void this.sendRsp(tag, solNot, creditId, 'none', result, ctx).then(resolve);
+          },
+        },
+      }, reason);
+    });
+  }
+
+  /** Encode and send the SRP_RSP for a finished command (residual flags per `residualStyle`). */
+  private sendRsp(tag: SrpTag, solNot: number, creditId: number, direction: 'read' | 'write' | 'none', result: ScsiCompletion, ctx: C): Promise<void> {
+    const { status, sense, residual } = result;
+    let flags = 0;
+    let outRes = 0;
+    let inRes = 0;
+    let partial = false;
+    if (residual.kind !== 'none' && residual.count > 0 && direction !== 'none') {
+      partial = true;
+      const over = residual.kind === 'overflow' || this.residualStyle === 'overflow-only';
+      if (direction === 'read') {
+        flags = over ? SrpRspFlag.DIOVER : SrpRspFlag.DIUNDER;
+        inRes = residual.count;
+      } else {
+        flags = over ? SrpRspFlag.DOOVER : SrpRspFlag.DOUNDER;
+        outRes = residual.count;
+      }
+    }
+    const good = status === ScsiStatus.GOOD || status === ScsiStatus.CONDITION_MET;
+    const sol = good ? solNot & SRP_SCSOLNT : solNot & SRP_UCSOLNT;
+    const senseOut = status === ScsiStatus.CHECK_CONDITION && sense ? sense.subarray(0, this.maxSense) : undefined;
     const rsp = encodeRsp({
       tag,
-      solNot: solNot & SRP_UCSOLNT ? 1 : 0,
+      solNot: sol ? 1 : 0,
       reqLimDelta: this.credits.respond(creditId),
-      residualFlags: extra.residual?.flags ?? 0,
-      status: extra.status ?? ScsiStatus.CHECK_CONDITION,
-      dataOutResidual: extra.residual?.out ?? 0,
-      dataInResidual: extra.residual?.in ?? 0,
-      ...(sense ? { sense: sense.subarray(0, this.maxSense) } : {}),
+      residualFlags: flags,
+      status,
+      dataOutResidual: outRes,
+      dataInResidual: inRes,
+      ...(senseOut ? { sense: senseOut } : {}),
     });
-    return this.send(rsp, ctx, { kind: 'rsp', tag, hardwareError: false });
+    const hardwareError = !!senseOut && senseKeyOf(senseOut) === SenseKey.HARDWARE_ERROR;
+    return this.send(rsp, ctx, { kind: 'rsp', tag, hardwareError, partialTransfer: partial });
   }
 
   private async handleCmd(iu: Buffer, ctx: C): Promise<void> {
@@ -324,17 +364,19 @@ export class SrpChannel<C> {
     if (!d.ok) {
       this.stats.descriptorErrors++;
       this.opts.logger?.debug({ error: d.error.message }, 'SRP_CMD rejected');
-      return this.failureRsp(d.error.tag!, iu[1] ?? 0, creditId, BAD_IU_REASON, ctx);
+      const rawLun = iu.length >= SRP_CMD_LUN_OFFSET + 8 ? this.opts.decodeLun(iu.subarray(SRP_CMD_LUN_OFFSET, SRP_CMD_LUN_OFFSET + 8)) : INVALID_LUN;
+      return this.failureRsp(d.error.tag!, iu[1] ?? 0, creditId, rawLun, BAD_IU_REASON, ctx);
     }
     const cmd = d.value;
     const key = cmd.tag.toString('hex');
+    const lun = this.opts.decodeLun(cmd.lun);
     if (this.active.has(key)) {
-      return this.failureRsp(cmd.tag, cmd.solNot, creditId, 'OVERLAPPED_COMMANDS_ATTEMPTED', ctx);
+      return this.failureRsp(cmd.tag, cmd.solNot, creditId, lun, 'OVERLAPPED_COMMANDS_ATTEMPTED', ctx);
     }
     if (cmd.dataIn.format !== 'none' && cmd.dataOut.format !== 'none') {
       // No SRP target supports bidirectional commands and the VIO client never sends them.
       this.stats.descriptorErrors++;
-      return this.failureRsp(cmd.tag, cmd.solNot, creditId, BAD_IU_REASON, ctx);
+      return this.failureRsp(cmd.tag, cmd.solNot, creditId, lun, BAD_IU_REASON, ctx);
     }
     const direction = cmd.dataIn.format !== 'none' ? 'read' : cmd.dataOut.format !== 'none' ? 'write' : 'none';
     let resolveDone!: () => void;
@@ -342,7 +384,7 @@ export class SrpChannel<C> {
     const entry: ActiveCommand = {
       key,
       tag: cmd.tag,
-      lun: this.opts.decodeLun(cmd.lun),
+      lun,
       creditId,
       generation: this.generation,
       submitted: false,
@@ -370,11 +412,11 @@ export class SrpChannel<C> {
       this.active.delete(key);
       entry.retired = true;
       entry.resolveDone();
-      return this.failureRsp(cmd.tag, cmd.solNot, creditId, BAD_IU_REASON, ctx);
+      return this.failureRsp(cmd.tag, cmd.solNot, creditId, lun, BAD_IU_REASON, ctx);
     }
     const { segments, expectedLength } = resolved.value;
     entry.submitted = true;
-    this.nexus.submit({
+    const request: ScsiCommandRequest = {
       lun: entry.lun,
       cdb: cmd.cdb,
       attribute: TASK_ATTR[cmd.taskAttr] ?? TA.SIMPLE,
@@ -395,30 +437,27 @@ export class SrpChannel<C> {
           return buf;
         },
         complete: (result) => {
-          void this.complete(entry, cmd, direction, segments, expectedLength, result, ctx);
+          void this.complete(entry, cmd, request, segments, result, ctx);
         },
       },
-    });
+    };
+    this.nexus.submit(request);
   }
 
   private async complete(
     entry: ActiveCommand,
     cmd: SrpCmd,
-    direction: 'read' | 'write' | 'none',
+    request: ScsiCommandRequest,
     segments: DirectDescriptor[],
-    expectedLength: number,
     result: ScsiCompletion,
     ctx: C,
   ): Promise<void> {
     if (entry.retired || entry.completing || entry.generation !== this.generation) return;
     entry.completing = true;
     try {
-      let status: number = result.status;
-      let sense = result.sense;
-      let residual = result.residual;
-      let partial = false;
-      if (direction === 'read' && result.dataIn && result.dataIn.length > 0) {
-        const n = Math.min(result.dataIn.length, expectedLength);
+      let final = result;
+      if (request.direction === 'read' && result.dataIn && result.dataIn.length > 0) {
+        const n = Math.min(result.dataIn.length, request.expectedLength);
         const segs = sliceSegments(segments, 0, n);
         try {
           if (!segs) throw new Error('data-in does not fit the descriptors');
@@ -426,43 +465,15 @@ export class SrpChannel<C> {
         } catch (err) {
           this.stats.transferErrors++;
           this.opts.logger?.debug({ err }, 'SRP data-in transfer failed');
-          status = ScsiStatus.CHECK_CONDITION;
-          sense = buildSense(failure('LOGICAL_UNIT_COMMUNICATION_FAILURE'), 'fixed');
-          residual = { kind: 'underflow', count: expectedLength };
+          if (entry.retired || entry.generation !== this.generation || !this.nexus) return;
+          // The initiator did not get the data: the core turns that into the command's failure.
+          final = this.nexus.failureCompletion(request, 'LOGICAL_UNIT_COMMUNICATION_FAILURE');
         }
         if (entry.retired || entry.generation !== this.generation) return;
       }
-      let flags = 0;
-      let outRes = 0;
-      let inRes = 0;
-      if (residual.kind !== 'none' && residual.count > 0 && direction !== 'none') {
-        partial = true;
-        const over = residual.kind === 'overflow' || this.residualStyle === 'overflow-only';
-        if (direction === 'read') {
-          flags = over ? SrpRspFlag.DIOVER : SrpRspFlag.DIUNDER;
-          inRes = residual.count;
-        } else {
-          flags = over ? SrpRspFlag.DOOVER : SrpRspFlag.DOUNDER;
-          outRes = residual.count;
-        }
-      }
-      const good = status === ScsiStatus.GOOD || status === ScsiStatus.CONDITION_MET;
-      const sol = good ? cmd.solNot & SRP_SCSOLNT : cmd.solNot & SRP_UCSOLNT;
-      const senseOut = status === ScsiStatus.CHECK_CONDITION && sense ? sense.subarray(0, this.maxSense) : undefined;
       this.active.delete(entry.key);
       entry.retired = true;
-      const rsp = encodeRsp({
-        tag: cmd.tag,
-        solNot: sol ? 1 : 0,
-        reqLimDelta: this.credits.respond(entry.creditId),
-        residualFlags: flags,
-        status,
-        dataOutResidual: outRes,
-        dataInResidual: inRes,
-        ...(senseOut ? { sense: senseOut } : {}),
-      });
-      const hardwareError = !!senseOut && senseKeyOf(senseOut) === 0x4;
-      await this.send(rsp, ctx, { kind: 'rsp', tag: cmd.tag, hardwareError, partialTransfer: partial });
+      await this.sendRsp(cmd.tag, cmd.solNot, entry.creditId, request.direction === 'read' || request.direction === 'write' ? request.direction : 'none', final, ctx);
     } finally {
       entry.resolveDone();
     }
@@ -557,10 +568,4 @@ export class SrpChannel<C> {
     }
     await answer(code);
   }
-}
-
-function senseKeyOf(sense: Buffer): number {
-  const code = sense[0]! & 0x7f;
-  if (code === 0x72 || code === 0x73) return (sense[1] ?? 0) & 0x0f;
-  return (sense[2] ?? 0) & 0x0f;
 }

@@ -23,6 +23,7 @@ import { Layout } from './client.js';
 import type { ClientProcessArgs } from './client-main.js';
 import { Partition } from './partition.js';
 import { seededRandom } from '../../sim/prng.js';
+import { senseKeyOf } from '../../vscsi/sense.js';
 
 const CANARY = 0x5a;
 const IU = Layout.IU_BASE;
@@ -171,7 +172,7 @@ export async function runHostile(a: ClientProcessArgs, say: (k: 'LOG' | 'RESULT'
     await raw.send(iu);
     const r = await raw.answer();
     const rsp = r ? decodeRsp(r.iu) : undefined;
-    const key = rsp?.ok && rsp.value.sense ? rsp.value.sense[2]! & 0x0f : -1;
+    const key = rsp?.ok && rsp.value.sense ? (senseKeyOf(rsp.value.sense) ?? -1) : -1;
     report(what, rsp?.ok ? `SRP_RSP status 0x${rsp.value.status.toString(16)} sense key 0x${key.toString(16)}` : 'no SRP_RSP', rsp?.ok === true && rsp.value.status === 2 && ([] as number[]).concat(expectKey).includes(key));
   };
   const mad = async (what: string, type: number, length: number, buffer: number | undefined, expect: number) => {

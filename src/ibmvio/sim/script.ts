@@ -5,6 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { encodeVioLun } from '../lun.js';
 import { type CommandOutcome, Layout, type VioClient } from './client.js';
+import { parseSense, SenseKey, senseKeyOf } from '../../vscsi/sense.js';
 
 export type ScriptStep =
   /** Write the contents of `file` at `lba` (512-byte blocks). */
@@ -32,7 +33,7 @@ async function exec(client: VioClient, lun: Buffer, cdb: Buffer, dir: 'none' | '
       await client.waitUp(20_000);
       continue;
     }
-    if (o.kind === 'done' && o.status === 2 && o.sense && (o.sense[2]! & 0x0f) === 0x6) continue; // unit attention
+    if (o.kind === 'done' && o.status === 2 && o.sense && senseKeyOf(o.sense) === SenseKey.UNIT_ATTENTION) continue;
     return o;
   }
   return { kind: 'error', message: 'retries exhausted' };
@@ -41,9 +42,10 @@ async function exec(client: VioClient, lun: Buffer, cdb: Buffer, dir: 'none' | '
 function result(o: CommandOutcome): ScriptStepResult {
   if (o.kind !== 'done') return { status: -1, error: o.kind === 'error' ? o.message : o.kind };
   const r: ScriptStepResult = { status: o.status };
-  if (o.sense && o.sense.length >= 14) {
-    r.senseKey = o.sense[2]! & 0x0f;
-    r.asc = o.sense[12]!;
+  const sense = o.sense ? parseSense(o.sense) : undefined;
+  if (sense) {
+    r.senseKey = sense.key;
+    r.asc = sense.asc;
   }
   return r;
 }

@@ -8,6 +8,7 @@ import type { DirectDescriptor } from '../../srp/descriptors.js';
 import { decodeSamLun } from '../../vscsi/lun-address.js';
 import { encodeVioLun, type VioLunProfile } from '../lun.js';
 import { type CommandOutcome, Layout, type VioClient } from './client.js';
+import { SenseKey, senseKeyOf } from '../../vscsi/sense.js';
 
 export interface ScannedLun {
   number: number;
@@ -30,12 +31,8 @@ export interface WorkloadResult {
 }
 
 const CHECK_CONDITION = 0x02;
-const UNIT_ATTENTION = 0x6;
 
-function senseKey(s: Buffer | undefined): number {
-  if (!s || s.length < 3) return -1;
-  return (s[0]! & 0x7f) >= 0x72 ? s[1]! & 0x0f : s[2]! & 0x0f;
-}
+const senseKey = (s: Buffer | undefined): number => (s ? (senseKeyOf(s) ?? -1) : -1);
 
 export class Workload {
   readonly result: WorkloadResult = { commands: 0, errors: 0, bytesVerified: 0, aborts: 0, lunResets: 0, retries: 0, messages: [] };
@@ -91,7 +88,7 @@ export class Workload {
         await this.client.waitUp(30_000).catch(() => undefined);
         continue;
       }
-      if (o.kind === 'done' && o.status === CHECK_CONDITION && senseKey(o.sense) === UNIT_ATTENTION) {
+      if (o.kind === 'done' && o.status === CHECK_CONDITION && senseKey(o.sense) === SenseKey.UNIT_ATTENTION) {
         this.result.retries++;
         continue;
       }

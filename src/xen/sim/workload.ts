@@ -6,6 +6,7 @@
 import { ScsiFront, FrontCommandResult, FrontDevice } from './frontend.js';
 import { Prng, xorshift32 } from '../../sim/prng.js';
 import { XEN_PAGE_SIZE, XEN_VSCSIIF_RSLT_HOST, XEN_VSCSIIF_RSLT_RESET_SUCCESS, resultHost, resultStatus } from '../ring.js';
+import { SenseKey, senseKeyOf } from '../../vscsi/sense.js';
 
 export interface WorkloadOptions {
   seconds: number;
@@ -27,7 +28,6 @@ export interface WorkloadResult {
 }
 
 const STATUS_CHECK_CONDITION = 0x02;
-const SENSE_KEY_UNIT_ATTENTION = 0x6;
 /** How much of each LUN the workload uses, in bytes (keeps re-reads of written blocks frequent). */
 const WORK_AREA = 8 << 20;
 const MAX_RETRIES = 8;
@@ -96,7 +96,7 @@ export class VerifiedWorkload {
     for (let i = 0; ; i++) {
       const r = await this.front.command(a, cdb, opts);
       this.result.commands++;
-      const ua = resultHost(r.rslt) === 0 && resultStatus(r.rslt) === STATUS_CHECK_CONDITION && r.sense.length > 2 && (senseKey(r.sense) === SENSE_KEY_UNIT_ATTENTION);
+      const ua = resultHost(r.rslt) === 0 && resultStatus(r.rslt) === STATUS_CHECK_CONDITION && r.sense.length > 2 && senseKeyOf(r.sense) === SenseKey.UNIT_ATTENTION;
       if (!ua || i >= MAX_RETRIES) return r;
     }
   }
@@ -239,9 +239,5 @@ export class VerifiedWorkload {
     this.say(`dom ${this.front.domid}: ${this.result.commands} commands, ${this.result.errors} errors, ${this.result.bytesVerified} bytes verified over ${this.disks.size} LUN(s)`);
     return this.result;
   }
-}
-
-function senseKey(s: Buffer): number {
-  return (s[0]! & 0x7f) >= 0x72 ? s[1]! & 0xf : s[2]! & 0xf;
 }
 
