@@ -163,6 +163,13 @@ describe('config schema', () => {
     expect(!missing.ok && missing.issues[0]!.message).toContain(`cannot read secret file ${join(dir, 'nope')} (ENOENT)`);
   });
 
+  it('checks the physical block size against the block size', () => {
+    const ok = parseConfig('/x.yaml', 'backstores: [{name: a, type: memory, size: 1MiB, physicalBlockSize: 4096}]\n');
+    expect(ok.ok && ok.config.backstores[0]!.physicalBlockSize).toBe(4096);
+    const [i] = bad('backstores: [{name: a, type: memory, size: 1MiB, physicalBlockSize: 1536}]\n');
+    expect(formatIssue(i!)).toBe('/etc/vtgt.yaml:1:69: backstores[0].physicalBlockSize: physical block size 1536 must be the block size (512) times a power of two, e.g. 4096');
+  });
+
   it('knows which backstore options fit which type', () => {
     const issues = bad('backstores:\n  - {name: m, type: memory, size: 1MiB, cacheMode: writeback, engine: fs}\n  - {name: f, type: file, path: f.img, engine: turbo}\n');
     expect(issues.map(formatIssue)).toEqual([

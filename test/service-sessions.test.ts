@@ -96,7 +96,7 @@ describe('sessions across live changes', () => {
     writeFileSync(
       join(data, 'vtgt.yaml'),
       [
-        'backstores: [{name: d0, type: memory, size: 8MiB, serial: VT-SN-0042}]',
+        'backstores: [{name: d0, type: memory, size: 8MiB, serial: VT-SN-0042, physicalBlockSize: 4096}]',
         'accounts:',
         '  - {name: alice, user: alice, secretEnv: VTGT_TEST_ALICE}',
         '  - {name: tgt, user: vtgt-target, secretFile: mutual.secret}',
@@ -127,6 +127,10 @@ describe('sessions across live changes', () => {
     if (vpd.status !== 0) vpd = await c.scsi(Buffer.from([0x12, 0x01, 0x80, 0, 255, 0]), { read: 255 }); // power-on UA first
     expect(vpd.status).toBe(0);
     expect(vpd.data.subarray(4, 4 + vpd.data.readUInt16BE(2)).toString('ascii').trim()).toBe('VT-SN-0042');
+    // physicalBlockSize 4096 on 512-byte blocks: READ CAPACITY(16) LBPPBE = 3 (8 logical per physical).
+    const rc16 = await c.scsi(Buffer.from([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]), { read: 32 });
+    expect(rc16.status).toBe(0);
+    expect(rc16.data[13]! & 0x0f).toBe(3);
     c.close();
     expect(await attempt('iqn.2026-11.org.test:alice', { user: 'alice', secret: 'not-the-right-secret' })).not.toBe(0);
     expect(await attempt('iqn.2026-11.org.test:alice')).not.toBe(0); // no CHAP offered

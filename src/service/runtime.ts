@@ -163,13 +163,21 @@ export class Runtime {
     }
     for (const [name, store] of opened) {
       // APTPL persistent reservations survive restarts in the data directory.
-      const serial = nextStores.get(name)!.serial;
-      const lu = this.platform.core.addLogicalUnit({
-        id: name,
-        backstore: store,
-        prStatePath: join(this.prDir, `${name}.json`),
-        ...(serial === undefined ? {} : { serial }),
-      });
+      const { serial, physicalBlockSize } = nextStores.get(name)!;
+      let lu: LogicalUnitHandle;
+      try {
+        lu = this.platform.core.addLogicalUnit({
+          id: name,
+          backstore: store,
+          prStatePath: join(this.prDir, `${name}.json`),
+          ...(serial === undefined ? {} : { serial }),
+          ...(physicalBlockSize === undefined ? {} : { physicalBlockSize }),
+        });
+      } catch (e) {
+        // Stores not registered yet would never be closed: close them before giving up.
+        for (const [n, s] of opened) if (!this.backstores.has(n)) await s.close().catch(() => undefined);
+        throw new ApplyError(`backstore ${name}: ${(e as Error).message}`);
+      }
       const existed = prev.backstores.some((b) => b.name === name);
       this.backstores.set(name, { config: nextStores.get(name)!, store, lu });
       changes.push(`${existed ? 'replaced' : 'added'} ${store.describe}`);
@@ -246,7 +254,7 @@ export class Runtime {
     // which also fsyncs the file and its directory.
     if (b.type === 'file' && path) await mkdir(dirname(path), { recursive: true });
     try {
-      const { serial: _serial, ...storeSpec } = b; // identity belongs to the LU, not the store
+      const { serial: _serial, physicalBlockSize: _pbs, ...storeSpec } = b; // LU properties, not the store's
       const spec = { ...storeSpec, ...(path === undefined ? {} : { path }) };
       const store: Backstore = await this.platform.createBackstore(spec);
       return guardBackstore(store, this.logger.child({ component: 'backstore' }));

@@ -24,7 +24,7 @@ import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectN
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
 export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log'] as const;
-const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial'];
+const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial', 'physicalBlockSize'];
 const TARGET_KEYS = ['name', 'tpgt', 'luns', 'acls', 'chap', 'mutualChap', 'params'];
 const ACL_KEYS = ['initiator', 'addresses', 'luns', 'chap', 'mutualChap'];
 const LUN_KEYS = ['lun', 'backstore'];
@@ -233,6 +233,14 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
   if (cacheMode !== undefined) v.cacheMode = cacheMode;
   if (direct !== undefined) v.direct = direct;
   if (removable !== undefined) v.removable = removable;
+  const pbsF = c('physicalBlockSize');
+  const pbs = r.integer(pbsF, 512, (blockSize ?? 512) * 32768, 'a physical block size in bytes');
+  if (pbs !== undefined) {
+    const ratio = pbs / (blockSize ?? 512);
+    if (!Number.isInteger(ratio) || (ratio & (ratio - 1)) !== 0) {
+      r.problem(pbsF, `physical block size ${pbs} must be the block size (${blockSize ?? 512}) times a power of two, e.g. 4096`);
+    } else v.physicalBlockSize = pbs;
+  }
   if (engine !== undefined) v.engine = engine;
   if (serial !== undefined) v.serial = serial;
   return { v, field: f, fields: {} };

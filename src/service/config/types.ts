@@ -39,6 +39,11 @@ export interface BackstoreConfig {
    * Default: derived from the name. Set it to keep a LUN's identity when renaming or moving it.
    */
   serial?: string;
+  /**
+   * Physical block size in bytes reported to initiators (READ CAPACITY 16 LBPPBE, VPD B0), e.g. 4096
+   * for a 512-byte LUN on 4K storage so initiators align I/O. Default: the block size.
+   */
+  physicalBlockSize?: number;
   /** file only: I/O engine (native = io_uring, native-threadpool, fs). */
   engine?: 'native' | 'native-threadpool' | 'fs';
 }
