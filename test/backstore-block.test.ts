@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlockBackstore } from '../src/backstores/block.js';
 import { ioEngineInfo, IoFile } from '../src/native/io.js';
@@ -113,6 +113,26 @@ describe.skipIf(reason !== undefined)(`block backstore on a loop device${reason 
     expect(() => BlockBackstore.open({ name: 'blk4k', path: loop4k!, blockSize: 512, direct: true })).toThrow(
       /4096-byte sectors/,
     );
+  });
+
+  it('reports the device physical block size when it is larger than the served block size', async () => {
+    const sysfs = (dev: string): number =>
+      Number(readFileSync(`/sys/block/${basename(dev)}/queue/physical_block_size`, 'utf8').trim());
+    const b = BlockBackstore.open({ name: 'blk', path: loop! });
+    // Same as the logical size (512) on a plain loop device: nothing to report.
+    expect(b.physicalBlockSize).toBe(sysfs(loop!) > 512 ? sysfs(loop!) : undefined);
+    await b.close();
+    if (!loop4k) return;
+    expect(sysfs(loop4k)).toBe(4096);
+    // 512-byte blocks served from 4096-byte sectors: a 512e disk as the initiator sees it.
+    const e512 = BlockBackstore.open({ name: 'blk512e', path: loop4k, blockSize: 512 });
+    expect(e512.physicalBlockSize).toBe(4096);
+    await e512.write(512, pattern(512, 9), false);
+    expect((await e512.read(512, 512)).equals(pattern(512, 9))).toBe(true);
+    await e512.close();
+    const native = BlockBackstore.open({ name: 'blk4k', path: loop4k });
+    expect(native.physicalBlockSize).toBeUndefined();
+    await native.close();
   });
 
   it('refreshSize follows a device that grew (losetup -c after growing the backing file)', async () => {

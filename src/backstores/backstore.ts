@@ -34,6 +34,12 @@ export interface Backstore {
   /** Human-readable location for error messages ("file /var/lib/vtgt/disk0.img"). */
   readonly describe: string;
   readonly blockSize: 512 | 4096;
+  /**
+   * The storage's own physical block size when it is known and larger than blockSize (a 512e disk:
+   * 4096), as a power-of-two multiple of blockSize; undefined = same as blockSize. A hint for the core's
+   * default of READ CAPACITY(16) LBPPBE; the LU's configured physicalBlockSize takes precedence.
+   */
+  readonly physicalBlockSize?: number;
   /** Current size in bytes (a multiple of blockSize). */
   readonly sizeBytes: number;
   readonly readOnly: boolean;

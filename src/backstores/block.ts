@@ -25,9 +25,19 @@ function deviceDiscards(info: DeviceInfo): boolean {
   }
 }
 
+/** The device's physical block size as the Backstore contract reports it (see backstore.ts). */
+function physicalOf(pbs: number, blockSize: number): number | undefined {
+  const ratio = pbs / blockSize;
+  // Devices report up to the page size in practice; 2^15 blocks is where READ CAPACITY's exponent ends.
+  if (!Number.isInteger(ratio) || ratio <= 1 || ratio > 1 << 15 || (ratio & (ratio - 1)) !== 0) return undefined;
+  return pbs;
+}
+
 export class BlockBackstore extends FdBackstore {
   /** The device's own logical block size (I/O alignment for O_DIRECT). */
   readonly deviceBlockSize: number;
+  /** BLKPBSZGET when it is a larger power-of-two multiple of blockSize (a 512e disk), else undefined. */
+  readonly physicalBlockSize: number | undefined;
 
   private constructor(
     opts: BlockBackstoreOptions,
@@ -49,6 +59,7 @@ export class BlockBackstore extends FdBackstore {
       sizeQuery: 'BLKGETSIZE64',
     });
     this.deviceBlockSize = info.logicalBlockSize;
+    this.physicalBlockSize = physicalOf(info.physicalBlockSize, blockSize);
   }
 
   static open(opts: BlockBackstoreOptions): BlockBackstore {
