@@ -55,20 +55,44 @@ export function xenCommand(program: Command, io: CliIo): void {
       }
       io.out(`attached ${luns.map((l) => `${l.pdev} as ${l.vdev}`).join(', ')} to domain ${domid} vhost ${vhost}`);
     });
+  xen
+    .command('create-domain')
+    .description('simulated Xen only: create a guest domain (like xl create) and print the credential file a domU emulator needs')
+    .requiredOption('--domain <domid>', 'guest domain id')
+    .option('-d, --data <dir>', 'data directory of the service (for --sim)')
+    .option('--sim', 'use the simulated hypervisor of the service in the data directory')
+    .option('--sim-socket <path>', 'use the simulated hypervisor at this socket')
+    .addHelpText('after', '\nExample:\n  $ vtgt xen create-domain --sim --domain 3\n')
+    .action(async function (this: Command) {
+      const domid = int(this.opts<{ domain: string }>().domain, '--domain', 0x7fef);
+      const sock = simSocket(this);
+      if (!sock) throw new UsageError('create-domain needs --sim or --sim-socket (real Xen domains are created with xl)');
+      const { openToolstackXenStore } = await import('../xen/toolstack.js');
+      const t = await openToolstackXenStore({ simSocket: sock });
+      try {
+        if (!t.createSimDomain) throw new Error('this simulated hypervisor cannot create domains');
+        io.out(`domain ${domid} created; its credential: ${await t.createSimDomain(domid)}`);
+      } finally {
+        await t.close();
+      }
+    });
   common(xen.command('detach').description('detach one LUN, or the whole virtual host, from a guest'))
     .option('--lun <H:C:T:L>', 'only this guest SCSI address')
+    .option('--force', 'remove the virtual host even if the guest does not answer (a guest that is gone)')
     .addHelpText('after', '\nExamples:\n  $ vtgt xen detach --domain 5 --vhost 0 --lun 0:0:1:0\n  $ vtgt xen detach --domain 5 --vhost 0\n')
     .action(async function (this: Command) {
-      const o = this.opts<{ domain: string; vhost: string; lun?: string; timeout: string }>();
+      const o = this.opts<{ domain: string; vhost: string; lun?: string; timeout: string; force?: boolean }>();
       const domid = int(o.domain, '--domain', 0x7fef);
       const vhost = int(o.vhost, '--vhost', 0xffff);
       const { openToolstackXenStore, xenDetach } = await import('../xen/toolstack.js');
       const t = await openToolstackXenStore({ ...(simSocket(this) ? { simSocket: simSocket(this)! } : {}) });
+      let forced = false;
       try {
-        await xenDetach({ xs: t.xs, backendDomid: t.backendDomid, domid, vhost, timeoutMs: int(o.timeout, '--timeout', 3600) * 1000, ...(o.lun ? { vdev: o.lun } : {}) });
+        const r = await xenDetach({ xs: t.xs, backendDomid: t.backendDomid, domid, vhost, timeoutMs: int(o.timeout, '--timeout', 3600) * 1000, force: Boolean(o.force), ...(o.lun ? { vdev: o.lun } : {}) });
+        forced = Boolean(r?.forced);
       } finally {
         await t.close();
       }
-      io.out(o.lun ? `detached ${o.lun} from domain ${domid} vhost ${vhost}` : `detached vhost ${vhost} from domain ${domid}`);
+      io.out(`${o.lun ? `detached ${o.lun} from domain ${domid} vhost ${vhost}` : `detached vhost ${vhost} from domain ${domid}`}${forced ? ' (forced: the guest did not answer)' : ''}`);
     });
 }
