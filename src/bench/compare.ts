@@ -79,6 +79,18 @@ function loadAverage(): number | undefined {
   }
 }
 
+async function preallocate(path: string, sizeBytes: number): Promise<void> {
+  const r = await sh('fallocate', ['-l', String(sizeBytes), path], process.env);
+  if (r.code !== 0) throw new Error(`fallocate -l ${sizeBytes} ${path} failed: ${r.stderr.trim()}`);
+}
+
+/** A few seconds of reads and writes against a target before anything is measured. */
+async function warmUp(t: TargetUnderTest): Promise<void> {
+  console.log(`bench: warming up ${t.label}`);
+  await sh('iscsi-perf', ['-i', 'iqn.2026-11.org.vtgt:bench-warmup', '-r', '-m', '32', '-b', '8', '-t', '2', t.url], process.env);
+  await sh('qemu-img', ['bench', '-f', 'raw', '-t', 'none', '-w', '-d', '32', '-s', '4096', '-c', '20000', t.url], process.env);
+}
+
 function backingFor(kind: BackingKind, work: string, who: string): BackingSpec {
   const sizeBytes = 1024 ** 3;
   if (kind === 'null') return { kind, sizeBytes };
@@ -119,8 +131,13 @@ async function main(): Promise<void> {
       const dataDir = mkdtempSync(join(work, `vtgt-${kind}-`));
       const targets: TargetUnderTest[] = [];
       try {
+        // Precondition: both backing files fully allocated, so neither target pays first-touch allocation
+        // (tmpfs pages, file system extents) during the measured runs.
+        for (const b of [vb, tb]) if (b.path) await preallocate(b.path, b.sizeBytes);
         targets.push(await startVtgt(root, dataDir, vb));
         targets.push(await startTgt(o.tools, o.tgtPort, tb));
+        // Warm-up, not measured: vtgt's JIT compiles its hot paths during the first seconds of load.
+        for (const t of targets) await warmUp(t);
         for (let run = 1; run <= o.repeats; run++) {
           const order = run % 2 ? targets : [...targets].reverse();
           for (const t of order) {
