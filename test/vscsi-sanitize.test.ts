@@ -207,3 +207,37 @@ describe('SANITIZE interplay', () => {
     expect(mem.allocatedBytes).toBe(0);
   });
 });
+
+describe('SANITIZE and commands already running', () => {
+  it('a WRITE still receiving data-out when SANITIZE starts lands before the sanitize, not after it', async () => {
+    const { fab, other, mem, lu } = await fresh();
+    const b = other();
+    await clearUa(b);
+    let sendData!: () => void;
+    const dataReady = new Promise<void>((r) => (sendData = r));
+    let writeDone = false;
+    b.nexus.submit({
+      lun: 0,
+      cdb: Buffer.from(cdb10(0x2a, 2, 1)),
+      attribute: 0,
+      tag: 500n,
+      direction: 'write',
+      expectedLength: BS,
+      port: {
+        fetchDataOut: async () => {
+          await dataReady;
+          return Buffer.alloc(BS, 0x99);
+        },
+        complete: () => (writeDone = true),
+      },
+    });
+    for (let i = 0; i < 5; i++) await tick();
+    const sanitized = fab.submit({ cdb: sanitizeCdb(BLOCK_ERASE, 0, IMMED) });
+    expect((await sanitized).status).toBe(GOOD);
+    sendData();
+    await lu.sanitize?.done;
+    expect(writeDone).toBe(true);
+    // The erase ran after the WRITE: the block reads as zero like every other.
+    expect((await mem.read(2 * BS, BS)).equals(Buffer.alloc(BS))).toBe(true);
+  });
+});

@@ -96,7 +96,14 @@ function startSanitize(ctx: CommandContext, work: Work, ause: boolean): Promise<
   const state = { progress: 0, done: Promise.resolve() };
   lu.sanitize = state;
   state.done = (async () => {
-    // Wait for writers already running; nothing new starts while `lu.sanitize` is set.
+    // Let commands already past their checks finish (a WRITE still receiving data-out would otherwise
+    // land after the sanitize); nothing new gets through while `lu.sanitize` is set. Tasks still
+    // waiting in the task set are left alone: they may be queued behind this very SANITIZE.
+    const running = ctx.services
+      .nexusesOf(lu)
+      .flatMap(({ nexus }) => nexus.commandsFor(lu))
+      .filter((c) => c.state === 'running' && c.request !== ctx.request);
+    await Promise.all(running.map((c) => c.settled));
     const release = await lu.rangeLock.acquire(0n, lu.capacityBlocks());
     try {
       await work(lu, (f) => (state.progress = f));
