@@ -241,3 +241,25 @@ describe('SANITIZE and commands already running', () => {
     expect((await mem.read(2 * BS, BS)).equals(Buffer.alloc(BS))).toBe(true);
   });
 });
+
+describe('SANITIZE and LU removal', () => {
+  it('removing the LU waits for a background sanitize before the backstore is handed back', async () => {
+    const { fab, core, mem, lu } = await fresh();
+    const gates: Array<() => void> = [];
+    const orig = mem.writeZeroes.bind(mem);
+    mem.writeZeroes = async (o: number, l: number, u: boolean) => {
+      await new Promise<void>((r) => gates.push(r));
+      return orig(o, l, u);
+    };
+    expect((await fab.submit({ cdb: sanitizeCdb(BLOCK_ERASE, 0, IMMED) })).status).toBe(GOOD);
+    for (let i = 0; i < 10 && gates.length === 0; i++) await tick();
+    const removal = core.removeLogicalUnit('disk0');
+    let removed = false;
+    void removal.then(() => (removed = true));
+    await tick();
+    expect(removed).toBe(false); // still waiting for the erase
+    gates.splice(0).forEach((g) => g());
+    await removal;
+    expect(lu.sanitize).toBeUndefined();
+  });
+});

@@ -190,6 +190,8 @@ export class ScsiCore implements NexusOwner {
     for (const m of maps) m.deleteUnit(lu);
     try {
       await this.drain(lu, id, inFlight, opts.drainTimeoutMs ?? this.drainTimeoutMs);
+      // A background SANITIZE stops at its next chunk once it sees the LU removed.
+      if (lu.sanitize) await settledWithin([lu.sanitize.done], opts.drainTimeoutMs ?? this.drainTimeoutMs);
     } finally {
       const journal = lu.atomicJournal;
       lu.atomicJournal = undefined;

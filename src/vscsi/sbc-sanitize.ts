@@ -52,6 +52,11 @@ function parseOverwrite(p: Buffer, bs: number): OverwriteParams | ScsiFailure {
   return { invert: (p[0]! & 0x80) !== 0, passes, block };
 }
 
+/** The LU was removed: stop between chunks rather than write to a backstore about to be closed. */
+function stopIfRemoved(lu: LogicalUnit): void {
+  if (lu.removed) throw new Error(`logical unit ${lu.id} was removed during SANITIZE`);
+}
+
 type Work = (lu: LogicalUnit, report: (fraction: number) => void) => Promise<void>;
 
 function overwrite(params: OverwriteParams): Work {
@@ -67,6 +72,7 @@ function overwrite(params: OverwriteParams): Work {
       const block = params.invert && pass % 2 === 1 ? inverted : params.block;
       for (let o = 0; o < chunk.length; o += bs) block.copy(chunk, o);
       for (let off = 0; off < Number(total); off += chunk.length) {
+        stopIfRemoved(lu);
         const n = Math.min(chunk.length, Number(total) - off);
         await lu.backstore.write(off, n === chunk.length ? chunk : chunk.subarray(0, n), false);
         report((pass * Number(total) + off + n) / totalBytes);
@@ -82,6 +88,7 @@ const blockErase: Work = async (lu, report) => {
   const step = Math.max(lu.blockSize, Math.floor((64 * SANITIZE_CHUNK_BYTES) / lu.blockSize) * lu.blockSize);
   const discard = lu.backstore.capabilities.discard;
   for (let off = 0; off < total; off += step) {
+    stopIfRemoved(lu);
     const n = Math.min(step, total - off);
     // Deallocated where the store can (thin LUs: every LBA reads as zero and is unmapped), zeroed elsewhere.
     await lu.backstore.writeZeroes(off, n, discard);
