@@ -10,6 +10,8 @@ describe('vtgt sim ibmvio --hostile', () => {
     expect(r.lines.join('\n')).toMatch(/INIT handshake -> INIT COMPLETE/);
     expect(r.lines.join('\n')).toMatch(/valid SRP_LOGIN_REQ -> SRP_LOGIN_RSP/);
     expect(r.lines.join('\n')).toMatch(/\(credit overrun\) -> connection reset by the server/);
+    expect(r.lines.join('\n')).toMatch(/attach to lpar adapter 0x71000000 with our own credential -> refused \(no valid credential/);
+    expect(r.lines.join('\n')).toMatch(/with a forged credential -> refused/);
     expect(r.lines.join('\n')).toMatch(/guard pages never mapped in the TCE table -> untouched/);
     expect(r.lines.join('\n')).toMatch(/fuzz: 200 random .* server alive/);
     expect(r.lines.join('\n')).toMatch(/H_COPY_RDMA refused/);

@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,9 +41,42 @@ const until = async (cond: () => boolean) => {
 
 describe('simulated PowerVM', () => {
   it('refuses unknown units and double attachment', async () => {
-    await expect(boot(0x1234)).rejects.toThrow(/no client adapter/);
+    await expect(Partition.boot({ socketPath: join(dir, 'hv.sock'), unit: 0x1234, memBytes: 65536, token: 'x' })).rejects.toThrow(/no client adapter/);
+    await expect(boot(0x1234)).rejects.toThrow(/cannot read the simulated-hypervisor credential of client adapter 0x1234/);
     await boot();
     await expect(boot()).rejects.toThrow(/already attached/);
+  });
+
+  it('a partition attaches only to the adapter whose credential it was given', async () => {
+    const other = 0x71000001;
+    hv.addAdapterPair({ serverUnit: SERVER + 1, clientUnit: other, clientPartition: 8 });
+    const mine = hv.clientCredentialFile(CLIENT);
+    expect(statSync(mine).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'hv.sock.cred')).mode & 0o777).toBe(0o700);
+    const myToken = readFileSync(mine, 'utf8').trim();
+    const sock = join(dir, 'hv.sock');
+    // Our token on someone else's adapter, a forged one, none at all: H_PERMISSION.
+    for (const token of [myToken, 'f'.repeat(64), '']) {
+      await expect(Partition.boot({ socketPath: sock, unit: other, memBytes: 65536, token })).rejects.toThrow(/refused: no valid credential for client adapter 0x71000001/);
+    }
+    expect(hv.refusedAttaches).toBe(3);
+    // The owner still attaches (its token file was issued when the pair was added after listen).
+    const p = await Partition.boot({ socketPath: sock, unit: other, memBytes: 65536, tokenFile: hv.clientCredentialFile(other) });
+    parts.push(p);
+    expect(p.partitionNumber).toBe(8);
+    // One partition per connection: a second attach on an attached connection drops it.
+    const mineP = await boot();
+    const closed = new Promise<void>((r) => {
+      const t = setInterval(() => {
+        if (mineP.isClosed) {
+          clearInterval(t);
+          r();
+        }
+      }, 5);
+    });
+    mineP.rawWrite(JSON.stringify({ op: 'attach', unit: other, windowBytes: 65536, token: myToken }) + '\n');
+    await closed;
+    expect(await mineP.hcall({ call: 'H_FREE_CRQ' })).toBe(H.CLOSED);
   });
 
   it('H_REG_CRQ / H_SEND_CRQ semantics: H_CLOSED without a partner queue, H_DROPPED when full, events on free', async () => {

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimCallError, SimXenClient } from '../src/xen/sim/client.js';
-import { credentialDir, credentialPath } from '../src/xen/sim/credentials.js';
+import { credentialDir } from '../src/sim/credentials.js';
+import { credentialPath } from '../src/xen/sim/domain-credentials.js';
 import { SimXenServer } from '../src/xen/sim/server.js';
 
 const cleanups: Array<() => unknown> = [];

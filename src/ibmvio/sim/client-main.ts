@@ -22,6 +22,8 @@ export interface ClientProcessArgs {
   workers: number;
   maxBlocks: number;
   seed: number;
+  /** Hostile mode: another partition's client adapter, to try to take over. */
+  otherUnit?: number;
 }
 
 const say = (kind: 'LOG' | 'RESULT', s: string) => process.stdout.write(`${kind} ${s}\n`);

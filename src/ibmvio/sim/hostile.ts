@@ -23,6 +23,9 @@ import { Layout } from './client.js';
 import type { ClientProcessArgs } from './client-main.js';
 import { Partition } from './partition.js';
 import { seededRandom } from '../../sim/prng.js';
+import { credentialFile, readCredential } from '../../sim/credentials.js';
+import { partitionCredentialName } from './wire.js';
+import { randomBytes } from 'node:crypto';
 import { senseKeyOf } from '../../vscsi/sense.js';
 
 const CANARY = 0x5a;
@@ -325,6 +328,24 @@ export async function runHostile(a: ClientProcessArgs, say: (k: 'LOG' | 'RESULT'
     }
   } catch (err) {
     report('attack sequence', `aborted: ${(err as Error).message}`, false);
+  }
+  // Identity: our credential names our adapter only; a forged one names nothing.
+  if (a.otherUnit !== undefined) {
+    const own = readCredential(credentialFile(a.socketPath, partitionCredentialName(a.unit)), 'our own adapter');
+    const attempts: Array<[string, number, string]> = [
+      [`attach to lpar adapter 0x${a.otherUnit.toString(16)} with our own credential`, a.otherUnit, own],
+      [`attach to our adapter 0x${a.unit.toString(16)} with a forged credential`, a.unit, randomBytes(32).toString('hex')],
+    ];
+    for (const [what, unit, token] of attempts) {
+      try {
+        const p = await Partition.boot({ socketPath: a.socketPath, unit, memBytes: TCE_PAGE_SIZE * 16, token });
+        p.close();
+        report(what, 'attached', false);
+      } catch (err) {
+        const msg = (err as Error).message;
+        report(what, `refused (${msg.replace(/^.*refused: /, '')})`, /no valid credential/.test(msg));
+      }
+    }
   }
   const guard = Buffer.alloc(Layout.GUARD_BYTES);
   part.mem.read(Layout.GUARD, guard);

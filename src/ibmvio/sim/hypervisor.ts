@@ -24,7 +24,8 @@ import {
 } from '../constants.js';
 import { transportEventEntry } from '../crq-entry.js';
 import type { VioHypervisor } from '../hypervisor.js';
-import { type ClientToHv, type HvToClient, LineReader } from './wire.js';
+import { type ClientToHv, type HvToClient, LineReader, partitionCredentialName } from './wire.js';
+import { credentialDir, credentialFile, SimCredentials } from '../../sim/credentials.js';
 
 export interface SimAdapterPair {
   serverUnit: number;
@@ -80,6 +81,9 @@ export class SimPowerVM implements VioHypervisor {
   private readonly pairsByClient = new Map<number, PairState>();
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private credentials: SimCredentials | undefined;
+  /** Attach requests refused for a missing or wrong credential. */
+  refusedAttaches = 0;
 
   constructor(private readonly opts: SimHypervisorOptions) {
     this.maxCopyLength = opts.maxCopyLength ?? MAX_H_COPY_RDMA;
@@ -92,9 +96,27 @@ export class SimPowerVM implements VioHypervisor {
     const s: PairState = { ...p, server: undefined, client: undefined, faults: { queueFullSends: 0, closed: false } };
     this.pairsByServer.set(p.serverUnit, s);
     this.pairsByClient.set(p.clientUnit, s);
+    this.credentials?.issue(partitionCredentialName(p.clientUnit));
   }
 
+  /**
+   * The credential file a client partition process needs to attach to `clientUnit` (issued at
+   * `listen`): hand it to that partition only. `Partition.boot` finds it by default.
+   */
+  clientCredentialFile(clientUnit: number): string {
+    return credentialFile(this.opts.socketPath, partitionCredentialName(clientUnit));
+  }
+
+  /**
+   * Listen for client partitions. Each paired client adapter gets its own credential (a 0600 token
+   * file beside the socket, `clientCredentialFile`): a partition process can attach only to the
+   * adapter whose token it was given, as on PowerVM an LPAR owns its own virtual adapters.
+   */
   async listen(): Promise<void> {
+    const creds = new SimCredentials(credentialDir(this.opts.socketPath));
+    creds.init();
+    for (const unit of this.pairsByClient.keys()) creds.issue(partitionCredentialName(unit));
+    this.credentials = creds;
     const srv = createServer((sock) => this.onConnection(sock));
     this.server = srv;
     await new Promise<void>((resolve, reject) => {
@@ -107,6 +129,8 @@ export class SimPowerVM implements VioHypervisor {
     for (const s of this.sockets) s.destroy();
     for (const p of this.pairsByServer.values()) this.detachClient(p, false);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.credentials?.dispose();
+    this.credentials = undefined;
   }
 
   // ---- fault injection ------------------------------------------------------------------------
@@ -312,7 +336,13 @@ export class SimPowerVM implements VioHypervisor {
         return;
       }
       if (m.op === 'attach') {
+        // One partition per connection: a second attach would orphan the first adapter's state.
+        if (pair) {
+          sock.destroy();
+          return;
+        }
         pair = this.attach(sock, m);
+        if (!pair) setImmediate(() => sock.end());
         return;
       }
       if (m.op !== 'hcall' || !pair || pair.client?.socket !== sock || !Number.isSafeInteger(m.id)) {
@@ -339,6 +369,12 @@ export class SimPowerVM implements VioHypervisor {
       return undefined;
     };
     if (!p) return fail(`no client adapter with unit address ${String(m.unit)}`);
+    if (!this.credentials?.verify(partitionCredentialName(p.clientUnit), m.token)) {
+      this.refusedAttaches++;
+      this.opts.logger?.warn({ clientUnit: p.clientUnit }, 'simulated PowerVM: attach without the adapter\'s credential refused');
+      this.write(sock, { op: 'attached', rc: H.PERMISSION, partition: 0, message: `no valid credential for client adapter 0x${p.clientUnit.toString(16)}` });
+      return undefined;
+    }
     if (p.client) return fail(`client adapter 0x${p.clientUnit.toString(16)} is already attached`);
     const maxWindow = this.opts.maxWindowBytes ?? 256 * 1024 * 1024;
     if (!Number.isSafeInteger(m.windowBytes) || m.windowBytes < TCE_PAGE_SIZE || m.windowBytes > maxWindow) {

@@ -6,7 +6,8 @@
 import { connect, type Socket } from 'node:net';
 import { SharedRegion } from '../../native/shm.js';
 import { CRQ_ENTRY_LEN, H, type HReturn } from '../constants.js';
-import { type ClientToHv, type HvToClient, LineReader } from './wire.js';
+import { type ClientToHv, type HvToClient, LineReader, partitionCredentialName } from './wire.js';
+import { credentialFile, readCredential } from '../../sim/credentials.js';
 
 type HcallArgs =
   | { call: 'H_PUT_TCE'; ioba: number; pages: number; realOffset: number; perm: number }
@@ -27,7 +28,13 @@ export class Partition {
     readonly partitionNumber: number,
   ) {}
 
-  static async boot(opts: { socketPath: string; unit: number; memBytes: number }): Promise<Partition> {
+  /**
+   * Attach to client adapter `unit`, proving the right to it with its credential: `token`, or the
+   * token file `tokenFile` (default: where the simulated PowerVM at `socketPath` keeps it).
+   */
+  static async boot(opts: { socketPath: string; unit: number; memBytes: number; token?: string; tokenFile?: string }): Promise<Partition> {
+    const who = `client adapter 0x${(opts.unit >>> 0).toString(16)}`;
+    const token = opts.token ?? readCredential(opts.tokenFile ?? credentialFile(opts.socketPath, partitionCredentialName(opts.unit)), who);
     const sock = connect(opts.socketPath);
     sock.setEncoding('utf8');
     await new Promise<void>((resolve, reject) => {
@@ -48,7 +55,7 @@ export class Partition {
         part?.onClose();
       });
     });
-    sock.write(JSON.stringify({ op: 'attach', unit: opts.unit, windowBytes: opts.memBytes } satisfies ClientToHv) + '\n');
+    sock.write(JSON.stringify({ op: 'attach', unit: opts.unit, windowBytes: opts.memBytes, token } satisfies ClientToHv) + '\n');
     const a = await attached;
     if (a.rc !== H.SUCCESS || !a.memPath) {
       sock.destroy();

@@ -89,6 +89,8 @@ async function runPartitions(
       workers: 100, // the Linux client queues up to max_requests = 100
       maxBlocks: 256,
       seed: 1000 + c.index,
+      // The hostile partition tries to take over the first normal partition's adapter.
+      ...(c.hostile && specs[0] && !specs[0].hostile ? { otherUnit: specs[0].unit } : {}),
     };
     return { c, p: spawnPartition(args, (l) => onLog(c.index, l)) };
   });

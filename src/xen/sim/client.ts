@@ -4,7 +4,8 @@
  */
 import { connect, Socket } from 'node:net';
 import { SIM_MAX_LINE, SimEvent, SimReply } from './protocol.js';
-import { credentialPath, readCredential } from './credentials.js';
+import { readCredential } from '../../sim/credentials.js';
+import { credentialPath } from './domain-credentials.js';
 import type { XenStore, XenStoreTransaction, XenStoreWatch } from '../hypervisor.js';
 
 export class SimCallError extends Error {
@@ -61,7 +62,7 @@ export class SimXenClient {
    * dom0 — the service, `vtgt xen attach` — finds its own).
    */
   static async connect(socketPath: string, domid: number, credential: { token?: string; tokenFile?: string } = {}): Promise<SimXenClient> {
-    const token = credential.token ?? readCredential(credential.tokenFile ?? credentialPath(socketPath, domid), domid);
+    const token = credential.token ?? readCredential(credential.tokenFile ?? credentialPath(socketPath, domid), `dom ${domid}`);
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect(socketPath, () => {
         s.off('error', reject);

@@ -11,7 +11,7 @@ import { ScsiFront } from './frontend.js';
 import { VerifiedWorkload } from './workload.js';
 import { runHostile } from './hostile.js';
 import { runIdentityAttacks } from './hostile-identity.js';
-import { readCredential } from './credentials.js';
+import { readCredential } from '../../sim/credentials.js';
 
 export interface DomUConfig {
   socket: string;
@@ -54,7 +54,7 @@ export async function runDomU(cfg: DomUConfig, onLine?: (l: string) => void): Pr
       const dev = front.deviceList()[0];
       if (!dev) throw new Error(`dom ${cfg.domid}: no device to attack`);
       const h = await runHostile(front, memory, { channel: dev.addr.channel, id: dev.addr.id, lun: dev.addr.lun });
-      const id = await runIdentityAttacks(cfg.socket, cfg.domid, readCredential(cfg.tokenFile, cfg.domid), client);
+      const id = await runIdentityAttacks(cfg.socket, cfg.domid, readCredential(cfg.tokenFile, `dom ${cfg.domid}`), client);
       return { domid: cfg.domid, role: 'hostile', commands: 0, errors: h.failures + id.failures, bytesVerified: 0, lines: [...h.lines, ...id.lines] };
     }
     const results = await Promise.all(

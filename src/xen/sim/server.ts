@@ -4,7 +4,7 @@
  * domain's memory file and are checked by the accessing side's hypervisor layer (`grant-table.ts`).
  *
  * A connection is a domain only after `hello` presented the token the daemon issued to that domain
- * (`credentials.ts`); domains are created by dom0 (`createDomain`, or the `dom.create` request).
+ * (`src/sim/credentials.ts`); domains are created by dom0 (`createDomain`, or the `dom.create` request).
  * Permissions are simplified: dom0 may write anywhere, a guest only under its own home directory.
  * Event channel semantics follow Xen's: an event on a masked port only sets it pending; delivery
  * masks the port until the receiver unmasks it (late EOI), so a notify storm costs one delivery per
@@ -14,7 +14,8 @@ import { createServer, Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { XenStoreDb, XsError } from './xenstore-db.js';
 import { SIM_MAX_LINE, SimEvent, SimReply, SimRequest } from './protocol.js';
-import { credentialDir, DomainCredentials, isDomid } from './credentials.js';
+import { credentialDir, SimCredentials } from '../../sim/credentials.js';
+import { domainCredentialName, isDomid } from './domain-credentials.js';
 
 interface Port {
   domid: number;
@@ -38,7 +39,7 @@ export class SimXenServer {
   private server: Server | undefined;
   private readonly ports = new Map<number, Map<number, Port>>();
   private readonly conns = new Set<Conn>();
-  private credentials: DomainCredentials | undefined;
+  private credentials: SimCredentials | undefined;
   /** Notifications dropped because the target port was already pending (storm coalescing). */
   coalescedEvents = 0;
   /** `hello` requests refused for a missing or wrong credential. */
@@ -51,9 +52,9 @@ export class SimXenServer {
    * `SimXenClient.connect(socketPath, 0)` reads by default.
    */
   listen(socketPath: string): Promise<void> {
-    const creds = new DomainCredentials(credentialDir(socketPath));
+    const creds = new SimCredentials(credentialDir(socketPath));
     creds.init();
-    creds.issue(0);
+    creds.issue(domainCredentialName(0));
     this.credentials = creds;
     return new Promise((resolve, reject) => {
       const srv = createServer((s) => this.accept(s));
@@ -82,13 +83,13 @@ export class SimXenServer {
     if (!this.credentials) throw new Error('the simulated hypervisor is not listening');
     if (!isDomid(domid) || domid === 0) throw new RangeError(`cannot create domain ${String(domid)}: a domU id is 1..32751`);
     this.disconnectDomain(domid);
-    return this.credentials.issue(domid);
+    return this.credentials.issue(domainCredentialName(domid));
   }
 
   /** Destroy domain `domid`: its credential is revoked and its connections are closed. */
   destroyDomain(domid: number): void {
     if (!isDomid(domid) || domid === 0) return;
-    this.credentials?.revoke(domid);
+    this.credentials?.revoke(domainCredentialName(domid));
     this.disconnectDomain(domid);
   }
 
@@ -152,7 +153,7 @@ export class SimXenServer {
     if (r.op === 'hello') {
       if (conn.domid !== undefined) throw new SimError('EINVAL', `already identified as dom ${conn.domid}`);
       if (!isDomid(r.domid)) throw new SimError('EINVAL', 'bad domid');
-      if (!this.credentials?.verify(r.domid, r.token)) {
+      if (!this.credentials?.verify(domainCredentialName(r.domid), r.token)) {
         this.refusedHellos++;
         this.logger?.warn({ claimedDomid: r.domid }, 'xen-sim: hello without a valid credential for the claimed domain refused; closing the connection');
         // Answer, then hang up: guessing needs a new connection per attempt.
