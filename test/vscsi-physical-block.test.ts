@@ -69,3 +69,13 @@ describe('physicalBlockSize', () => {
     expect(ws.status).toBe(CHECK);
   });
 });
+
+describe('physical block size reported by the backstore', () => {
+  it('is the default (a 512e device reports LBPPBE 3); the LU option wins over it', async () => {
+    const core = new ScsiCore({ reservations: false });
+    const mem = new MemoryBackstore({ name: 'e', size: 1024 * 512 });
+    Object.defineProperty(mem, 'physicalBlockSize', { value: 4096 });
+    expect(core.addLogicalUnit({ id: 'a', backstore: mem }).lbppbExponent).toBe(3);
+    expect(core.addLogicalUnit({ id: 'b', backstore: mem, physicalBlockSize: 1024 }).lbppbExponent).toBe(1);
+  });
+});

@@ -30,7 +30,8 @@ export interface LogicalUnitOptions {
   prStatePath?: string;
   /**
    * Physical block size in bytes reported to initiators (READ CAPACITY(16) LBPPBE, Block Limits
-   * granularities), e.g. 4096 on a 512-byte LUN backed by 4K-sector storage; default = logical.
+   * granularities), e.g. 4096 on a 512-byte LUN backed by 4K-sector storage; default: the
+   * backstore's `physicalBlockSize`, else the logical block size.
    */
   physicalBlockSize?: number;
   /**
@@ -167,7 +168,8 @@ export class LogicalUnit {
     this.product = opts.product ?? defaults.product;
     this.revision = opts.revision ?? '0001';
     this.prStatePath = opts.prStatePath;
-    this.lbppbExponent = lbppbExponentOf(opts.id, opts.physicalBlockSize, opts.backstore.blockSize);
+    // Configured, else what the storage reports (a 512e disk: 4096), else the logical block size.
+    this.lbppbExponent = lbppbExponentOf(opts.id, opts.physicalBlockSize ?? opts.backstore.physicalBlockSize, opts.backstore.blockSize);
     this.maxAtomicBlocks = maxAtomicBlocksOf(opts, this.physicalBlockSize);
     this.reportedBlocks = this.capacityBlocks();
   }
