@@ -22,6 +22,7 @@ backstores:
     size: 64MiB
     blockSize: 4096
     serial: SCRATCH-01
+    maxAtomicWriteBytes: 1MiB
 accounts:
   - name: ops
     user: ops-user
@@ -64,6 +65,7 @@ describe('config schema', () => {
     expect(c.backstores[0]).toEqual({ name: 'disk0', type: 'file', path: 'disk0.img', size: 1024 ** 3 });
     expect(c.backstores[1]!.blockSize).toBe(4096);
     expect(c.backstores[1]!.serial).toBe('SCRATCH-01');
+    expect(c.backstores[1]!.maxAtomicWriteBytes).toBe(1024 * 1024);
     expect(c.targets[0]!.luns).toEqual([{ lun: 0, backstore: 'disk0' }, { lun: 3, backstore: 'scratch' }]);
     expect(c.targets[0]!.acls[0]!.luns).toEqual([{ lun: 0, backstore: 'scratch' }]);
     expect(c.targets[0]!.params).toEqual({ MaxRecvDataSegmentLength: '65536', ImmediateData: 'No' });

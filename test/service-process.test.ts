@@ -20,6 +20,8 @@ describe('vtgt serve process', () => {
     const svc = await startService(data);
     const portal = `iscsi://127.0.0.1:${svc.port}`;
     expect(statSync(join(data, 'vtgt.sock')).mode & 0o777).toBe(0o600);
+    // WRITE ATOMIC's intent journal for the file LUN lives in the data directory.
+    expect(statSync(join(data, 'atomic', 'disk0.journal')).isFile()).toBe(true);
     // The default LUN: a 1 GiB thin image, next to nothing allocated.
     const img = statSync(join(data, 'disk0.img'));
     expect(img.size).toBe(1024 ** 3);

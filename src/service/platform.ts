@@ -33,7 +33,15 @@ export interface LogicalUnitHandle {
 }
 
 export interface CoreApi {
-  addLogicalUnit(opts: { id: string; backstore: Backstore; prStatePath?: string; serial?: string; physicalBlockSize?: number }): LogicalUnitHandle;
+  addLogicalUnit(opts: {
+    id: string;
+    backstore: Backstore;
+    prStatePath?: string;
+    serial?: string;
+    physicalBlockSize?: number;
+    maxAtomicWriteBytes?: number;
+    atomicJournalPath?: string;
+  }): LogicalUnitHandle;
   /** Unmaps the LU everywhere (REPORTED LUNS DATA HAS CHANGED), drains its I/O, then forgets it. */
   removeLogicalUnit(id: string): Promise<void> | void;
   /** The LU's backstore changed size: raise CAPACITY DATA HAS CHANGED on every nexus that sees it. */

@@ -163,7 +163,11 @@ export class Runtime {
     }
     for (const [name, store] of opened) {
       // APTPL persistent reservations survive restarts in the data directory.
-      const { serial, physicalBlockSize } = nextStores.get(name)!;
+      const cfg = nextStores.get(name)!;
+      const { serial, physicalBlockSize, maxAtomicWriteBytes } = cfg;
+      // Persistent stores get an intent journal so WRITE ATOMIC stays all-or-nothing across a crash.
+      const journal = cfg.type === 'file' || cfg.type === 'block' ? join(this.dataDir, 'atomic', `${name}.journal`) : undefined;
+      if (journal) await mkdir(dirname(journal), { recursive: true, mode: 0o700 });
       let lu: LogicalUnitHandle;
       try {
         lu = this.platform.core.addLogicalUnit({
@@ -172,6 +176,8 @@ export class Runtime {
           prStatePath: join(this.prDir, `${name}.json`),
           ...(serial === undefined ? {} : { serial }),
           ...(physicalBlockSize === undefined ? {} : { physicalBlockSize }),
+          ...(maxAtomicWriteBytes === undefined ? {} : { maxAtomicWriteBytes }),
+          ...(journal === undefined ? {} : { atomicJournalPath: journal }),
         });
       } catch (e) {
         // Stores not registered yet would never be closed: close them before giving up.
@@ -254,7 +260,7 @@ export class Runtime {
     // which also fsyncs the file and its directory.
     if (b.type === 'file' && path) await mkdir(dirname(path), { recursive: true });
     try {
-      const { serial: _serial, physicalBlockSize: _pbs, ...storeSpec } = b; // LU properties, not the store's
+      const { serial: _serial, physicalBlockSize: _pbs, maxAtomicWriteBytes: _maw, ...storeSpec } = b; // LU properties, not the store's
       const spec = { ...storeSpec, ...(path === undefined ? {} : { path }) };
       const store: Backstore = await this.platform.createBackstore(spec);
       return guardBackstore(store, this.logger.child({ component: 'backstore' }));

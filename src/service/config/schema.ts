@@ -24,7 +24,7 @@ import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectN
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
 export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log'] as const;
-const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial', 'physicalBlockSize'];
+const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial', 'physicalBlockSize', 'maxAtomicWriteBytes'];
 const TARGET_KEYS = ['name', 'tpgt', 'luns', 'acls', 'chap', 'mutualChap', 'params'];
 const ACL_KEYS = ['initiator', 'addresses', 'luns', 'chap', 'mutualChap'];
 const LUN_KEYS = ['lun', 'backstore'];
@@ -240,6 +240,14 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
     if (!Number.isInteger(ratio) || (ratio & (ratio - 1)) !== 0) {
       r.problem(pbsF, `physical block size ${pbs} must be the block size (${blockSize ?? 512}) times a power of two, e.g. 4096`);
     } else v.physicalBlockSize = pbs;
+  }
+  if (r.present(c('maxAtomicWriteBytes'))) {
+    const raw = r.value(c('maxAtomicWriteBytes'));
+    const m = typeof raw === 'string' || typeof raw === 'number' ? parseSize(raw) : 'expected a size such as 1MiB';
+    if (typeof m === 'string') r.problem(c('maxAtomicWriteBytes'), m);
+    else if (m % (blockSize ?? 512) !== 0 || m > 32 * 1024 * 1024) {
+      r.problem(c('maxAtomicWriteBytes'), `maxAtomicWriteBytes must be a multiple of the block size (${blockSize ?? 512}) and at most 32MiB`);
+    } else v.maxAtomicWriteBytes = m;
   }
   if (engine !== undefined) v.engine = engine;
   if (serial !== undefined) v.serial = serial;

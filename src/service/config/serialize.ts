@@ -13,8 +13,12 @@ function account(a: AccountConfig): Record<string, unknown> {
 }
 
 function backstore(b: BackstoreConfig): Record<string, unknown> {
-  const { size, ...rest } = b;
-  return size === undefined ? { ...rest } : { ...rest, size: formatSize(size) };
+  const { size, maxAtomicWriteBytes, ...rest } = b;
+  return {
+    ...rest,
+    ...(size === undefined ? {} : { size: formatSize(size) }),
+    ...(maxAtomicWriteBytes === undefined ? {} : { maxAtomicWriteBytes: formatSize(maxAtomicWriteBytes) }),
+  };
 }
 
 export function configToObject(c: VtgtConfig): Record<string, unknown> {

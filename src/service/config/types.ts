@@ -44,6 +44,8 @@ export interface BackstoreConfig {
    * for a 512-byte LUN on 4K storage so initiators align I/O. Default: the block size.
    */
   physicalBlockSize?: number;
+  /** Largest WRITE ATOMIC(16) in bytes (multiple of blockSize, at most 32 MiB); default: the core's. */
+  maxAtomicWriteBytes?: number;
   /** file only: I/O engine (native = io_uring, native-threadpool, fs). */
   engine?: 'native' | 'native-threadpool' | 'fs';
 }
