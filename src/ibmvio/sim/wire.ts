@@ -4,6 +4,8 @@
  * shared-memory file the hypervisor maps (and the server reaches only through H_COPY_RDMA).
  */
 
+export { LineReader } from '../../sim/line-reader.js';
+
 export type ClientToHv =
   /** `token`: the client adapter's credential, issued by the simulated PowerVM (src/sim/credentials.ts). */
   | { op: 'attach'; unit: number; windowBytes: number; token: string }
@@ -21,25 +23,3 @@ export type HvToClient =
   | { op: 'attached'; rc: number; partition: number; memPath?: string; message?: string }
   | { op: 'ret'; id: number; rc: number }
   | { op: 'irq' };
-
-/** Splits a byte stream into lines; bounded so a hostile peer cannot grow it without limit. */
-export class LineReader {
-  private buf = '';
-  constructor(
-    private readonly onLine: (line: string) => void,
-    private readonly maxLine = 64 * 1024,
-  ) {}
-
-  /** Returns false when a line exceeds the bound (the caller should drop the peer). */
-  push(chunk: string): boolean {
-    this.buf += chunk;
-    for (;;) {
-      const i = this.buf.indexOf('\n');
-      if (i < 0) break;
-      const line = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + 1);
-      if (line.length > 0) this.onLine(line);
-    }
-    return this.buf.length <= this.maxLine;
-  }
-}

@@ -4,6 +4,7 @@
  */
 import { connect, Socket } from 'node:net';
 import { SIM_MAX_LINE, SimEvent, SimReply } from './protocol.js';
+import { LineReader } from '../../sim/line-reader.js';
 import { readCredential } from '../../sim/credentials.js';
 import { credentialPath } from './domain-credentials.js';
 import type { XenStore, XenStoreTransaction, XenStoreWatch } from '../hypervisor.js';
@@ -35,17 +36,10 @@ export class SimXenClient {
     private readonly socket: Socket,
     readonly domid: number,
   ) {
-    let buf = '';
+    const reader = new LineReader((line) => this.onLine(line), SIM_MAX_LINE);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > SIM_MAX_LINE && !buf.includes('\n')) return void socket.destroy();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        this.onLine(line);
-      }
+      if (!reader.push(chunk)) socket.destroy();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {

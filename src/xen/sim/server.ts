@@ -14,6 +14,7 @@ import { createServer, Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { XenStoreDb, XsError } from './xenstore-db.js';
 import { SIM_MAX_LINE, SimEvent, SimReply, SimRequest } from './protocol.js';
+import { LineReader } from '../../sim/line-reader.js';
 import { credentialDir, SimCredentials } from '../../sim/credentials.js';
 import { domainCredentialName, isDomid } from './domain-credentials.js';
 
@@ -100,20 +101,10 @@ export class SimXenServer {
   private accept(socket: Socket): void {
     const conn: Conn = { socket, domid: undefined, watches: new Map(), ports: new Set() };
     this.conns.add(conn);
-    let buf = '';
+    const reader = new LineReader((line) => this.onLine(conn, line), SIM_MAX_LINE);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > SIM_MAX_LINE && !buf.includes('\n')) {
-        socket.destroy();
-        return;
-      }
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        this.onLine(conn, line);
-      }
+      if (!reader.push(chunk)) socket.destroy();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => this.drop(conn));
