@@ -100,7 +100,14 @@ async function verify(ctx: CommandContext) {
   }
   const expected = await ctx.dataOut(bytchk === 1 ? count * bs : bs, 'media');
   if (isFailure(expected)) return check(expected);
-  const medium = await lu.backstore.read(Number(lba) * bs, count * bs);
+  // Compare against a whole WRITE ATOMIC(16), never half of one.
+  const release = await lu.readGuard(lba, BigInt(count));
+  let medium: Buffer;
+  try {
+    medium = await lu.backstore.read(Number(lba) * bs, count * bs);
+  } finally {
+    release();
+  }
   for (let i = 0; i < count; i++) {
     const block = medium.subarray(i * bs, (i + 1) * bs);
     const want = bytchk === 1 ? expected.subarray(i * bs, (i + 1) * bs) : expected;
