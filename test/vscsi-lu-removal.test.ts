@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBackstore } from '../src/backstores/memory.js';
+import { ScsiCore } from '../src/vscsi/core.js';
 import { GOOD, TASK_ABORTED, cdb10, clearUa, decodeSense, rig, senseOf } from './vscsi-helpers.js';
 
 /** A memory backstore whose writes wait until released, to hold commands in flight. */
@@ -89,5 +90,11 @@ describe('removeLogicalUnit drains accepted commands', () => {
     expect([s.key, s.asc]).toEqual([0x5, 0x25]);
     await core.removeLogicalUnit('disk0'); // idempotent
     expect(core.getLogicalUnit('disk0')).toBeUndefined();
+  });
+
+  it('refuses a drain timeout that is not a non-negative number', () => {
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => new ScsiCore({ drainTimeoutMs: bad })).toThrow(/drainTimeoutMs/);
+    }
   });
 });

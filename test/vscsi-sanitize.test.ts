@@ -122,6 +122,8 @@ describe('SANITIZE BLOCK ERASE, CRYPTOGRAPHIC ERASE, EXIT FAILURE MODE', () => {
     const failed = await fab.submit({ cdb: sanitizeCdb(BLOCK_ERASE, 0) });
     expect(keyAsc(senseOf(failed))).toEqual([0x3, 0x31, 0x03]);
     expect(keyAsc(senseOf(await fab.submit(READ1)))).toEqual([0x3, 0x31, 0x03]);
+    const rs = await fab.submit({ cdb: [0x03, 0, 0, 0, 18, 0], expectedLength: 18 });
+    expect([rs.data[2]! & 0x0f, rs.data[12], rs.data[13]]).toEqual([0x3, 0x31, 0x03]);
     // Without AUSE on the failed command, EXIT FAILURE MODE is refused.
     expect(senseOf(await fab.submit({ cdb: sanitizeCdb(EXIT_FAILURE_MODE, 0) })).asc).toBe(0x24);
     mem.writeZeroes = orig;

@@ -87,6 +87,9 @@ export class ScsiCore implements NexusOwner {
   constructor(opts: ScsiCoreOptions = {}) {
     this.logger = opts.logger;
     this.drainTimeoutMs = opts.drainTimeoutMs ?? LU_DRAIN_TIMEOUT_MS;
+    if (!Number.isFinite(this.drainTimeoutMs) || this.drainTimeoutMs < 0) {
+      throw new Error(`drainTimeoutMs must be a non-negative number of milliseconds, got ${opts.drainTimeoutMs}`);
+    }
     this.vendor = opts.vendor ?? 'VTGT';
     this.product = opts.product ?? 'VIRTUAL-DISK';
     this.reservationFactory =

@@ -30,6 +30,7 @@ function requestSense(ctx: CommandContext) {
     const ua = ctx.nexus.unitAttentions(ctx.lun)?.take();
     if (ua) f = failure(ua);
     else if (ctx.lu.sanitize) f = sanitizeInProgress(ctx.lu);
+    else if (ctx.lu.sanitizeFailed) f = failure('SANITIZE_COMMAND_FAILED');
     else if (ctx.lu.fault) f = failure(ctx.lu.fault);
     else if (!ctx.lu.mediumPresent) f = failure('MEDIUM_NOT_PRESENT');
     else f = failure('NO_ADDITIONAL_SENSE');
