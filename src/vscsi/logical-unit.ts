@@ -192,7 +192,8 @@ export class LogicalUnit {
    * pending, reads take the range lock; otherwise they only count themselves, which is all the common
    * path pays. Returns the release function.
    */
-  async readGuard(lba: bigint, count: bigint): Promise<() => void> {
+  readGuard(lba: bigint, count: bigint): (() => void) | Promise<() => void> {
+    // Synchronous in the common case: a READ pays no extra promise turn for atomic write support.
     if (this.atomicWriters > 0) return this.rangeLock.acquire(lba, count);
     this.unlockedReads++;
     return () => {

@@ -73,7 +73,8 @@ async function read(ctx: CommandContext) {
   const { lba, count } = opened;
   if (count === 0) return good();
   const bs = lu.blockSize;
-  const release = await lu.readGuard(lba, BigInt(count));
+  const guard = lu.readGuard(lba, BigInt(count));
+  const release = typeof guard === 'function' ? guard : await guard;
   let data: Buffer;
   try {
     data = await lu.backstore.read(Number(lba) * bs, count * bs);

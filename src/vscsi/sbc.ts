@@ -101,7 +101,8 @@ async function verify(ctx: CommandContext) {
   const expected = await ctx.dataOut(bytchk === 1 ? count * bs : bs, 'media');
   if (isFailure(expected)) return check(expected);
   // Compare against a whole WRITE ATOMIC(16), never half of one.
-  const release = await lu.readGuard(lba, BigInt(count));
+  const guard = lu.readGuard(lba, BigInt(count));
+  const release = typeof guard === 'function' ? guard : await guard;
   let medium: Buffer;
   try {
     medium = await lu.backstore.read(Number(lba) * bs, count * bs);
