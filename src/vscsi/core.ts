@@ -3,7 +3,6 @@
  * This is the object a service builds from configuration and every fabric talks to.
  */
 import type { Logger } from 'pino';
-import type { Backstore } from '../backstores/backstore.js';
 import type { InitiatorPortId, Nexus } from './fabric.js';
 import { LogicalUnit, type LogicalUnitOptions } from './logical-unit.js';
 import type { LunMap } from './lun-map.js';
@@ -55,24 +54,8 @@ async function settledWithin(promises: Promise<void>[], ms: number): Promise<boo
   }
 }
 
-export interface AddLogicalUnitOptions {
-  id: string;
-  backstore: Backstore;
-  serial?: string;
-  /** 128-bit NAA 6 identifier; derived from id and serial when absent. */
-  naaId?: bigint;
-  product?: string;
-  vendor?: string;
-  revision?: string;
-  /** File where APTPL persistent reservation state is kept. */
-  prStatePath?: string;
-  /** Physical block size in bytes (a power-of-two multiple of the backstore's block size); default = logical. */
-  physicalBlockSize?: number;
-  /** Largest WRITE ATOMIC(16) the storage commits all-or-nothing, in bytes; default one physical block (1 MiB with a journal). */
-  maxAtomicWriteBytes?: number;
-  /** Intent journal file that makes WRITE ATOMIC(16) crash-atomic beyond one physical block (see atomic-journal.ts). */
-  atomicJournalPath?: string;
-}
+/** What `addLogicalUnit` takes: the LU's options, documented where the LU uses them. */
+export type AddLogicalUnitOptions = LogicalUnitOptions;
 
 export class ScsiCore implements NexusOwner {
   readonly vendor: string;

@@ -23,10 +23,12 @@ export interface LogicalUnitOptions {
   id: string;
   backstore: Backstore;
   serial?: string;
+  /** 128-bit NAA 6 identifier; derived from id and serial when absent. */
   naaId?: bigint;
   product?: string;
   vendor?: string;
   revision?: string;
+  /** File where APTPL persistent reservation state is kept. */
   prStatePath?: string;
   /**
    * Physical block size in bytes reported to initiators (READ CAPACITY(16) LBPPBE, Block Limits
