@@ -8,6 +8,7 @@ import { runHostile } from './hostile.js';
 import { runScript, type ScriptStep } from './script.js';
 import { Partition } from './partition.js';
 import { Workload } from './workload.js';
+import { VioThroughput, type ThroughputSpec } from './throughput.js';
 import { seededRandom } from '../../sim/prng.js';
 
 export interface ClientProcessArgs {
@@ -15,7 +16,9 @@ export interface ClientProcessArgs {
   unit: number;
   partitionName: string;
   aix: boolean;
-  mode: 'normal' | 'hostile' | 'script';
+  mode: 'normal' | 'hostile' | 'script' | 'throughput';
+  /** mode 'throughput': what to run (see throughput.ts). */
+  throughput?: ThroughputSpec;
   /** mode 'script': the steps to run. */
   script?: ScriptStep[];
   seconds: number;
@@ -88,9 +91,33 @@ async function scripted(a: ClientProcessArgs): Promise<number> {
   return 0;
 }
 
+/** Throughput mode: scan, then fixed-size verified I/O at the credit limit; no task management. */
+async function throughput(a: ClientProcessArgs): Promise<number> {
+  const part = await Partition.boot({ socketPath: a.socketPath, unit: a.unit, memBytes: Layout.MEM_BYTES });
+  const client = new VioClient(part, { partitionName: a.partitionName, osType: a.aix ? OsType.AIX : OsType.LINUX }, { log: (l) => say('LOG', l) });
+  const t = new VioThroughput(client, a.throughput ?? { blockSize: 4096, pattern: 'random', op: 'read' }, seededRandom(a.seed));
+  try {
+    await client.start();
+    await client.waitUp(20_000);
+    const w = new Workload(client, a.aix ? 'aix' : 'linux');
+    const luns = await w.scan();
+    say('LOG', `scan: ${luns.map((l) => `LUN ${l.number} ${l.blocks}x${l.blockSize}`).join(', ')}`);
+    // Keep two credits spare, as the Linux client does for task management.
+    await t.run(luns, Math.min(a.workers, client.loginLimit - 2, Layout.SLOTS - 4), a.seconds);
+  } catch (err) {
+    t.result.errors++;
+    t.result.messages.push(`fatal: ${(err as Error).message}`);
+  }
+  say('RESULT', JSON.stringify({ ...t.result, partition: part.partitionNumber }));
+  await client.close().catch(() => undefined);
+  part.close();
+  return t.result.errors === 0 ? 0 : 1;
+}
+
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2] ?? '{}') as ClientProcessArgs;
-  const code = a.mode === 'hostile' ? await runHostile(a, say) : a.mode === 'script' ? await scripted(a) : await normal(a);
+  const code =
+    a.mode === 'hostile' ? await runHostile(a, say) : a.mode === 'script' ? await scripted(a) : a.mode === 'throughput' ? await throughput(a) : await normal(a);
   process.exit(code);
 }
 

@@ -14,6 +14,7 @@ import type { ClientProcessArgs } from './client-main.js';
 import { TransportEvent } from '../constants.js';
 import { SimPowerVM } from './hypervisor.js';
 import { spawnPartition } from './spawn.js';
+import type { ThroughputSpec } from './throughput.js';
 
 export interface IbmvioSimOptions {
   clients: number;
@@ -30,12 +31,23 @@ export interface IbmvioSimOptions {
   verbose?: boolean;
   /** Run the partitions against an already running server instead of an in-process one. */
   external?: ExternalServer;
+  /**
+   * Throughput mode: every normal partition runs this fixed workload at the credit limit instead
+   * of the mixed one (no restart, migration or task management); `bytes`/`elapsedMs` report it.
+   */
+  workload?: ThroughputSpec;
 }
 
 export interface IbmvioSimResult {
   commands: number;
   errors: number;
   bytesVerified: number;
+  /** Throughput mode: data bytes moved by the timed commands of all partitions. */
+  bytes?: number;
+  /** Throughput mode: the longest timed phase of any partition, in milliseconds. */
+  elapsedMs?: number;
+  /** Throughput mode: concurrent commands per partition (the credit limit unless capped). */
+  queueDepth?: number;
   lines: string[];
   ok: boolean;
 }
@@ -62,6 +74,9 @@ interface Tally {
   commands: number;
   errors: number;
   bytesVerified: number;
+  bytes: number;
+  elapsedMs: number;
+  queueDepth: number;
   ok: boolean;
 }
 
@@ -77,14 +92,15 @@ async function runPartitions(
   lines: string[],
   onLog: (index: number, line: string) => void,
 ): Promise<Tally> {
-  const t: Tally = { commands: 0, errors: 0, bytesVerified: 0, ok: true };
+  const t: Tally = { commands: 0, errors: 0, bytesVerified: 0, bytes: 0, elapsedMs: 0, queueDepth: 0, ok: true };
   const procs = specs.map((c) => {
     const args: ClientProcessArgs = {
       socketPath,
       unit: c.unit,
       partitionName: c.hostile ? `hostile${c.index}` : `lpar${c.index}`,
       aix: opts.aix && !c.hostile,
-      mode: c.hostile ? 'hostile' : 'normal',
+      mode: c.hostile ? 'hostile' : opts.workload ? 'throughput' : 'normal',
+      ...(opts.workload && !c.hostile ? { throughput: opts.workload } : {}),
       seconds,
       workers: 100, // the Linux client queues up to max_requests = 100
       maxBlocks: 256,
@@ -99,6 +115,7 @@ async function runPartitions(
     const res = (r.result ?? {}) as {
       commands?: number; errors?: number; bytesVerified?: number; resets?: number; aborts?: number; lunResets?: number;
       retries?: number; messages?: string[]; lines?: string[]; unexpected?: number; guardIntact?: boolean; partition?: number;
+      bytes?: number; elapsedMs?: number; queueDepth?: number;
     };
     if (c.hostile) {
       for (const l of res.lines ?? []) lines.push(l);
@@ -112,6 +129,9 @@ async function runPartitions(
     t.commands += res.commands ?? 0;
     t.errors += res.errors ?? (r.code === 0 ? 0 : 1);
     t.bytesVerified += res.bytesVerified ?? 0;
+    t.bytes += res.bytes ?? 0;
+    t.elapsedMs = Math.max(t.elapsedMs, res.elapsedMs ?? 0);
+    t.queueDepth = Math.max(t.queueDepth, res.queueDepth ?? 0);
     lines.push(
       `lpar${c.index} (partition ${res.partition ?? '?'}${opts.aix ? ', AIX' : ''}): ${res.commands ?? 0} commands, ${res.errors ?? '?'} errors, ` +
         `${res.bytesVerified ?? 0} bytes verified, ${res.aborts ?? 0} aborts, ${res.lunResets ?? 0} LUN resets, ${res.resets ?? 0} host resets, ${res.retries ?? 0} retries`,
@@ -156,6 +176,7 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
   let errors = 0;
   let bytesVerified = 0;
   let ok = true;
+  let perf: Pick<IbmvioSimResult, 'bytes' | 'elapsedMs' | 'queueDepth'> = {};
   try {
     await hv.listen();
     const total = clients + hostiles;
@@ -188,7 +209,7 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
       a.start();
     }
     let restarted = false;
-    const restart = (opts.restart ?? seconds >= 2) && clients > 0;
+    const restart = (opts.restart ?? (seconds >= 2 && !opts.workload)) && clients > 0;
     let restartTimer: NodeJS.Timeout | undefined;
     // A server restart as the client sees it: our queue freed (transport event), then a new adapter
     // instance registers again and says INIT. Timed from the first partition's LUN scan.
@@ -224,6 +245,7 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
     if (restartTimer) clearTimeout(restartTimer);
     if (migrateTimer) clearTimeout(migrateTimer);
     ({ commands, errors, bytesVerified, ok } = t);
+    if (opts.workload) perf = { bytes: t.bytes, elapsedMs: t.elapsedMs, queueDepth: t.queueDepth };
     // A run asked to prove restart/migration survival proves nothing if the event never happened.
     if (restart) lines.push(`server adapter vhost0 restarted midway: ${restarted ? 'yes' : 'no'}`);
     if (restart && !restarted) ok = false;
@@ -235,5 +257,5 @@ export async function runIbmvioSim(opts: IbmvioSimOptions): Promise<IbmvioSimRes
     await hv.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
-  return { commands, errors, bytesVerified, lines, ok };
+  return { commands, errors, bytesVerified, ...perf, lines, ok };
 }

@@ -12,6 +12,8 @@ import { VerifiedWorkload } from './workload.js';
 import { runHostile } from './hostile.js';
 import { runIdentityAttacks } from './hostile-identity.js';
 import { readCredential } from '../../sim/credentials.js';
+import { Prng } from '../../sim/prng.js';
+import { XenThroughput, type ThroughputSpec } from './throughput.js';
 
 export interface DomUConfig {
   socket: string;
@@ -25,6 +27,8 @@ export interface DomUConfig {
   seconds: number;
   seed: number;
   frames: number;
+  /** Throughput mode: run this fixed workload on the first vhost instead of the verified mix. */
+  throughput?: ThroughputSpec;
 }
 
 export interface DomUReport {
@@ -34,6 +38,10 @@ export interface DomUReport {
   errors: number;
   bytesVerified: number;
   lines: string[];
+  /** Throughput mode: data bytes of the timed commands, their elapsed time and queue depth. */
+  bytes?: number;
+  elapsedMs?: number;
+  queueDepth?: number;
 }
 
 export async function runDomU(cfg: DomUConfig, onLine?: (l: string) => void): Promise<DomUReport> {
@@ -56,6 +64,10 @@ export async function runDomU(cfg: DomUConfig, onLine?: (l: string) => void): Pr
       const h = await runHostile(front, memory, { channel: dev.addr.channel, id: dev.addr.id, lun: dev.addr.lun });
       const id = await runIdentityAttacks(cfg.socket, cfg.domid, readCredential(cfg.tokenFile, `dom ${cfg.domid}`), client);
       return { domid: cfg.domid, role: 'hostile', commands: 0, errors: h.failures + id.failures, bytesVerified: 0, lines: [...h.lines, ...id.lines] };
+    }
+    if (cfg.throughput) {
+      const t = await new XenThroughput(fronts[0]!, cfg.throughput, new Prng(cfg.seed).next).run(cfg.seconds);
+      return { domid: cfg.domid, role: 'normal', commands: t.commands, errors: t.errors, bytesVerified: t.bytesVerified, lines: t.lines, bytes: t.bytes, elapsedMs: t.elapsedMs, queueDepth: t.queueDepth };
     }
     const results = await Promise.all(
       fronts.map((front, i) =>

@@ -19,6 +19,7 @@ import { xenAttach } from '../toolstack.js';
 import { spawnDomU, type DomUProcess } from './spawn.js';
 import type { DomUConfig, DomUReport } from './frontend-main.js';
 import { runXenSimExternal, type ExternalXenBackend } from './run-external.js';
+import type { ThroughputSpec } from './throughput.js';
 
 export interface XenSimOptions {
   domains: number;
@@ -27,6 +28,11 @@ export interface XenSimOptions {
   logger?: Logger;
   /** Run the domUs against an already running backend (e.g. `vtgt serve`) instead of an in-process one. */
   external?: ExternalXenBackend;
+  /**
+   * Throughput mode: each normal domU runs this fixed workload with its ring full instead of the
+   * verified mix; no hot-plug or backend restart. `bytes`/`elapsedMs` report it.
+   */
+  workload?: ThroughputSpec;
 }
 
 export interface XenSimResult {
@@ -34,6 +40,10 @@ export interface XenSimResult {
   errors: number;
   bytesVerified: number;
   lines: string[];
+  /** Throughput mode: data bytes of all domUs' timed commands; the longest timed phase; ring depth used. */
+  bytes?: number;
+  elapsedMs?: number;
+  queueDepth?: number;
   /** False if any normal domU saw an error, a hostile check failed, or a normal ring was halted. */
   ok: boolean;
 }
@@ -41,6 +51,24 @@ export interface XenSimResult {
 const LUN_BYTES = 64 << 20;
 /** Guest pages per simulated domU: ring + 16 requests x (128 data + 1 indirect) + spare. */
 const DOMU_FRAMES = 2304;
+
+/** Sum of the domUs' throughput reports (no hot-plug or restart happened in this mode). */
+function throughputResult(all: DomUReport[], halted: Array<{ domid: number; reason: string }>, lines: string[]): XenSimResult {
+  const r: XenSimResult = { commands: 0, errors: 0, bytesVerified: 0, bytes: 0, elapsedMs: 0, queueDepth: 0, lines, ok: true };
+  for (const d of all) {
+    lines.push(...d.lines);
+    r.commands += d.commands;
+    r.errors += d.errors;
+    r.bytesVerified += d.bytesVerified;
+    r.bytes! += d.bytes ?? 0;
+    r.elapsedMs = Math.max(r.elapsedMs!, d.elapsedMs ?? 0);
+    r.queueDepth = Math.max(r.queueDepth!, d.queueDepth ?? 0);
+  }
+  for (const h of halted) lines.push(`backend: halted the ring of dom ${h.domid}: ${h.reason}`);
+  r.errors += halted.length;
+  r.ok = r.errors === 0;
+  return r;
+}
 
 export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
   const domains = Math.max(1, Math.min(16, Math.floor(opts.domains)));
@@ -81,6 +109,10 @@ export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
       core.addLogicalUnit({ id: lu, backstore: new MemoryBackstore({ name: lu, size: LUN_BYTES }) });
       await xenAttach({ xs, backendDomid: 0, domid: d, vhost: 0, luns: [{ pdev: lu, vdev: '0:0:0:0' }] });
       const vhosts = [0];
+      if (opts.workload && !hostile) {
+        configs.push({ socket, dir, domid: d, tokenFile: daemon.createDomain(d), vhosts, role: 'normal', seconds, seed: 0x9e37 * d + 1, frames: DOMU_FRAMES, throughput: opts.workload });
+        continue;
+      }
       // dom 2 also has a second virtual host, whose LUN sits at another target id.
       if (d === 2 && !hostile) {
         const lu2 = 'xen-dom2-vhost1-disk0';
@@ -96,6 +128,7 @@ export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
     const started = Date.now();
     for (const c of configs) children.push(await spawnDomU(c, (seconds + 30) * 1000));
     const reports = Promise.all(children.map((c) => c.report));
+    if (opts.workload) return await throughputResult(await reports, halted, lines);
     const hostileDone = opts.hostile ? children[children.length - 1]!.report : Promise.resolve(undefined);
     const at = (fraction: number) => new Promise((r) => setTimeout(r, Math.max(0, started + seconds * 1000 * fraction - Date.now())));
 
