@@ -96,6 +96,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     this.login = new LoginMachine(server.loginHost(this), this.statSn);
     this.loginTimer = setTimeout(() => this.drop('login did not complete in time'), LOGIN_TIMEOUT_MS);
     this.loginTimer.unref();
+    this.receiver.copyOut = transport.ephemeralChunks === true;
     transport.start(
       (chunk) => this.onData(chunk),
       (err) => this.onClose(err),
@@ -119,10 +120,13 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
 
   // ---------------------------------------------------------------- output
 
-  send(pdu: OutPdu): void {
-    if (this.phase === 'closed') return;
+  send(pdu: OutPdu, onWritten?: () => void): void {
+    if (this.phase === 'closed') {
+      onWritten?.();
+      return;
+    }
     this.txPdus++;
-    this.transport.send(frameOut(pdu.bhs, pdu.data, this.params.HeaderDigest, this.params.DataDigest));
+    this.transport.send(frameOut(pdu.bhs, pdu.data, this.params.HeaderDigest, this.params.DataDigest), onWritten);
     if (!this.waitingForDrain && this.transport.pendingBytes > SEND_HIGH_WATER) this.watchDrain();
   }
 
@@ -205,6 +209,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     this.pingTtt = undefined;
     this.receiver.push(chunk);
     this.pump();
+    if (this.receiver.copyOut) this.receiver.detach();
   }
 
   private pump(): void {
@@ -354,6 +359,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
       return;
     }
     const task = new ScsiTask(this, cmd, decodeSamLun(cmd.lunField));
+    if (pdu.release) task.holdBuffer(pdu.release);
     s.tasks.set(cmd.itt, task);
     this.tasks.add(task);
     const delivered = s.order(cmd.cmdSn, cmd.immediate, () => this.submit(task));
@@ -443,6 +449,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
       this.log?.warn({ itt: d.itt, ttt: d.ttt }, 'Data-Out for an unknown task');
       return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
     }
+    if (pdu.release) task.holdBuffer(pdu.release);
     const r = task.dataOut(d);
     if (!r.ok) {
       this.log?.warn({ itt: d.itt, error: r.message }, 'invalid Data-Out');

@@ -9,6 +9,11 @@ export interface Pdu {
   bhs: Buffer;
   ahs: Buffer;
   data: Buffer;
+  /**
+   * Set when the PDU spanned several TCP reads and was copied into a pooled buffer: the holder of its
+   * data (the SCSI task it belongs to) gives the buffer back once nothing reads it any more.
+   */
+  release?: () => void;
 }
 
 /** A PDU to send: a 48-byte header with its lengths filled in, and an optional data segment. */

@@ -3,9 +3,10 @@
  * whole PDU (views into the received chunks where possible), "need more bytes", or a typed error. It
  * never throws on hostile input; lengths are validated from the header before any payload is awaited.
  */
-import { BHS_LENGTH } from './constants.js';
+import { BHS_LENGTH, InitiatorOpcode } from './constants.js';
 import { type Pdu, dataSegmentLengthOf, padLength, totalAhsLengthOf } from './pdu.js';
 import { crc32c } from '../native/crc32c.js';
+import { dataInPool } from '../vscsi/buffer-pool.js';
 
 export interface FramingLimits {
   headerDigest: boolean;
@@ -41,8 +42,42 @@ export class PduReceiver {
   private avail = 0;
   private bhs: Buffer | undefined;
   private bodyLength = 0;
+  private lastRelease: (() => void) | undefined;
+
+  /**
+   * Chunks are reused by the transport after push() returns: every PDU is copied out (SCSI data into
+   * pooled buffers) and detach() copies what is still buffered.
+   */
+  copyOut = false;
+  /** The chunk detach() made (pooled) and how to give it back once it is consumed. */
+  private owned: { chunk: Buffer; release: () => void } | undefined;
 
   constructor(public limits: FramingLimits) {}
+
+  /** Copy the unconsumed received bytes into memory the receiver owns (call before the chunk is reused). */
+  detach(): void {
+    if (this.avail === 0) {
+      this.chunks = [];
+      this.head = 0;
+      this.owned?.release();
+      this.owned = undefined;
+      return;
+    }
+    const lent = dataInPool.acquire(this.avail);
+    const own = lent.data;
+    let at = 0;
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i]!;
+      const from = i === 0 ? this.head : 0;
+      c.copy(own, at, from);
+      at += c.length - from;
+    }
+    this.owned?.release(); // its unconsumed bytes were just copied
+    this.owned = { chunk: own, release: lent.release };
+    this.chunks = [own];
+    this.head = 0;
+    if (this.bhs) this.bhs = Buffer.from(this.bhs);
+  }
 
   /** Bytes received and not yet returned as PDUs. */
   get buffered(): number {
@@ -85,7 +120,11 @@ export class PduReceiver {
     if (this.avail < total) return { kind: 'need' };
     const bhsPeek = this.bhs;
     this.bhs = undefined;
-    const all = this.take(total);
+    this.lastRelease = undefined;
+    // Only SCSI Command and Data-Out data is held by a task that gives a pooled copy back.
+    const op = bhsPeek[0]! & 0x3f;
+    const all = this.take(total, op === InitiatorOpcode.SCSI_COMMAND || op === InitiatorOpcode.DATA_OUT);
+    const release = this.lastRelease;
     const bhs = all.subarray(0, BHS_LENGTH);
     const ahsLen = totalAhsLengthOf(bhsPeek);
     const dataLen = dataSegmentLengthOf(bhsPeek);
@@ -108,13 +147,26 @@ export class PduReceiver {
         return { kind: 'error', code: 'data-digest', bhs, message: 'data digest (CRC32C) mismatch' };
       }
     }
-    return { kind: 'pdu', pdu: { bhs, ahs, data } };
+    return { kind: 'pdu', pdu: release ? { bhs, ahs, data, release } : { bhs, ahs, data } };
+  }
+
+  /** The first chunk is consumed. In copyOut mode nothing points into it any more (take copies). */
+  private dropFirst(): void {
+    const c = this.chunks.shift();
+    this.head = 0;
+    if (this.owned && c === this.owned.chunk) {
+      this.owned.release();
+      this.owned = undefined;
+    }
   }
 
   /** Copy of the first n bytes without consuming them (n <= avail). */
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
-    if (first.length - this.head >= n) return first.subarray(this.head, this.head + n);
+    if (first.length - this.head >= n) {
+      const view = first.subarray(this.head, this.head + n);
+      return this.copyOut ? Buffer.from(view) : view;
+    }
     const out = Buffer.allocUnsafe(n);
     let got = 0;
     let i = 0;
@@ -130,18 +182,24 @@ export class PduReceiver {
   }
 
   /** Consume n bytes: a view when they sit in one chunk, else one copy. */
-  private take(n: number): Buffer {
+  private take(n: number, pooled = false): Buffer {
     const first = this.chunks[0]!;
     let out: Buffer;
-    if (first.length - this.head >= n) {
+    if (first.length - this.head >= n && !this.copyOut) {
       out = first.subarray(this.head, this.head + n);
       this.head += n;
       if (this.head === first.length) {
-        this.chunks.shift();
-        this.head = 0;
+        this.dropFirst();
       }
     } else {
-      out = Buffer.allocUnsafe(n);
+      // Spans reads (or the chunk is reused): one copy, into a pooled buffer for SCSI data.
+      if (pooled && n > 512) {
+        const lent = dataInPool.acquire(n);
+        out = lent.data;
+        this.lastRelease = lent.release;
+      } else {
+        out = Buffer.allocUnsafe(n);
+      }
       let got = 0;
       while (got < n) {
         const c = this.chunks[0]!;
@@ -149,10 +207,7 @@ export class PduReceiver {
         c.copy(out, got, this.head, this.head + k);
         got += k;
         this.head += k;
-        if (this.head === c.length) {
-          this.chunks.shift();
-          this.head = 0;
-        }
+        if (this.head === c.length) this.dropFirst();
       }
     }
     this.avail -= n;

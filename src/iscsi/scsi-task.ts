@@ -8,13 +8,15 @@ import type { DataOutPdu, ResidualFields, ScsiCommandPdu, SeqNumbers } from './p
 import { buildDataIn, buildR2t, buildScsiResponse } from './pdu-scsi.js';
 import type { OutPdu } from './pdu.js';
 import type { OperationalParams } from './params.js';
+import { dataInPool } from '../vscsi/buffer-pool.js';
 import { type DataDirection, type FabricCommandPort, type Residual, type ScsiCompletion, ScsiStatus } from '../vscsi/fabric.js';
 
 /** What a task needs from its connection (connection allegiance, §4.2.5). */
 export interface TaskConnection {
   readonly params: OperationalParams;
   readonly closed: boolean;
-  send(pdu: OutPdu): void;
+  /** `onWritten`: the PDU's bytes were handed to the transport's kernel side (or dropped). */
+  send(pdu: OutPdu, onWritten?: () => void): void;
   /** StatSN/ExpCmdSN/MaxCmdSN for a PDU that does not advance StatSN (R2T, Data-In without status). */
   peekSeq(): SeqNumbers;
   /** The same, taking the next StatSN (responses, Data-In with status). */
@@ -51,6 +53,8 @@ export class ScsiTask implements FabricCommandPort {
   /** Handed to the core (commands may wait in the connection while the initiator is slow to read). */
   submitted = false;
   private readonly segments: Array<{ offset: number; data: Buffer }> = [];
+  /** Pooled buffers holding this task's data-out: given back when the core has completed the command. */
+  private pooled: Array<() => void> | undefined;
   private contiguousEnd = 0;
   private unsolicitedOpen: boolean;
   private unsolicitedNext: number;
@@ -116,10 +120,18 @@ export class ScsiTask implements FabricCommandPort {
   }
 
   complete(result: ScsiCompletion): void {
-    if (this.state !== 'active') return;
+    // The core lent the data-in buffer: give it back once the last PDU that carries it is written.
+    const release = result.releaseDataIn;
+    if (this.state !== 'active') {
+      release?.();
+      return;
+    }
     this.finish('done');
     const conn = this.conn;
-    if (conn.closed) return;
+    if (conn.closed) {
+      release?.();
+      return;
+    }
     const residual = residualFields(result.residual, result.bidiReadResidual, this.direction === 'bidi');
     const data = result.dataIn;
     const p = conn.params;
@@ -150,12 +162,13 @@ export class ScsiTask implements FabricCommandPort {
             },
             data.subarray(off, off + n),
           ),
+          withStatus ? release : undefined,
         );
         off += n;
       }
       if (canCollapse) return;
     }
-    conn.send(buildScsiResponse(this.itt, result.status, conn.takeSeq(), this.dataSn, residual, result.sense));
+    conn.send(buildScsiResponse(this.itt, result.status, conn.takeSeq(), this.dataSn, residual, result.sense), release);
   }
 
   // ---- from the connection ----
@@ -243,7 +256,18 @@ export class ScsiTask implements FabricCommandPort {
     this.fetches = [];
     for (const f of fetches) f.reject(new Error(`iSCSI task 0x${this.itt.toString(16)} ended before its data arrived`));
     this.segments.length = 0;
+    const pooled = this.pooled;
+    this.pooled = undefined;
+    // Only after complete(): an aborted command may still be writing from these buffers, so those are
+    // left to the garbage collector instead of being reused.
+    if (pooled && state === 'done') for (const r of pooled) r();
     this.conn.taskFinished(this, open);
+  }
+
+  /** Keep a pooled receive buffer alive until the command completes (see finish). */
+  holdBuffer(release: () => void): void {
+    if (this.state !== 'active') return;
+    (this.pooled ??= []).push(release);
   }
 
   private addSegment(offset: number, data: Buffer): void {
@@ -274,7 +298,9 @@ export class ScsiTask implements FabricCommandPort {
     for (const s of this.segments) {
       if (s.offset <= start && s.offset + s.data.length >= end) return s.data.subarray(start - s.offset, end - s.offset);
     }
-    const out = Buffer.allocUnsafe(end - start);
+    const lent = dataInPool.acquire(end - start);
+    const out = lent.data;
+    this.holdBuffer(lent.release);
     for (const s of this.segments) {
       const a = Math.max(start, s.offset);
       const b = Math.min(end, s.offset + s.data.length);

@@ -2,7 +2,7 @@
  * The TCP transport beneath the iSCSI protocol code: listening portals and a narrow per-connection
  * interface (bytes in, gather writes out, close) that an iSER transport could implement instead.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, Socket, type Server } from 'node:net';
 
 export interface IscsiTransport {
   readonly remoteAddress: string;
@@ -11,8 +11,12 @@ export interface IscsiTransport {
   readonly localPort: number;
   /** Install receive and close handlers (once). */
   start(onData: (chunk: Buffer) => void, onClose: (error?: Error) => void): void;
-  /** Queue wire chunks; writes issued in one tick leave in one gather write. */
-  send(chunks: Buffer[]): void;
+  /**
+   * Queue wire chunks; writes issued in one tick leave in one gather write. `onWritten` runs once the
+   * chunks have been handed to the kernel (or dropped because the connection is gone): after it the
+   * caller may reuse their memory.
+   */
+  send(chunks: Buffer[], onWritten?: () => void): void;
   /** Flush what is queued, then close. */
   end(): void;
   /** Close now, dropping anything queued. */
@@ -21,6 +25,11 @@ export interface IscsiTransport {
   readonly pendingBytes: number;
   /** Call `cb` once everything queued has been handed to the kernel (immediately if nothing is queued). */
   whenDrained(cb: () => void): void;
+  /**
+   * True when the chunks given to onData live in a receive buffer that is reused after onData returns:
+   * the receiver must copy whatever it keeps (PduReceiver `copyOut`).
+   */
+  readonly ephemeralChunks?: boolean;
   /** Stop / restart delivering received bytes (backpressure towards the initiator). */
   pauseReading(): void;
   resumeReading(): void;
@@ -33,8 +42,12 @@ export class TcpTransport implements IscsiTransport {
   readonly localPort: number;
   private corked = false;
   private closed = false;
+  readonly ephemeralChunks: boolean;
+  private dataHandler: ((chunk: Buffer) => void) | undefined;
 
-  constructor(private readonly socket: Socket) {
+  constructor(private readonly socket: Socket, rx?: { register(cb: (chunk: Buffer) => void): void }) {
+    this.ephemeralChunks = rx !== undefined;
+    rx?.register((chunk) => this.dataHandler?.(chunk));
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? '';
@@ -45,7 +58,8 @@ export class TcpTransport implements IscsiTransport {
 
   start(onData: (chunk: Buffer) => void, onClose: (error?: Error) => void): void {
     let lastError: Error | undefined;
-    this.socket.on('data', onData);
+    if (this.ephemeralChunks) this.dataHandler = onData;
+    else this.socket.on('data', onData);
     this.socket.on('error', (e) => {
       lastError = e;
     });
@@ -55,8 +69,11 @@ export class TcpTransport implements IscsiTransport {
     });
   }
 
-  send(chunks: Buffer[]): void {
-    if (this.closed || this.socket.destroyed) return;
+  send(chunks: Buffer[], onWritten?: () => void): void {
+    if (this.closed || this.socket.destroyed) {
+      onWritten?.();
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -65,7 +82,11 @@ export class TcpTransport implements IscsiTransport {
         this.socket.uncork();
       });
     }
-    for (const c of chunks) this.socket.write(c);
+    const last = chunks.length - 1;
+    for (let i = 0; i < last; i++) this.socket.write(chunks[i]!);
+    // Stream writes complete in order: the last chunk's callback covers all of them (errors included).
+    if (last >= 0) this.socket.write(chunks[last]!, onWritten && (() => onWritten()));
+    else onWritten?.();
   }
 
   end(): void {
@@ -106,12 +127,52 @@ export interface PortalListener {
   close(): Promise<void>;
 }
 
+/** Bytes one socket read may deliver into a connection's reused receive buffer. */
+const RX_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Node allocates a fresh ArrayBuffer for every socket read; at hundreds of MB/s of Data-Out that is
+ * external memory V8 answers with back-to-back major collections (BENCHMARKS.md). `net.Socket`'s
+ * `onread` option reads into one reused buffer instead, but `net.Server` offers no way to pass it for
+ * accepted sockets, so the accept callback of the listening handle is replaced by one that wraps the
+ * accepted handle in such a socket. If this Node's server internals are not as expected, or
+ * VTGT_TCP_REUSE_RX=0, sockets stay as the server creates them.
+ */
+function receiveIntoReusedBuffers(server: Server, onConnection: (t: IscsiTransport) => void): void {
+  if (process.env.VTGT_TCP_REUSE_RX === '0') return;
+  const handle = (server as unknown as { _handle?: { onconnection?: unknown } })._handle;
+  if (!handle || typeof handle.onconnection !== 'function') return;
+  const accept = handle.onconnection as (this: unknown, err: number, client: unknown) => void;
+  handle.onconnection = function (this: unknown, err: number, client: unknown): void {
+    if (err || !client) {
+      accept.call(this, err, client);
+      return;
+    }
+    const rx = Buffer.allocUnsafeSlow(RX_BUFFER_BYTES);
+    let deliver: ((chunk: Buffer) => void) | undefined;
+    let socket: Socket;
+    try {
+      socket = new Socket({
+        handle: client,
+        readable: true,
+        writable: true,
+        onread: { buffer: rx, callback: (n: number, buf: Uint8Array) => void deliver?.(Buffer.from(buf.buffer, buf.byteOffset, n)) },
+      } as unknown as ConstructorParameters<typeof Socket>[0]);
+    } catch {
+      accept.call(this, err, client);
+      return;
+    }
+    onConnection(new TcpTransport(socket, { register: (cb) => (deliver = cb) }));
+  };
+}
+
 /** Listen on host:port (port 0 = ephemeral); every accepted socket goes to `onConnection`. */
 export function listenTcp(host: string, port: number, onConnection: (t: IscsiTransport) => void): Promise<PortalListener> {
   return new Promise((resolve, reject) => {
     const server: Server = createServer({ noDelay: true }, (socket) => onConnection(new TcpTransport(socket)));
     server.once('error', reject);
     server.listen({ host, port }, () => {
+      receiveIntoReusedBuffers(server, onConnection);
       server.off('error', reject);
       const addr = server.address();
       const bound = typeof addr === 'object' && addr ? addr.port : port;

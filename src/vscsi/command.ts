@@ -11,7 +11,7 @@ import type { CoreServices } from './core-services.js';
 import type { NexusImpl } from './nexus.js';
 
 export type CommandOutcome =
-  | { kind: 'good'; data?: Buffer; conditionMet?: boolean }
+  | { kind: 'good'; data?: Buffer; conditionMet?: boolean; /** Gives `data` back to the buffer pool. */ releaseData?: () => void }
   | { kind: 'check'; failure: ScsiFailure }
   | { kind: 'conflict' };
 

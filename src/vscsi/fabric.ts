@@ -75,6 +75,13 @@ export interface ScsiCompletion {
   residual: Residual;
   /** For bidirectional commands: residual of the read part. */
   bidiReadResidual?: Residual;
+  /**
+   * Present when the core lent `dataIn` from its buffer pool (READ): call it once, after the transport
+   * has written the bytes (e.g. the socket write callback) or when they will not be sent, and do not
+   * touch `dataIn` afterwards. A fabric that never calls it is still correct (the buffer is then
+   * garbage-collected), only slower.
+   */
+  releaseDataIn?: () => void;
 }
 
 /** One SCSI command as a fabric submits it. */

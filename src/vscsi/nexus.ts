@@ -334,6 +334,7 @@ export class NexusImpl implements Nexus {
     if (cmd.entry && cmd.lu) cmd.lu.taskSet.remove(cmd.entry);
     const abortMode = cmd.abortMode;
     if (abortMode) {
+      if (outcome.kind === 'good') outcome.releaseData?.();
       if (abortMode === 'taskAborted' && !this.closed) {
         this.safeComplete(cmd.request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
       } else {
@@ -392,8 +393,12 @@ export class NexusImpl implements Nexus {
     if (data.length < expectedIn) residual = { kind: 'underflow', count: expectedIn - data.length };
     else if (data.length > expectedIn) residual = { kind: 'overflow', count: data.length - expectedIn };
     const dataIn = data.length > expectedIn ? data.subarray(0, expectedIn) : data;
-    if (req?.direction === 'bidi') return { status, dataIn, residual: outResidual, bidiReadResidual: residual };
-    return { status, dataIn, residual };
+    if (req?.direction === 'bidi') {
+      const c: ScsiCompletion = { status, dataIn, residual: outResidual, bidiReadResidual: residual };
+      if (outcome.releaseData) c.releaseDataIn = outcome.releaseData;
+      return c;
+    }
+    return outcome.releaseData ? { status, dataIn, residual, releaseDataIn: outcome.releaseData } : { status, dataIn, residual };
   }
 
   private completeImmediately(

@@ -3,10 +3,11 @@
  * DPO is a cache hint we have no use for; FUA goes down to the backstore so the data is stable
  * before GOOD status.
  */
-import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
+import { check, good, isFailure, type CommandContext, type CommandOutcome, type CommandSpec } from './command.js';
 import { u16, u32, u64 } from './cdb.js';
 import { checkProtect, checkRange, checkTransferLength, checkWritable, firstMismatch } from './sbc-common.js';
 import { failure, invalidCdbField, type ScsiFailure } from './sense.js';
+import { dataInPool } from './buffer-pool.js';
 
 export const Opcode = {
   READ_6: 0x08,
@@ -23,6 +24,8 @@ export const Opcode = {
 } as const;
 
 const FUA = 0x08;
+
+const goodLent = (data: Buffer, releaseData: () => void): CommandOutcome => ({ kind: 'good', data, releaseData });
 
 interface Addressed {
   lba: bigint;
@@ -75,14 +78,20 @@ async function read(ctx: CommandContext) {
   const bs = lu.blockSize;
   const guard = lu.readGuard(lba, BigInt(count));
   const release = typeof guard === 'function' ? guard : await guard;
+  const lent = dataInPool.acquire(count * bs);
   let data: Buffer;
   try {
-    data = await lu.backstore.read(Number(lba) * bs, count * bs);
+    data = await lu.backstore.read(Number(lba) * bs, count * bs, lent.data);
+  } catch (e) {
+    lent.release();
+    throw e;
   } finally {
     release();
   }
   ctx.bytes = data.length;
-  return good(data);
+  // A backstore may answer with its own buffer instead of filling ours.
+  if (data !== lent.data) lent.release();
+  return data === lent.data ? goodLent(data, lent.release) : good(data);
 }
 
 async function write(ctx: CommandContext, verify: boolean) {
