@@ -41,8 +41,8 @@ export interface ManySessionsResult {
   /**
    * I/Os per second while every session was active: the window from the moment the last session
    * started moving data to the moment the first one stopped (client start-up and logins of 64
-   * processes are staggered on a small machine). Falls back to the sum of per-session rates when the
-   * window is shorter than a second.
+   * processes are staggered on a small machine). When the sessions never all overlapped for a second
+   * (some target made sessions wait), it falls back to total I/Os / wall time, the conservative figure.
    */
   iops: number;
   /** Length of that window in seconds (0 when the fallback was used). */
@@ -207,8 +207,11 @@ export function aggregateSessions(
   const windowSeconds = win ? (win.endMs - win.startMs) / 1000 : 0;
   const rateOf = ok.map((s, i) => (win ? win.iosPerSession[i]! / windowSeconds : s.iops));
   const kindSum = (k: 'read' | 'write') => ok.reduce((a, s, i) => (s.kind === k ? a + rateOf[i]! : a), 0);
-  const readIops = kindSum('read');
-  const writeIops = kindSum('write');
+  const wallIops = wallSeconds > 0 ? ios / wallSeconds : 0;
+  // Without a common window, per-session rates over different times would overstate the aggregate.
+  const scale = win || sumOfRatesIops === 0 ? 1 : wallIops / sumOfRatesIops;
+  const readIops = kindSum('read') * scale;
+  const writeIops = kindSum('write') * scale;
   const iops = readIops + writeIops;
   const fair = (['read', 'write'] as const)
     .map((k) => jainIndex(ok.flatMap((s, i) => (s.kind === k ? [rateOf[i]!] : []))))
@@ -221,7 +224,7 @@ export function aggregateSessions(
     windowSeconds,
     sumOfRatesIops,
     mibS: (iops * 4096) / 2 ** 20,
-    wallIops: wallSeconds > 0 ? ios / wallSeconds : 0,
+    wallIops,
     targetCpuS,
     iosPerTargetCpuS: targetCpuS ? ios / targetCpuS : undefined,
     fairness: fair.length ? fair.reduce((a, b) => a + b, 0) / fair.length : undefined,
