@@ -8,15 +8,8 @@
  */
 import type { ScannedLun } from './workload.js';
 import { Layout, type VioClient } from './client.js';
-
-export interface ThroughputSpec {
-  /** Bytes per command: a multiple of the LUN's block size, at most 128 KiB (one worker area). */
-  blockSize: number;
-  pattern: 'random' | 'sequential';
-  op: 'read' | 'write';
-  /** Concurrent commands; 'max' (default) = every credit the login granted. */
-  queueDepth?: number | 'max';
-}
+import { WORK_AREA, unitImage, type ThroughputSpec } from '../../sim/throughput-data.js';
+export { unitImage, type ThroughputSpec };
 
 export interface ThroughputResult {
   commands: number;
@@ -27,24 +20,6 @@ export interface ThroughputResult {
   bytesVerified: number;
   queueDepth: number;
   messages: string[];
-}
-
-const WORK_AREA = 8 << 20;
-const STAMP = 4096;
-const MAGIC = 0x76746774; // "vtgt"
-
-/** The exact content of one transfer unit at a generation (0 = never written: zeros). */
-export function unitImage(out: Buffer, lbaOfUnit: number, blockSize: number, gen: number, stream: number): Buffer {
-  if (gen === 0) return out.fill(0);
-  for (let off = 0; off < out.length; off += STAMP) {
-    const end = Math.min(out.length, off + STAMP);
-    out.fill((stream * 37 + 11) & 0xff, off + 16, end);
-    out.writeUInt32LE(MAGIC, off);
-    out.writeUInt32LE((lbaOfUnit + off / blockSize) >>> 0, off + 4);
-    out.writeUInt32LE(gen >>> 0, off + 8);
-    out.writeUInt32LE(stream, off + 12);
-  }
-  return out;
 }
 
 export class VioThroughput {

@@ -9,17 +9,10 @@
 import type { ScsiFront } from './frontend.js';
 import { VSCSIIF_RING_SIZE, XEN_PAGE_SIZE } from '../ring.js';
 import { SenseKey, senseKeyOf } from '../../vscsi/sense.js';
+import { WORK_AREA, unitImage, type ThroughputSpec } from '../../sim/throughput-data.js';
+export { unitImage, type ThroughputSpec };
 
 const STATUS_CHECK_CONDITION = 0x02;
-export interface ThroughputSpec {
-  /** Bytes per command: a multiple of the LUN's block size, within the frontend's segment limit. */
-  blockSize: number;
-  pattern: 'random' | 'sequential';
-  op: 'read' | 'write';
-  /** Concurrent commands; 'max' (default) = every ring slot. */
-  queueDepth?: number | 'max';
-}
-
 export interface ThroughputResult {
   commands: number;
   errors: number;
@@ -28,23 +21,6 @@ export interface ThroughputResult {
   bytesVerified: number;
   queueDepth: number;
   lines: string[];
-}
-
-const WORK_AREA = 8 << 20;
-const STAMP = 4096;
-const MAGIC = 0x76746774; // "vtgt"
-
-/** The exact content of one transfer unit at a generation (0 = never written: zeros). */
-export function unitImage(out: Buffer, lbaOfUnit: number, blockSize: number, gen: number, stream: number): Buffer {
-  if (gen === 0) return out.fill(0);
-  for (let off = 0; off < out.length; off += STAMP) {
-    out.fill((stream * 37 + 11) & 0xff, off + 16, Math.min(out.length, off + STAMP));
-    out.writeUInt32LE(MAGIC, off);
-    out.writeUInt32LE((lbaOfUnit + off / blockSize) >>> 0, off + 4);
-    out.writeUInt32LE(gen >>> 0, off + 8);
-    out.writeUInt32LE(stream, off + 12);
-  }
-  return out;
 }
 
 function rw10(op: 0x28 | 0x2a, lba: number, blocks: number): Buffer {
