@@ -117,3 +117,23 @@ export async function clearUa(fab: LoopbackFabric, lun = 0): Promise<void> {
     if (r.status !== CHECK || decodeSense(r.sense).key !== 0x6) return;
   }
 }
+
+/** A memory backstore whose writes wait until released, to hold commands in flight. */
+export function gatedStore() {
+  const mem = new MemoryBackstore({ name: 'gated', size: 1 << 20 });
+  const waiting: Array<() => void> = [];
+  let gated = true;
+  const orig = mem.write.bind(mem);
+  mem.write = async (o: number, d: Buffer, f: boolean) => {
+    if (gated) await new Promise<void>((r) => waiting.push(r));
+    return orig(o, d, f);
+  };
+  return {
+    mem,
+    inFlight: () => waiting.length,
+    releaseAll() {
+      gated = false;
+      for (const w of waiting.splice(0)) w();
+    },
+  };
+}

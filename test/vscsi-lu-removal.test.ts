@@ -1,27 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBackstore } from '../src/backstores/memory.js';
 import { ScsiCore } from '../src/vscsi/core.js';
-import { GOOD, TASK_ABORTED, cdb10, clearUa, decodeSense, rig, senseOf } from './vscsi-helpers.js';
-
-/** A memory backstore whose writes wait until released, to hold commands in flight. */
-function gatedStore() {
-  const mem = new MemoryBackstore({ name: 'gated', size: 1 << 20 });
-  const waiting: Array<() => void> = [];
-  let gated = true;
-  const orig = mem.write.bind(mem);
-  mem.write = async (o: number, d: Buffer, f: boolean) => {
-    if (gated) await new Promise<void>((r) => waiting.push(r));
-    return orig(o, d, f);
-  };
-  return {
-    mem,
-    inFlight: () => waiting.length,
-    releaseAll() {
-      gated = false;
-      for (const w of waiting.splice(0)) w();
-    },
-  };
-}
+import { GOOD, TASK_ABORTED, cdb10, gatedStore, clearUa, decodeSense, rig, senseOf } from './vscsi-helpers.js';
 
 const W = (lba: number, byte: number) => ({ cdb: cdb10(0x2a, lba, 1), dataOut: Buffer.alloc(512, byte) });
 const TUR = { cdb: [0, 0, 0, 0, 0, 0] };
