@@ -7,6 +7,7 @@
 import type { DomUConfig, DomUReport } from './frontend-main.js';
 import { SimXenClient } from './client.js';
 import { spawnDomU, type DomUProcess } from './spawn.js';
+import { tallyDomUReports } from './reports.js';
 import { xenAttach } from '../toolstack.js';
 import { backendPath } from '../xenbus-nodes.js';
 import type { XenSimResult } from './run.js';
@@ -47,20 +48,7 @@ export async function runXenSimExternal(ext: ExternalXenBackend, seconds: number
     }
     for (const c of configs) children.push(await spawnDomU(c, (seconds + 30) * 1000));
     const reports: DomUReport[] = await Promise.all(children.map((c) => c.report));
-    let commands = 0;
-    let errors = 0;
-    let bytesVerified = 0;
-    let hostileFailures = 0;
-    for (const r of reports) {
-      lines.push(...r.lines);
-      if (r.role === 'normal') {
-        commands += r.commands;
-        errors += r.errors;
-        bytesVerified += r.bytesVerified;
-      } else {
-        hostileFailures += r.errors;
-      }
-    }
+    const { commands, errors, bytesVerified, hostileFailures } = tallyDomUReports(reports, lines);
     return { commands, errors, bytesVerified, lines, ok: errors === 0 && hostileFailures === 0 };
   } finally {
     for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');

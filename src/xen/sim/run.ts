@@ -17,6 +17,7 @@ import { XenScsiServer } from '../server.js';
 import { coreHostFactory } from '../core-host.js';
 import { xenAttach } from '../toolstack.js';
 import { spawnDomU, type DomUProcess } from './spawn.js';
+import { tallyDomUReports } from './reports.js';
 import type { DomUConfig, DomUReport } from './frontend-main.js';
 import { runXenSimExternal, type ExternalXenBackend } from './run-external.js';
 import type { ThroughputSpec } from './throughput.js';
@@ -163,20 +164,7 @@ export async function runXenSim(opts: XenSimOptions): Promise<XenSimResult> {
       totals.indirect += st.indirect;
     }
     lines.push(`backend: ${totals.requests} requests on ${totals.rings} rings since the last start, ${totals.indirect} with indirect segments`);
-    let commands = 0;
-    let errors = 0;
-    let bytesVerified = 0;
-    let hostileFailures = 0;
-    for (const r of all) {
-      lines.push(...r.lines);
-      if (r.role === 'normal') {
-        commands += r.commands;
-        errors += r.errors;
-        bytesVerified += r.bytesVerified;
-      } else {
-        hostileFailures += r.errors;
-      }
-    }
+    const { commands, errors, bytesVerified, hostileFailures } = tallyDomUReports(all, lines);
     const hostileIds = new Set(configs.filter((c) => c.role === 'hostile').map((c) => c.domid));
     for (const h of halted) lines.push(`backend: halted the ring of dom ${h.domid}${hostileIds.has(h.domid) ? ' (hostile)' : ''}: ${h.reason}`);
     const normalHalted = halted.filter((h) => !hostileIds.has(h.domid)).length;
