@@ -62,6 +62,28 @@ export function size(v: string | undefined): number | undefined {
   return s;
 }
 
+/**
+ * The backstore a `lun create` maps: the existing one named by `--backstore`, or a new one described by
+ * the other arguments (added to the config). Returns its name.
+ */
+export function backstoreForLun(c: VtgtConfig, a: Args): string {
+  const existing = a.optStr('backstore');
+  if (existing !== undefined) {
+    if (!c.backstores.some((b) => b.name === existing)) throw new ControlError('not_found', `no backstore ${existing}; "vtgt backstore list" shows them`);
+    return existing;
+  }
+  const b = backstoreFromArgs(c, a);
+  c.backstores.push(b);
+  return b.name;
+}
+
+/** The lowest LUN number not yet in `luns`. */
+export function firstFreeLun(luns: ReadonlyArray<{ lun: number }>): number {
+  let lun = 0;
+  while (luns.some((l) => l.lun === lun)) lun++;
+  return lun;
+}
+
 /** Backstore described inline by `lun create` / `backstore create` arguments. */
 export function backstoreFromArgs(c: VtgtConfig, a: Args, nameHint?: string): BackstoreConfig {
   const type = a.str('type') as BackstoreType;

@@ -6,7 +6,7 @@
 import type { VioAdapterSpec, VioFabricConfig } from '../../ibmvio/fabric.js';
 import type { VtgtConfig } from '../config/types.js';
 import { fabricSection, unavailableFabrics } from '../fabrics/index.js';
-import { backstoreFromArgs, mutate, type Handler } from './mutate.js';
+import { backstoreForLun, firstFreeLun, mutate, type Handler } from './mutate.js';
 import { ControlError, type Args } from './protocol.js';
 
 function section(c: VtgtConfig, create: boolean): VioFabricConfig {
@@ -78,24 +78,12 @@ export const ibmvioHandlers: Record<string, Handler> = {
   },
   async 'ibmvio.lun-create'(ctx, a) {
     const name = a.str('adapter');
-    const existing = a.optStr('backstore');
     const wanted = a.optInt('lun', 0, 2047);
     return mutate(ctx, (c) => {
       const ad = adapter(section(c, false), name);
-      let backstore: string;
-      if (existing !== undefined) {
-        if (!c.backstores.some((b) => b.name === existing)) throw new ControlError('not_found', `no backstore ${existing}; "vtgt backstore list" shows them`);
-        backstore = existing;
-      } else {
-        const b = backstoreFromArgs(c, a);
-        c.backstores.push(b);
-        backstore = b.name;
-      }
-      let lun = wanted;
-      if (lun === undefined) {
-        lun = 0;
-        while (ad.luns.some((l) => l.lun === lun)) lun++;
-      } else if (ad.luns.some((l) => l.lun === lun)) {
+      const backstore = backstoreForLun(c, a);
+      const lun = wanted ?? firstFreeLun(ad.luns);
+      if (wanted !== undefined && ad.luns.some((l) => l.lun === lun)) {
         throw new ControlError('exists', `LUN ${lun} of VIO adapter ${name} is already mapped`);
       }
       ad.luns.push({ lun, backstore });

@@ -8,7 +8,7 @@ import type { LunConfig, SecretSource, TargetConfig, VtgtConfig } from '../confi
 import { LUN_MAX } from '../config/types.js';
 import { checkChapSecret, checkIscsiName, checkObjectName, formatHostPort, formatSize, parseHostPort } from '../config/values.js';
 import { DEFAULT_ISCSI_PORT } from '../config/schema.js';
-import { backstoreFromArgs, checked, findTarget, mutate, size, usedBy, type Handler, type ServiceContext } from './mutate.js';
+import { backstoreForLun, backstoreFromArgs, firstFreeLun, checked, findTarget, mutate, size, usedBy, type Handler, type ServiceContext } from './mutate.js';
 import { ibmvioHandlers } from './ops-ibmvio.js';
 import { Args, ControlError } from './protocol.js';
 import { buildShow } from './show.js';
@@ -154,25 +154,13 @@ const handlers: Record<string, Handler> = {
   async 'lun.create'(ctx, a) {
     const target = a.str('target');
     const initiator = a.optStr('initiator');
-    const existing = a.optStr('backstore');
     const wanted = a.optInt('lun', 0, LUN_MAX);
     return mutate(ctx, (c) => {
       const t = findTarget(c, target);
       const luns = lunList(t, initiator);
-      let backstore: string;
-      if (existing !== undefined) {
-        if (!c.backstores.some((b) => b.name === existing)) throw new ControlError('not_found', `no backstore ${existing}; "vtgt backstore list" shows them`);
-        backstore = existing;
-      } else {
-        const b = backstoreFromArgs(c, a);
-        c.backstores.push(b);
-        backstore = b.name;
-      }
-      let lun = wanted;
-      if (lun === undefined) {
-        lun = 0;
-        while (luns.some((l) => l.lun === lun)) lun++;
-      } else if (luns.some((l) => l.lun === lun)) {
+      const backstore = backstoreForLun(c, a);
+      const lun = wanted ?? firstFreeLun(luns);
+      if (wanted !== undefined && luns.some((l) => l.lun === lun)) {
         throw new ControlError('exists', `LUN ${lun} of ${target}${initiator ? ` for ${initiator}` : ''} is already mapped (to ${luns.find((l) => l.lun === lun)!.backstore})`);
       }
       luns.push({ lun, backstore });
