@@ -49,6 +49,8 @@ metrics:
   listen: 127.0.0.1:9471
 log:
   level: debug
+performance:
+  busyPollMicros: 40
 `;
 
 function bad(text: string) {
@@ -77,6 +79,18 @@ describe('config schema', () => {
     expect(c.accounts[1]!.secret).toEqual({ kind: 'env', name: 'VTGT_TEST_SECRET' });
     expect(c.metrics.listen).toEqual({ host: '127.0.0.1', port: 9471 });
     expect(c.log.level).toBe('debug');
+    expect(c.performance).toEqual({ busyPollMicros: 40 });
+  });
+
+  it('bounds the busy-poll window and leaves it at the default when absent', () => {
+    const [i] = bad('performance:\n  busyPollMicros: 5000\n');
+    expect(i).toMatchObject({ line: 2, path: 'performance.busyPollMicros' });
+    expect(i!.message).toContain('microseconds (0 = off)');
+    expect(bad('performance:\n  busyPoll: 10\n')[0]!.message).toBe('unknown key "busyPoll"; allowed: busyPollMicros');
+    const r = parseConfig('/x/vtgt.yaml', 'log:\n  level: warn\n');
+    expect(r.ok && r.config.performance).toBeUndefined();
+    const off = parseConfig('/x/vtgt.yaml', 'performance: { busyPollMicros: 0 }\n');
+    expect(off.ok && off.config.performance).toEqual({ busyPollMicros: 0 });
   });
 
   it('round-trips through save', () => {

@@ -253,6 +253,15 @@ describe('vtgt serve (stand-in platform)', () => {
     expect(await svc.reload()).toContain(`replaced file ${join(dir, 'disk0.img')}`);
     expect(plat.stores.at(-1)!.readOnly).toBe(true);
 
+    // Busy polling: the default applied at start, a change applied by a reload, nothing else reopened.
+    expect(plat.busyPoll[0]).toBe(100);
+    const storesBefore = plat.stores.length;
+    writeFileSync(file, `${readFileSync(file, 'utf8')}performance:\n  busyPollMicros: 0\n`);
+    expect(await svc.reload()).toEqual(['busy polling off']);
+    expect(plat.busyPoll.at(-1)).toBe(0);
+    expect(plat.stores.length).toBe(storesBefore);
+    expect(readFileSync(file, 'utf8')).toContain('busyPollMicros: 0');
+
     writeFileSync(file, 'targets:\n  - name: iqn.2026-11.org.vtgt:x\n    luns: [{lun: 0, backstore: missing}]\n');
     const load = await cli('config', 'load');
     expect(load.code).toBe(1);

@@ -13,6 +13,8 @@ struct IoState;  // napi_io.cc
 struct AddonData {
   Napi::FunctionReference shm_ctor;
   IoState* io = nullptr;
+  void* busy_poll = nullptr;  // BusyPoll (busy_poll.cc), while enabled
+  bool busy_poll_hook = false;
 };
 
 AddonData* GetAddonData(Napi::Env env);

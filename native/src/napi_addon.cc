@@ -10,6 +10,7 @@ namespace vtgt {
 void InitCrc32c(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitIo(Napi::Env env, Napi::Object exports);
+void InitBusyPoll(Napi::Env env, Napi::Object exports);
 // Optional parts owned by other areas (napi_xen*.cc): weak, so the addon links with or without them.
 __attribute__((weak)) void InitXen(Napi::Env env, Napi::Object exports);
 
@@ -49,6 +50,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vtgt::InitCrc32c(env, exports);
   vtgt::InitShm(env, exports);
   vtgt::InitIo(env, exports);
+  vtgt::InitBusyPoll(env, exports);
   if (vtgt::InitXen) vtgt::InitXen(env, exports);
   return exports;
 }

@@ -46,6 +46,16 @@ export interface NativeIoEngineInfo {
   poolOps: number;
 }
 
+/** Adaptive event-loop polling (native/src/busy_poll.cc). */
+export interface NativeBusyPollStats {
+  maxMicros: number;
+  windowMicros: number;
+  /** Waits that were polled before blocking, and how many of them an event ended within the window. */
+  polls: number;
+  hits: number;
+  polledSeconds: number;
+}
+
 export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
   crc32cSoftware(data: Uint8Array, seed?: number): number;
@@ -77,6 +87,8 @@ export interface NativeAddon {
     rwflags: number,
   ): number;
   alignedBuffer(size: number, alignment: number): Buffer;
+  setBusyPoll(maxMicros: number): void;
+  busyPollStats(): NativeBusyPollStats | null;
   bufferAlignment(buf: Uint8Array): number;
   [name: string]: unknown;
 }

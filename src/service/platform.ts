@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Backstore } from '../backstores/backstore.js';
 import { createBackstore as createRealBackstore } from '../backstores/index.js';
 import { IscsiServer, type ChapCredentials, type IscsiAcl, type IscsiSessionInfo, type IscsiTargetSpec } from '../iscsi/server.js';
+import { loadNative } from '../native/index.js';
 import { ScsiCore } from '../vscsi/core.js';
 import { ReservationManager } from '../vscsi/pr/index.js';
 import type { ReservationFactory } from '../vscsi/reservation-port.js';
@@ -69,6 +70,8 @@ export interface Platform {
   core: CoreApi;
   createBackstore(spec: BackstoreSpec): Promise<Backstore>;
   createIscsi(opts: { logger: Logger; nopInterval?: number; nopTimeout?: number }): IscsiApi;
+  /** Adaptive event-loop polling before sleeping, in µs (0 = off); absent where there is no addon. */
+  setBusyPoll?(maxMicros: number): void;
 }
 
 export async function loadPlatform(logger: Logger): Promise<Platform> {
@@ -79,5 +82,6 @@ export async function loadPlatform(logger: Logger): Promise<Platform> {
     core,
     createBackstore: async (spec) => createRealBackstore(spec, { logger: storeLogger }),
     createIscsi: (opts) => new IscsiServer({ core, ...opts }),
+    setBusyPoll: (maxMicros) => loadNative().setBusyPoll(maxMicros),
   };
 }

@@ -15,7 +15,7 @@ import type { LogicalUnit } from '../vscsi/logical-unit.js';
 import { guardBackstore, type GuardedBackstore } from './backstore-guard.js';
 import { resolveSecret } from './config/secrets.js';
 import { cloneConfig } from './config/serialize.js';
-import type { AccountConfig, BackstoreConfig, LunConfig, PortalConfig, TargetConfig, VtgtConfig } from './config/types.js';
+import { DEFAULT_BUSY_POLL_MICROS, type AccountConfig, type BackstoreConfig, type LunConfig, type PortalConfig, type TargetConfig, type VtgtConfig } from './config/types.js';
 import { formatHostPort } from './config/values.js';
 import { fabricSection, type FabricRuntimeContext } from './fabrics/index.js';
 import type { ChapCredentials, IscsiApi, IscsiTargetSpec, LogicalUnitHandle, Platform } from './platform.js';
@@ -115,6 +115,22 @@ export class Runtime {
   backstorePath(b: BackstoreConfig): string | undefined {
     if (b.path === undefined) return undefined;
     return b.type === 'file' && !isAbsolute(b.path) ? resolve(this.dataDir, b.path) : b.path;
+  }
+
+  private busyPollApplied = false;
+
+  private applyBusyPoll(prev: VtgtConfig, next: VtgtConfig, changes: string[]): void {
+    const want = next.performance?.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS;
+    const had = prev.performance?.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS;
+    if (this.busyPollApplied && want === had) return;
+    try {
+      this.platform.setBusyPoll?.(want);
+      this.busyPollApplied = true;
+      if (want !== had) changes.push(`busy polling ${want === 0 ? 'off' : `up to ${want} µs`}`);
+    } catch (err) {
+      // Only latency depends on it: serve without it rather than refuse the configuration.
+      this.logger.warn({ err }, 'event-loop busy polling is unavailable; serving without it (higher latency at low queue depth)');
+    }
   }
 
   private async applyNow(next: VtgtConfig, rollingBack = false): Promise<string[]> {
@@ -237,6 +253,7 @@ export class Runtime {
       changes.push(`${key}: ${a === undefined ? 'started' : b === undefined ? 'stopped' : 'updated'}`);
     }
 
+    this.applyBusyPoll(prev, next, changes);
     this.current = next;
     if (rollingBack) this.logger.warn({ changes }, 'the change failed; the previous configuration is running again');
     else if (changes.length) this.logger.info({ changes }, `configuration applied (${changes.length} change${changes.length === 1 ? '' : 's'})`);

@@ -41,6 +41,7 @@ export function describeConfigChange(from: VtgtConfig, to: VtgtConfig): string[]
   for (const k of changedKeys(iscsiA, iscsiB)) out.push(`change iscsi.${k}`);
   if (!isDeepStrictEqual(from.metrics, to.metrics)) out.push('change metrics (at the next start)');
   if (!isDeepStrictEqual(from.log, to.log)) out.push('change log (at the next start)');
+  if (!isDeepStrictEqual(from.performance, to.performance)) out.push('change performance');
   for (const k of new Set([...Object.keys(from.fabrics), ...Object.keys(to.fabrics)])) {
     const a = from.fabrics[k];
     const b = to.fabrics[k];

@@ -15,6 +15,7 @@ import {
   type LogLevel,
   type LunConfig,
   type MetricsConfig,
+  type PerformanceConfig,
   type PortalConfig,
   type SecretSource,
   type TargetConfig,
@@ -23,7 +24,7 @@ import {
 import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectName, parseHostPort, parseSize } from './values.js';
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
-export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log'] as const;
+export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log', 'performance'] as const;
 const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial', 'physicalBlockSize', 'maxAtomicWriteBytes'];
 const TARGET_KEYS = ['name', 'tpgt', 'luns', 'acls', 'chap', 'mutualChap', 'params'];
 const ACL_KEYS = ['initiator', 'addresses', 'luns', 'chap', 'mutualChap'];
@@ -62,6 +63,7 @@ export function parseConfig(file: string, text: string, opts: ParseOptions = {})
   const iscsi = readIscsi(r, get('iscsi'));
   const metrics = readMetrics(r, get('metrics'));
   const log = readLog(r, get('log'));
+  const performance = readPerformance(r, get('performance'));
 
   unique(r, accounts, (a) => a.v.name, 'account');
   unique(r, backstores, (b) => b.v.name, 'backstore');
@@ -97,6 +99,7 @@ export function parseConfig(file: string, text: string, opts: ParseOptions = {})
     iscsi: iscsi?.v ?? { portals: [] },
     metrics,
     log,
+    ...(performance ? { performance } : {}),
   };
   const fabrics: Record<string, unknown> = {};
   for (const key of fabricKeys) {
@@ -404,4 +407,11 @@ function readMetrics(r: YamlReader, f: Field): MetricsConfig {
 function readLog(r: YamlReader, f: Field): { level: LogLevel } {
   const m = r.mapping(f, ['level'], 'the log section');
   return { level: r.oneOf(r.child(m, f, 'level'), LOG_LEVELS) ?? 'info' };
+}
+
+function readPerformance(r: YamlReader, f: Field): PerformanceConfig | undefined {
+  if (!r.present(f)) return undefined;
+  const m = r.mapping(f, ['busyPollMicros'], 'the performance section');
+  const us = r.integer(r.child(m, f, 'busyPollMicros'), 0, 1000, 'microseconds (0 = off)');
+  return us === undefined ? undefined : { busyPollMicros: us };
 }

@@ -35,6 +35,7 @@ export function configToObject(c: VtgtConfig): Record<string, unknown> {
   };
   if (c.metrics.listen) out.metrics = { listen: formatHostPort(c.metrics.listen.host, c.metrics.listen.port) };
   if (c.log.level !== 'info') out.log = { level: c.log.level };
+  if (c.performance) out.performance = { ...c.performance };
   for (const [key, value] of Object.entries(c.fabrics)) {
     const mod = fabricSection(key);
     if (mod) out[key] = mod.toYaml(value);

@@ -102,6 +102,17 @@ export interface MetricsConfig {
   listen?: { host: string; port: number };
 }
 
+/**
+ * Longest time the event loop polls for the next request before it sleeps (adaptive: only while
+ * waits stay that short). Trades a little CPU for much lower QD1 latency (BENCHMARKS.md, section 7).
+ */
+export const DEFAULT_BUSY_POLL_MICROS = 100;
+
+export interface PerformanceConfig {
+  /** 0 = never poll; at most 1000. */
+  busyPollMicros: number;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 export interface VtgtConfig {
@@ -111,6 +122,8 @@ export interface VtgtConfig {
   iscsi: IscsiConfig;
   metrics: MetricsConfig;
   log: { level: LogLevel };
+  /** Tuning that does not change behaviour; absent = the defaults (`DEFAULT_BUSY_POLL_MICROS`). */
+  performance?: PerformanceConfig;
   /** Sections owned by fabric modules (`ibmvio:`, `xen:` ...), already validated by their module. */
   fabrics: Record<string, unknown>;
 }

@@ -155,16 +155,21 @@ export interface FakePlatform extends Platform {
   core: FakeCore;
   iscsi: FakeIscsi;
   stores: MemoryStore[];
+  /** Every busy-poll setting the runtime applied, in order. */
+  busyPoll: number[];
 }
 
 export function fakePlatform(): FakePlatform {
   const core = new FakeCore();
   const iscsi = new FakeIscsi();
   const stores: MemoryStore[] = [];
+  const busyPoll: number[] = [];
   return {
     core,
     iscsi,
     stores,
+    busyPoll,
+    setBusyPoll: (us) => void busyPoll.push(us),
     async createBackstore(spec) {
       const s = new MemoryStore(spec);
       stores.push(s);

@@ -1,0 +1,91 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+import { loadNative } from '../src/native/index.js';
+
+const ADDON = join(import.meta.dirname, '..', 'build', 'Release', 'vtgt_native.node');
+
+// An echo server in its own process (polling changes how its event loop waits, not the test runner's).
+// It prints its port, then the poll statistics whenever it receives a line "stats".
+const ECHO_SERVER = `
+const n = require(${JSON.stringify(ADDON)});
+n.setBusyPoll(Number(process.argv[1]));
+const srv = require('node:net').createServer((s) => {
+  s.on('data', (d) => {
+    if (d.toString().startsWith('stats')) s.end(JSON.stringify(n.busyPollStats()) + '\\n');
+    else if (d.toString().startsWith('off')) { n.setBusyPoll(0); s.end(JSON.stringify(n.busyPollStats()) + '\\n'); srv.close(); }
+    else s.write(d);
+  });
+});
+srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
+`;
+
+interface Stats {
+  maxMicros: number;
+  windowMicros: number;
+  polls: number;
+  hits: number;
+  polledSeconds: number;
+}
+
+async function request(port: number, line: string): Promise<Stats | null> {
+  const s = connect(port, '127.0.0.1');
+  s.write(`${line}\n`);
+  const [reply] = (await once(createInterface({ input: s }), 'line')) as [string];
+  s.destroy();
+  return JSON.parse(reply) as Stats | null;
+}
+
+async function pingPong(s: Socket, rounds: number): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    const got = once(s, 'data');
+    s.write('x');
+    await got;
+  }
+}
+
+describe('native busy polling', () => {
+  it('refuses a window outside 0..1000 µs', () => {
+    const n = loadNative();
+    expect(() => n.setBusyPoll(1001)).toThrow(/0 to 1000/);
+    expect(() => n.setBusyPoll(-1)).toThrow(/0 to 1000/);
+    expect(() => (n.setBusyPoll as (v: unknown) => void)('50')).toThrow(/0 to 1000/);
+    expect(n.busyPollStats()).toBeNull();
+  });
+
+  it('polls through short waits, stops for long ones, and never keeps the process alive', async () => {
+    const child = spawn(process.execPath, ['-e', ECHO_SERVER, '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [portLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+    const port = Number(portLine);
+    const s = connect(port, '127.0.0.1');
+    await once(s, 'connect');
+    s.setNoDelay(true);
+
+    await pingPong(s, 3000);
+    const busy = (await request(port, 'stats'))!;
+    expect(busy.maxMicros).toBe(1000);
+    // Back-to-back requests arrive within the window: most polled waits end with an event.
+    expect(busy.polls).toBeGreaterThan(1000);
+    expect(busy.hits / busy.polls).toBeGreaterThan(0.5);
+
+    // One request every 20 ms: every wait is far longer than the limit, so the window closes and the
+    // loop sleeps; polling costs at most one window after the idle period began.
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      await pingPong(s, 1);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    const idle = (await request(port, 'stats'))!;
+    expect(idle.windowMicros).toBe(0);
+    expect(idle.polledSeconds - busy.polledSeconds).toBeLessThan(0.05);
+
+    s.destroy();
+    // Turning it off releases the loop handles: with the server closed the process must exit.
+    expect(await request(port, 'off')).toBeNull();
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
+  }, 30_000);
+});
