@@ -131,7 +131,13 @@ export class ScsiCore implements NexusOwner {
           }),
       );
     }
-    if (opening.length > 0) lu.ready = Promise.all(opening).then(() => undefined);
+    if (opening.length > 0) {
+      lu.isReady = false;
+      // Both openers catch their own errors (they set lu.fault), so this never rejects.
+      lu.ready = Promise.all(opening).then(() => {
+        lu.isReady = true;
+      });
+    }
     this.units.set(opts.id, lu);
     return lu;
   }

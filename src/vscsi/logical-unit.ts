@@ -135,6 +135,8 @@ export class LogicalUnit {
   reservations: ReservationPort | undefined;
   /** Resolves when the reservation manager is open (APTPL state restored). */
   ready: Promise<void> = Promise.resolve();
+  /** `ready` has settled: commands can start without waiting a turn for it. */
+  isReady = true;
   /** Capacity in blocks the initiators were last told; a change raises CAPACITY DATA HAS CHANGED. */
   reportedBlocks: bigint;
   removed = false;

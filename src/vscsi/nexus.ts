@@ -246,7 +246,7 @@ export class NexusImpl implements Nexus {
     this.active.set(request.tag, cmd);
     if (!lu) {
       cmd.state = 'running';
-      void this.execute(cmd);
+      this.execute(cmd);
       return;
     }
     const entry: TaskSetEntry = {
@@ -256,30 +256,45 @@ export class NexusImpl implements Nexus {
       state: 'waiting',
       start: () => {
         cmd.state = 'running';
-        void this.execute(cmd);
+        this.execute(cmd);
       },
     };
     cmd.entry = entry;
     lu.taskSet.add(entry);
   }
 
-  private async execute(cmd: ActiveCommand): Promise<void> {
+  /**
+   * Run the command and finish it. Plain promise callbacks instead of nested async functions: with
+   * thousands of commands in flight (64 sessions x QD32) every per-command allocation is copied by
+   * each young-generation collection, so the hot path keeps them few (BENCHMARKS.md, section 8).
+   */
+  private execute(cmd: ActiveCommand): void {
     const lu = cmd.lu;
     const ctx = new CommandContext(cmd.cdb, cmd.lun, lu, this, this.owner, cmd.request, this.logger);
     cmd.ctx = ctx;
-    let outcome: CommandOutcome;
+    let run: CommandOutcome | Promise<CommandOutcome>;
     try {
-      outcome = await this.runPipeline(cmd, ctx);
+      run = lu && !lu.isReady ? lu.ready.then(() => this.runPipeline(cmd, ctx)) : this.runPipeline(cmd, ctx);
     } catch (err) {
-      outcome = this.mapError(err, lu, cmd);
+      run = this.mapError(err, lu, cmd);
     }
-    this.finish(cmd, ctx, outcome);
+    if (run instanceof Promise) {
+      run.then(
+        (outcome) => this.finish(cmd, ctx, outcome),
+        (err: unknown) => this.finish(cmd, ctx, this.mapError(err, lu, cmd)),
+      );
+    } else {
+      // Never complete inside submit() (the fabric may still be registering the task) or inside
+      // another command's completion (which starts the tasks it was holding back).
+      const outcome = run;
+      queueMicrotask(() => this.finish(cmd, ctx, outcome));
+    }
   }
 
-  private async runPipeline(cmd: ActiveCommand, ctx: CommandContext): Promise<CommandOutcome> {
+  /** The checks every command passes, then its handler; synchronous up to the handler's first await. */
+  private runPipeline(cmd: ActiveCommand, ctx: CommandContext): CommandOutcome | Promise<CommandOutcome> {
     const lu = cmd.lu;
     if (lu) {
-      await lu.ready;
       if (cmd.abortMode) return { kind: 'good' };
       if (lu.reservations?.checkConflict(this.prInitiator, cmd.cdb)) return { kind: 'conflict' };
       // SBC-4 4.11.2: while sanitizing, only INQUIRY, REPORT LUNS and REQUEST SENSE are served.
@@ -287,7 +302,7 @@ export class NexusImpl implements Nexus {
       const notReady = this.readiness(lu, cmd.spec);
       if (notReady) return check(notReady);
     }
-    return await cmd.spec.run(ctx);
+    return cmd.spec.run(ctx);
   }
 
   /** NOT READY conditions: ALUA state of this port, removed medium, stopped unit. */
