@@ -112,6 +112,8 @@ export class ScsiTask implements FabricCommandPort {
       return Promise.reject(new RangeError(`data-out fetch [${offset}, +${length}) beyond the expected length ${this.outLength}`));
     }
     if (length === 0) return Promise.resolve(Buffer.alloc(0));
+    // Immediate data (the usual small WRITE) is already here: no pending fetch to queue behind.
+    if (offset + length <= this.contiguousEnd && this.fetches.length === 0) return Promise.resolve(this.gather(offset, offset + length));
     return new Promise((resolve, reject) => {
       this.fetches.push({ offset, end: offset + length, resolve, reject });
       this.serveFetches();

@@ -61,7 +61,14 @@ export class CommandContext {
   /** Task management aborted the command: stop waiting for data-out that may never come. */
   abort(): void {
     this.aborted = true;
-    this.wakeOnAbort?.();
+    const wake = this.wakeOnAbort;
+    this.wakeOnAbort = undefined;
+    wake?.();
+  }
+
+  private onAbort(fn: () => void): void {
+    const before = this.wakeOnAbort;
+    this.wakeOnAbort = before ? () => (before(), fn()) : fn;
   }
 
   /** Resolves when task management aborts the command (for handlers that wait on long work they do not own). */
@@ -70,8 +77,21 @@ export class CommandContext {
   }
 
   private abortSignal(): Promise<void> {
-    this.abortedPromise ??= new Promise<void>((r) => (this.wakeOnAbort = r));
+    this.abortedPromise ??= new Promise<void>((r) => this.onAbort(r));
     return this.abortedPromise;
+  }
+
+  /**
+   * Data-out from the fabric, or undefined once task management aborts the command (an aborted
+   * initiator stops sending Data-Out: the TMF must not wait for it). One promise per fetch, not a
+   * race against a second one: every WRITE comes through here.
+   */
+  private fetchUnlessAborted(length: number): Promise<Buffer | undefined> {
+    const fetch = this.request.port.fetchDataOut(0, length);
+    return new Promise<Buffer | undefined>((resolve, reject) => {
+      fetch.then(resolve, reject);
+      this.onAbort(() => resolve(undefined));
+    });
   }
 
   constructor(
@@ -127,8 +147,7 @@ export class CommandContext {
     if (length === 0) return Buffer.alloc(0);
     if (this.aborted) return failure('DATA_PHASE_ERROR');
     try {
-      // An aborted initiator stops sending Data-Out: do not let the TMF wait for it.
-      const got = await Promise.race([this.request.port.fetchDataOut(0, length), this.abortSignal()]);
+      const got = await this.fetchUnlessAborted(length);
       if (!Buffer.isBuffer(got) || got.length !== length) return failure('DATA_PHASE_ERROR');
       return got;
     } catch {
