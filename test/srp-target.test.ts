@@ -26,6 +26,9 @@ class FakeNexus implements Nexus {
   pending = new Map<bigint, ScsiCommandRequest>();
   closed = false;
   tmfs: TmfRequest[] = [];
+  /** Data-in buffers given back by the fabric (the core's pool), and whether each was already sent. */
+  released: Array<{ tag: bigint; sent: boolean }> = [];
+  onRelease: (tag: bigint) => boolean = () => true;
   submit(r: ScsiCommandRequest): void {
     if (this.hold) {
       this.pending.set(r.tag, r);
@@ -43,6 +46,7 @@ class FakeNexus implements Nexus {
         status: 0,
         dataIn: data.subarray(0, n),
         residual: len < r.expectedLength ? { kind: 'underflow', count: r.expectedLength - len } : { kind: 'none' },
+        releaseDataIn: () => this.released.push({ tag: r.tag, sent: this.onRelease(r.tag) }),
       });
     } else if (r.cdb[0] === 0x2a) {
       try {
@@ -190,9 +194,12 @@ describe('SrpChannel', () => {
         dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0x40000, 12 * 512) } }),
       3,
     );
+    nexus.onRelease = () => mem.mem[0x40000 + 512 * 12 - 1] === 12;
     await flush();
     expect(rsp(sent[2]!).status).toBe(0);
     expect(mem.mem.subarray(0x40000 + 512 * 11, 0x40000 + 512 * 12).every((x) => x === 12)).toBe(true);
+    // The core's pooled data-in buffer came back once, after the RDMA copy reached the client.
+    expect(nexus.released).toEqual([{ tag: tagBig(2), sent: true }]);
     expect(errors).toEqual([]);
     expect(ch.outstandingCredits).toBe(0);
   });

@@ -141,8 +141,16 @@ describe('xen ring backend', () => {
     const cmd = s.nexus.submitted[0]!;
     expect(cmd).toMatchObject({ lun: 0, tag: 3n, direction: 'read', expectedLength: 512 });
     expect(cmd.cdb).toEqual(Buffer.from([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
-    cmd.port.complete({ status: 0, dataIn: Buffer.alloc(500, 0xab), residual: { kind: 'underflow', count: 12 } });
+    // The core's pooled buffer comes back once, and only after the guest page holds the data.
+    const released: boolean[] = [];
+    cmd.port.complete({
+      status: 0,
+      dataIn: Buffer.alloc(500, 0xab),
+      residual: { kind: 'underflow', count: 12 },
+      releaseDataIn: () => released.push(s.hv.pages.get(7)!.page[599] === 0xab),
+    });
     await settle();
+    expect(released).toEqual([true]);
     expect(s.hv.pages.get(7)!.page.subarray(100, 600)).toEqual(Buffer.alloc(500, 0xab));
     expect(s.hv.pages.get(7)!.page[600]).toBe(0);
     expect(s.hv.responses()).toEqual([expect.objectContaining({ rqid: 3, rslt: 0, residual: 12, senseLen: 0 })]);

@@ -452,7 +452,10 @@ export class SrpChannel<C> {
     result: ScsiCompletion,
     ctx: C,
   ): Promise<void> {
-    if (entry.retired || entry.completing || entry.generation !== this.generation) return;
+    // The core's pooled data-in buffer goes back once nothing can read it any more: at once when it
+    // is not sent, after the RDMA copy when it is; never after a failed copy (a mover may still hold it).
+    let release = result.releaseDataIn;
+    if (entry.retired || entry.completing || entry.generation !== this.generation) return release?.();
     entry.completing = true;
     try {
       let final = result;
@@ -463,6 +466,7 @@ export class SrpChannel<C> {
           if (!segs) throw new Error('data-in does not fit the descriptors');
           await this.opts.mover.writeToInitiator(segs, result.dataIn.subarray(0, n));
         } catch (err) {
+          release = undefined;
           this.stats.transferErrors++;
           this.opts.logger?.debug({ err }, 'SRP data-in transfer failed');
           if (entry.retired || entry.generation !== this.generation || !this.nexus) return;
@@ -475,6 +479,7 @@ export class SrpChannel<C> {
       entry.retired = true;
       await this.sendRsp(cmd.tag, cmd.solNot, entry.creditId, request.direction === 'read' || request.direction === 'write' ? request.direction : 'none', final, ctx);
     } finally {
+      release?.();
       entry.resolveDone();
     }
   }

@@ -310,6 +310,15 @@ export class VscsiRing {
   }
 
   private complete(p: Pending, segments: Segment[], expectedLength: number, result: ScsiCompletion): void {
+    try {
+      this.answer(p, segments, expectedLength, result);
+    } finally {
+      // The grant copy is synchronous: the core's pooled data-in buffer can be reused at once.
+      result.releaseDataIn?.();
+    }
+  }
+
+  private answer(p: Pending, segments: Segment[], expectedLength: number, result: ScsiCompletion): void {
     if (p.answered) return;
     // vscsiif's residual_len is unsigned and Linux scsifront feeds it to scsi_set_resid: it can
     // only say "fewer bytes than asked", so an overflow residual is not reported.
