@@ -108,7 +108,7 @@ async function write(ctx: CommandContext, verify: boolean) {
   const blocks = data.length / bs;
   // WRITE AND VERIFY verifies against the medium, so the data must reach it: treat as FUA.
   const fua = verify || (cdb.length > 6 && (cdb[1]! & FUA) !== 0);
-  const release = await lu.rangeLock.acquire(lba, BigInt(blocks));
+  const release = lu.rangeLock.tryAcquire(lba, BigInt(blocks)) ?? (await lu.rangeLock.acquire(lba, BigInt(blocks)));
   try {
     await lu.backstore.write(Number(lba) * bs, data, fua);
     if (verify && (cdb[1]! & 0x02) !== 0) {
