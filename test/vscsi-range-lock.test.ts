@@ -6,18 +6,19 @@ const turn = () => new Promise((r) => setImmediate(r));
 describe('LBA range lock', () => {
   it('holds disjoint ranges together and makes an overlapping one wait for the release', async () => {
     const l = new RangeLock();
-    const a = l.tryAcquire(0n, 8n)!;
-    const b = l.tryAcquire(8n, 8n)!; // adjacent, same 128-block chunk
-    expect(a && b).toBeTruthy();
+    const a = l.tryAcquire(0n, 8n);
+    const b = l.tryAcquire(8n, 8n); // adjacent, same 128-block chunk
+    expect(a).toBeTypeOf('function');
+    expect(b).toBeTypeOf('function');
     expect(l.tryAcquire(7n, 2n)).toBeUndefined(); // straddles both
     let got = false;
     const waiting = l.acquire(4n, 1n).then((r) => ((got = true), r));
     await turn();
     expect(got).toBe(false);
-    b();
+    b!();
     await turn();
     expect(got).toBe(false); // still inside a
-    a();
+    a!();
     const c = await waiting;
     expect(got).toBe(true);
     expect(l.heldCount).toBe(1);

@@ -258,6 +258,9 @@ export class NexusImpl implements Nexus {
         cmd.state = 'running';
         this.execute(cmd);
       },
+      prevInSet: undefined,
+      nextInSet: undefined,
+      inSet: undefined,
     };
     cmd.entry = entry;
     lu.taskSet.add(entry);
