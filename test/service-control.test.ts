@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/program.js';
 import { parseConfig } from '../src/service/config/schema.js';
+import { DEFAULT_BUSY_POLL_MICROS } from '../src/service/config/types.js';
 import { controlRequest } from '../src/service/control/client.js';
 import { serve, type RunningService } from '../src/service/service.js';
 import { fakePlatform, type FakePlatform } from '../src/service/testing/fake-platform.js';
@@ -254,7 +255,7 @@ describe('vtgt serve (stand-in platform)', () => {
     expect(plat.stores.at(-1)!.readOnly).toBe(true);
 
     // Busy polling: the default applied at start, a change applied by a reload, nothing else reopened.
-    expect(plat.busyPoll[0]).toBe(100);
+    expect(plat.busyPoll[0]).toBe(DEFAULT_BUSY_POLL_MICROS);
     const storesBefore = plat.stores.length;
     writeFileSync(file, `${readFileSync(file, 'utf8')}performance:\n  busyPollMicros: 0\n`);
     expect(await svc.reload()).toEqual(['busy polling off']);

@@ -106,7 +106,7 @@ export interface MetricsConfig {
  * Longest time the event loop polls for the next request before it sleeps (adaptive: only while
  * waits stay that short). Trades a little CPU for much lower QD1 latency (BENCHMARKS.md, section 7).
  */
-export const DEFAULT_BUSY_POLL_MICROS = 100;
+export const DEFAULT_BUSY_POLL_MICROS = 200;
 
 export interface PerformanceConfig {
   /** 0 = never poll; at most 1000. */
