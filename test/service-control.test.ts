@@ -189,6 +189,23 @@ describe('vtgt serve (stand-in platform)', () => {
     expect(JSON.parse((await cli('portal', 'list', '--json')).out)).toHaveLength(1);
   });
 
+  it('deletes exactly the "port 0" portal named by its bound address, whichever of several it is', async () => {
+    const listening = async () => (JSON.parse((await cli('portal', 'list', '--json')).out) as Array<{ listening: string }>).map((p) => p.listening);
+    const before = await listening();
+    expect((await cli('portal', 'create', '127.0.0.1:0')).code).toBe(0);
+    expect((await cli('portal', 'create', '127.0.0.1:0')).code).toBe(0);
+    const three = await listening();
+    expect(three).toHaveLength(before.length + 2);
+    for (const victim of [three[0]!, three[1]!]) {
+      const others = (await listening()).filter((a) => a !== victim);
+      expect((await cli('portal', 'delete', victim)).code).toBe(0);
+      // The others keep listening on the same ports (their sessions stay); only the victim closed.
+      expect((await listening()).sort()).toEqual(others.sort());
+      expect(plat.iscsi.servers.has(victim)).toBe(false);
+      for (const a of others) expect(plat.iscsi.servers.has(a)).toBe(true);
+    }
+  });
+
   it('rolls a failed change back as a whole (a busy port)', async () => {
     const busy = createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));

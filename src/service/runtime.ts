@@ -356,6 +356,24 @@ export class Runtime {
     return spec;
   }
 
+  /**
+   * Portals configured with port 0 on one address have equal configs, so the next apply closes the
+   * last-numbered one when one of them leaves the config. Before removing the one bound to
+   * `host:port`, give it that last number (the configs being equal, nothing else changes).
+   */
+  portalLeavesNext(host: string, port: number): void {
+    const entries = [...this.portals];
+    const target = entries.find(([, rp]) => rp.bound.host === host && rp.bound.port === port);
+    if (!target) return;
+    const prefix = target[0].slice(0, target[0].lastIndexOf('#') + 1);
+    const num = (k: string) => Number(k.slice(prefix.length));
+    const last = entries.filter(([k]) => k.startsWith(prefix)).reduce((a, b) => (num(b[0]) > num(a[0]) ? b : a));
+    if (last[0] === target[0]) return;
+    const moving = target[1];
+    this.portals.set(target[0], last[1]);
+    this.portals.set(last[0], moving);
+  }
+
   private async syncPortals(want: PortalConfig[], changes: string[]): Promise<void> {
     // Several "port 0" portals on one address are distinct listeners: number them.
     const seen = new Map<string, number>();

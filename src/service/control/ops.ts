@@ -215,6 +215,7 @@ const handlers: Record<string, Handler> = {
       if (i < 0 && bound) i = c.iscsi.portals.lastIndexOf(bound.config);
       if (i < 0 && bound) i = c.iscsi.portals.findIndex((p) => p.host === bound.config.host && p.port === bound.config.port && p.tpgt === bound.config.tpgt);
       if (i < 0) throw new ControlError('not_found', `no portal ${formatHostPort(hp.host, hp.port)}; "vtgt portal list" shows them`);
+      if (bound && bound.config.port === 0) ctx.runtime.portalLeavesNext(bound.bound.host, bound.bound.port);
       c.iscsi.portals.splice(i, 1);
     });
   },
