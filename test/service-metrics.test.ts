@@ -11,6 +11,8 @@ import { createLogger, formatRecord } from '../src/service/logger.js';
 import { serve } from '../src/service/service.js';
 import { percentile, StatsSampler } from '../src/service/stats.js';
 import { fakePlatform, MemoryStore } from '../src/service/testing/fake-platform.js';
+import { ScsiCore } from '../src/vscsi/core.js';
+import { LoopbackFabric, loopbackInitiator } from '../src/vscsi/loopback.js';
 import { newLuStats, recordLatency, type CoreStats } from '../src/vscsi/stats.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vtgt-metrics-'));
@@ -133,5 +135,26 @@ describe('logging', () => {
     inner.failWith = new BackstoreError('nospace', 'ENOSPC', 'ENOSPC');
     await expect(g.write(0, Buffer.alloc(512), false)).rejects.toBe(inner.failWith);
     expect(c.records).toHaveLength(4); // logged again after the recovery
+  });
+
+  it('is the only one to log a failure the core also sees (once, not once per layer)', async () => {
+    const c = capture();
+    const inner = new MemoryStore({ type: 'memory', name: 'm0', size: 1 << 20 });
+    const core = new ScsiCore({ logger: c.logger, reservations: false });
+    const lu = core.addLogicalUnit({ id: 'm0', backstore: guardBackstore(inner, c.logger), serial: 'M0' });
+    const target = core.createTarget({ name: 'iqn.2026-11.org.vtgt:t' });
+    const port = target.addPort({ name: 'iqn.2026-11.org.vtgt:t,t,0x0001' });
+    target.luns.set(0, lu);
+    const fab = new LoopbackFabric(core.openNexus({ target, targetPort: port, initiator: loopbackInitiator('iqn.2026-11.org.vtgt:i', '0x000000000001') }));
+    const read = () => fab.submit({ lun: 0, cdb: [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], expectedLength: 512 });
+    await read(); // the power-on unit attention
+    inner.failWith = new BackstoreError('io', 'EIO: i/o error', 'EIO');
+    for (let i = 0; i < 3; i++) expect((await read()).status).toBe(0x02);
+    const errors = c.records.filter((r) => r.level === 50);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.msg).toContain('check the disk');
+    inner.failWith = undefined;
+    expect((await read()).status).toBe(0);
+    expect(c.records.filter((r) => String(r.msg).includes('works again'))).toHaveLength(1);
   });
 });

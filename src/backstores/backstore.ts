@@ -72,6 +72,12 @@ export type BackstoreErrorKind =
   | 'unsupported';
 
 export class BackstoreError extends Error {
+  /**
+   * A wrapper (the service's backstore guard) has already told the administrator about this kind of
+   * failure: the core then reports it to the initiator only, without logging it a second time.
+   */
+  reported = false;
+
   constructor(
     readonly kind: BackstoreErrorKind,
     message: string,

@@ -23,6 +23,7 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
   const failures = new Set<BackstoreErrorKind>();
   const seen = (e: unknown): never => {
     const kind: BackstoreErrorKind = e instanceof BackstoreError ? e.kind : 'io';
+    if (e instanceof BackstoreError) e.reported = true;
     if (!failures.has(kind)) {
       failures.add(kind);
       logger.error(

@@ -327,7 +327,7 @@ export class NexusImpl implements Nexus {
   /** Backstore errors become sense per LU; anything else is a bug, reported as a target failure. */
   private mapError(err: unknown, lu: LogicalUnit | undefined, cmd: ActiveCommand): CommandOutcome {
     if (err instanceof BackstoreError) {
-      lu?.logErrorOnce(err.kind, err);
+      if (!err.reported) lu?.logErrorOnce(err.kind, err);
       const isWrite = cmd.spec.cls === 'write';
       const reason: ReasonName =
         err.kind === 'io'
