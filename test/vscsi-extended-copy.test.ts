@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LogicalUnit } from '../src/vscsi/core.js';
-import { GOOD, cdb10, rig, senseOf } from './vscsi-helpers.js';
+import { MemoryBackstore } from '../src/backstores/memory.js';
+import { GOOD, cdb10, clearUa, rig, senseOf } from './vscsi-helpers.js';
 
 function targetDescriptor(lu: LogicalUnit): Buffer {
   const d = Buffer.alloc(32);
@@ -84,5 +85,36 @@ describe('EXTENDED COPY (LID1)', () => {
     expect(r.data.readUInt16BE(8)).toBe(2);
     expect(r.data.readUInt32BE(0)).toBe(r.data.length - 4);
     expect([...r.data.subarray(44)]).toEqual([0x02, 0xe4]);
+  });
+});
+
+describe('EXTENDED COPY and WRITE ATOMIC(16)', () => {
+  it('does not copy a source range while an atomic write to it is in progress', async () => {
+    const mem = new MemoryBackstore({ name: 'g', size: 1024 * 512 });
+    // Hold the atomic write (the only write at offset 0) inside the backstore.
+    const gates: Array<() => void> = [];
+    const write = mem.write.bind(mem);
+    mem.write = async (o: number, d: Buffer, f: boolean) => {
+      if (o === 0) await new Promise<void>((r) => gates.push(r));
+      return write(o, d, f);
+    };
+    const { fab, lu } = rig({ backstore: mem });
+    await clearUa(fab);
+    const wa = Buffer.alloc(16);
+    wa[0] = 0x9c;
+    wa.writeUInt16BE(1, 12); // one block at LBA 0
+    const atomic = fab.submit({ cdb: [...wa], dataOut: Buffer.alloc(512, 0x77) });
+    for (let i = 0; i < 10 && gates.length === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(gates).toHaveLength(1);
+    const p = paramList(0, 0, [targetDescriptor(lu)], [b2b(0, 0, 1, 0n, 100n)]);
+    let copied = false;
+    const copy = fab.submit({ cdb: xcopyCdb(p.length), dataOut: p }).then((r) => ((copied = true), r));
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(copied).toBe(false); // waits for the atomic write, as a READ of the range would
+    gates.splice(0).forEach((g) => g());
+    expect((await atomic).status).toBe(GOOD);
+    expect((await copy).status).toBe(GOOD);
+    const back = await fab.submit({ cdb: cdb10(0x28, 100, 1), expectedLength: 512 });
+    expect(back.data.equals(Buffer.alloc(512, 0x77))).toBe(true);
   });
 });

@@ -92,20 +92,64 @@ async function copyBlocks(ctx: CommandContext, src: LogicalUnit, dst: LogicalUni
   const wp = checkWritable(dst);
   if (wp) return wp;
   if (bytes === 0) return 0;
-  const release = await dst.rangeLock.acquire(dstLba, dstBlocks);
-  try {
-    const srcBase = Number(srcLba) * src.blockSize;
-    const dstBase = Number(dstLba) * dst.blockSize;
-    for (let done = 0; done < bytes && !ctx.aborted; ) {
-      const n = Math.min(COPY_CHUNK_BYTES, bytes - done);
+  const srcBase = Number(srcLba) * src.blockSize;
+  const dstBase = Number(dstLba) * dst.blockSize;
+  for (let done = 0; done < bytes && !ctx.aborted; ) {
+    const n = Math.min(COPY_CHUNK_BYTES, bytes - done);
+    const release = await lockChunk(
+      { lu: src, lba: srcLba + BigInt(done / src.blockSize), blocks: BigInt(n / src.blockSize) },
+      { lu: dst, lba: dstLba + BigInt(done / dst.blockSize), blocks: BigInt(n / dst.blockSize) },
+    );
+    try {
       const data = await src.backstore.read(srcBase + done, n);
       await dst.backstore.write(dstBase + done, data, false);
-      done += n;
+    } finally {
+      release();
     }
-  } finally {
-    release();
+    done += n;
   }
   return bytes;
+}
+
+interface ChunkRange {
+  lu: LogicalUnit;
+  lba: bigint;
+  blocks: bigint;
+}
+
+/**
+ * Lock one chunk of a copy: its destination blocks against other writers, and its source blocks
+ * against a WRITE ATOMIC(16) in progress, as READ's guard does, so no copy carries half of one.
+ * With no atomic write pending the source read is only counted (WRITE ATOMIC waits for it). With
+ * one pending, both ranges are locked: on one LU as a single range (a waiter overlapping both could
+ * otherwise queue between our two acquisitions and wait for us), across LUs in one fixed order so
+ * two copies in opposite directions cannot wait for each other.
+ */
+async function lockChunk(src: ChunkRange, dst: ChunkRange): Promise<() => void> {
+  if (src.lu.atomicWriters === 0) {
+    const releaseDst = await dst.lu.rangeLock.acquire(dst.lba, dst.blocks);
+    if (src.lu.atomicWriters === 0) {
+      const counted = src.lu.readGuard(src.lba, src.blocks) as () => void; // synchronous while no atomic writer
+      return () => {
+        counted();
+        releaseDst();
+      };
+    }
+    releaseDst();
+  }
+  if (src.lu === dst.lu) {
+    const lo = src.lba < dst.lba ? src.lba : dst.lba;
+    const srcEnd = src.lba + src.blocks;
+    const dstEnd = dst.lba + dst.blocks;
+    return dst.lu.rangeLock.acquire(lo, (srcEnd > dstEnd ? srcEnd : dstEnd) - lo);
+  }
+  const [first, second] = src.lu.id < dst.lu.id ? [src, dst] : [dst, src];
+  const releaseFirst = await first.lu.rangeLock.acquire(first.lba, first.blocks);
+  const releaseSecond = await second.lu.rangeLock.acquire(second.lba, second.blocks);
+  return () => {
+    releaseSecond();
+    releaseFirst();
+  };
 }
 
 async function extendedCopy(ctx: CommandContext) {
