@@ -55,6 +55,11 @@ describe('metrics endpoint', () => {
       expect(body).toContain('vtgt_lun_command_latency_seconds_count{backstore="m0"} 2');
       expect(body).toMatch(/# TYPE vtgt_lun_command_latency_seconds histogram/);
       expect(body).toContain('vtgt_sessions 0');
+      // The stand-in platform reports fixed busy-poll counters while polling is on (default 200 µs).
+      expect(body).toContain('vtgt_busy_poll_waits_total 12');
+      expect(body).toContain('vtgt_busy_poll_hits_total 9');
+      expect(body).toContain('vtgt_busy_poll_seconds_total 0.25');
+      expect(body).toContain('vtgt_busy_poll_window_microseconds 200');
     } finally {
       await svc.stop('test');
     }

@@ -13,6 +13,15 @@ export interface MetricsSource {
   /** LU id -> target names that map it (labels). */
   lunTargets(): Map<string, string[]>;
   sessions(): number;
+  /** Event-loop busy polling counters (null while polling is off or unavailable). */
+  busyPoll?(): BusyPollCounters | null;
+}
+
+export interface BusyPollCounters {
+  polls: number;
+  hits: number;
+  polledSeconds: number;
+  windowMicros: number;
 }
 
 /** Counters exposed as Prometheus counters, built from a snapshot at scrape time. */
@@ -54,6 +63,16 @@ export class MetricsServer {
     this.registry.registerMetric(snapshotHistogram(src));
     new Gauge({ name: 'vtgt_sessions', help: 'iSCSI sessions logged in', registers: [this.registry], collect() { this.set(src.sessions()); } });
     new Gauge({ name: 'vtgt_active_commands', help: 'SCSI commands in flight', registers: [this.registry], collect() { this.set(src.stats().activeCommands); } });
+    // Busy polling (performance.busyPollMicros): how often the loop polled before sleeping, how often
+    // a request arrived within the window, and the CPU time it spent doing so.
+    const poll = (pick: (b: BusyPollCounters) => number) => () => {
+      const b = src.busyPoll?.();
+      return b ? [{ labels: {}, value: pick(b) }] : [];
+    };
+    this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_waits_total', 'Event-loop waits that polled before sleeping', 'counter', poll((b) => b.polls)));
+    this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_hits_total', 'Polled waits ended by a request inside the window', 'counter', poll((b) => b.hits)));
+    this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_seconds_total', 'CPU time spent polling', 'counter', poll((b) => b.polledSeconds)));
+    this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_window_microseconds', 'Current adaptive polling window', 'gauge', poll((b) => b.windowMicros)));
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -72,6 +72,7 @@ export interface Platform {
   createIscsi(opts: { logger: Logger; nopInterval?: number; nopTimeout?: number }): IscsiApi;
   /** Adaptive event-loop polling before sleeping, in µs (0 = off); absent where there is no addon. */
   setBusyPoll?(maxMicros: number): void;
+  busyPollStats?(): { polls: number; hits: number; polledSeconds: number; windowMicros: number } | null;
 }
 
 export async function loadPlatform(logger: Logger): Promise<Platform> {
@@ -83,5 +84,6 @@ export async function loadPlatform(logger: Logger): Promise<Platform> {
     createBackstore: async (spec) => createRealBackstore(spec, { logger: storeLogger }),
     createIscsi: (opts) => new IscsiServer({ core, ...opts }),
     setBusyPoll: (maxMicros) => loadNative().setBusyPoll(maxMicros),
+    busyPollStats: () => loadNative().busyPollStats(),
   };
 }

@@ -150,6 +150,7 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
           stats: () => platform.core.stats(),
           lunTargets: () => lunTargets(runtime),
           sessions: () => safeSessions(runtime).length,
+          busyPoll: () => platform.busyPollStats?.() ?? null,
         },
         logger.child({ component: 'metrics' }),
       );
