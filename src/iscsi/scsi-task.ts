@@ -61,7 +61,8 @@ export class ScsiTask implements FabricCommandPort {
   private unsolicitedDataSn = 0;
   private readonly unsolicitedLimit: number;
   private solicitedEnd: number;
-  private readonly r2ts = new Map<number, R2tState>();
+  /** Open R2Ts by TTT; created with the first R2T (most commands never need one). */
+  private r2ts: Map<number, R2tState> | undefined;
   private r2tSn = 0;
   private fetches: Fetch[] = [];
   private dataSn = 0;
@@ -100,7 +101,7 @@ export class ScsiTask implements FabricCommandPort {
 
   /** Transfers (unsolicited or R2T) the initiator may still be sending data for. */
   get transferOpen(): boolean {
-    return this.unsolicitedOpen || this.r2ts.size > 0 || this.dataFailure !== undefined;
+    return this.unsolicitedOpen || (this.r2ts?.size ?? 0) > 0 || this.dataFailure !== undefined;
   }
 
   // ---- FabricCommandPort ----
@@ -198,9 +199,9 @@ export class ScsiTask implements FabricCommandPort {
   private failData(message: string): void {
     this.dataFailure = `data-out of iSCSI task 0x${this.itt.toString(16)} failed: ${message}`;
     this.unsolicitedOpen = false;
-    this.r2ts.clear();
+    this.r2ts?.clear();
     const fetches = this.fetches;
-    this.fetches = [];
+    if (fetches.length) this.fetches = [];
     for (const f of fetches) f.reject(new Error(this.dataFailure));
   }
 
@@ -220,7 +221,7 @@ export class ScsiTask implements FabricCommandPort {
         this.solicitedEnd = this.unsolicitedNext;
       }
     } else {
-      const r = this.r2ts.get(d.ttt);
+      const r = this.r2ts?.get(d.ttt);
       if (!r) return bad(RejectReason.INVALID_PDU_FIELD, `Data-Out with unknown Target Transfer Tag 0x${d.ttt.toString(16)}`);
       if (d.dataSn !== r.dataSn) return bad(RejectReason.PROTOCOL_ERROR, `DataSN ${d.dataSn}, expected ${r.dataSn}`);
       if (d.bufferOffset !== r.next) return bad(RejectReason.PROTOCOL_ERROR, `Data-Out offset ${d.bufferOffset}, expected ${r.next}`);
@@ -228,7 +229,7 @@ export class ScsiTask implements FabricCommandPort {
       r.dataSn++;
       r.next += len;
       if (len) this.addSegment(d.bufferOffset, d.data);
-      if (r.next === r.end) this.r2ts.delete(r.ttt);
+      if (r.next === r.end) this.r2ts!.delete(r.ttt);
       else if (d.final) return bad(RejectReason.PROTOCOL_ERROR, 'F bit before the R2T was satisfied');
     }
     this.serveFetches();
@@ -252,10 +253,10 @@ export class ScsiTask implements FabricCommandPort {
   private finish(state: 'done' | 'aborted'): void {
     const open = this.transferOpen;
     this.state = state;
-    this.r2ts.clear();
+    this.r2ts?.clear();
     this.unsolicitedOpen = false;
     const fetches = this.fetches;
-    this.fetches = [];
+    if (fetches.length) this.fetches = [];
     for (const f of fetches) f.reject(new Error(`iSCSI task 0x${this.itt.toString(16)} ended before its data arrived`));
     this.segments.length = 0;
     const pooled = this.pooled;
@@ -317,12 +318,13 @@ export class ScsiTask implements FabricCommandPort {
     let want = 0;
     for (const f of this.fetches) want = Math.max(want, f.end);
     const p = this.conn.params;
-    while (this.solicitedEnd < want && this.r2ts.size < p.MaxOutstandingR2T) {
+    const r2ts = (this.r2ts ??= new Map());
+    while (this.solicitedEnd < want && r2ts.size < p.MaxOutstandingR2T) {
       const len = Math.min(p.MaxBurstLength, this.outLength - this.solicitedEnd);
       if (len <= 0) break;
       const ttt = this.conn.allocTtt();
       const r: R2tState = { ttt, offset: this.solicitedEnd, end: this.solicitedEnd + len, next: this.solicitedEnd, dataSn: 0 };
-      this.r2ts.set(ttt, r);
+      r2ts.set(ttt, r);
       this.solicitedEnd = r.end;
       const seq = this.conn.peekSeq();
       this.conn.send(
