@@ -174,6 +174,33 @@ describe('synchronous fast path', () => {
     await off.close();
   });
 
+  it('sends buffered writes on ext4 straight to io_uring workers, and nothing else', async () => {
+    const d = IoFile.openSync(join(dir, 'punt'), { create: true });
+    const ext4 = d.devInfoSync().fsType === 0xef53;
+    expect(d.puntsWrites).toBe(ext4 && d.engine === 'io_uring');
+    // Data written either way reads back (the model test above covers many more shapes).
+    const data = pattern(64 * 1024, 9);
+    await Promise.all(Array.from({ length: 16 }, (_, i) => d.write(data, i * 4096, 4096, i * 4096)));
+    const back = Buffer.alloc(64 * 1024);
+    expect(await d.read(back, 0, back.length, 0)).toBe(back.length);
+    expect(back.equals(data)).toBe(true);
+    await d.close();
+    const puntsWhenOpened = async (path: string, opts: Parameters<typeof IoFile.openSync>[1] = {}) => {
+      const f = IoFile.openSync(path, opts);
+      const p = f.puntsWrites;
+      await f.close();
+      return p;
+    };
+    expect(await puntsWhenOpened(join(dir, 'punt'), { syncFastPath: false })).toBe(false);
+    if (shm) expect(await puntsWhenOpened(join(shm, 'punt'), { create: true })).toBe(false);
+    process.env.VTGT_URING_PUNT_WRITES = '0';
+    try {
+      expect(await puntsWhenOpened(join(dir, 'punt'))).toBe(false);
+    } finally {
+      delete process.env.VTGT_URING_PUNT_WRITES;
+    }
+  });
+
   it('moves data correctly on tmpfs, small and large, including short reads at end of file', async () => {
     if (!shm) return;
     const f = IoFile.openSync(join(shm, 'rw'), { create: true });

@@ -28,6 +28,9 @@ struct IoRequest {
   uint64_t offset = 0;
   // kFallocate: FALLOC_FL_* flags; kWrite/kRead: RWF_* flags (RWF_DSYNC for a FUA write).
   int mode = 0;
+  // io_uring: hand the request to an io-wq worker at once instead of first trying it inline (for
+  // buffered writes the file system cannot do without blocking: the inline attempt only fails).
+  bool punt = false;
   // Bytes transferred so far: engines resume short reads/writes until len, or EOF for reads.
   uint64_t done = 0;
   // Outcome: err == 0 -> result holds the op's value (bytes for read/write); else err is an errno.

@@ -63,7 +63,7 @@ class UringEngine {
       sqe->rw_flags = r->mode;
       // Cached (page-cache) transfers complete inline in io_uring_enter, i.e. as a memcpy on the loop
       // thread. Large ones go to io-wq workers instead, so they copy in parallel (bench/IO-ENGINE.md).
-      if (chunk >= async_bytes) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+      if (chunk >= async_bytes || r->punt) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
     }
     io_uring_sqe_set_data(sqe, r);
     unsubmitted++;

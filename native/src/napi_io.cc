@@ -106,7 +106,7 @@ IoState* State(Napi::Env env) {
   return st;
 }
 
-// ioSubmit(op, fd, buffer|null, bufferOffset, length, position, mode, preferUring) -> Promise<number|object>
+// ioSubmit(op, fd, buffer|null, bufferOffset, length, position, mode, preferUring[, punt]) -> Promise<number|object>
 Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t op, fd, boff, len, pos, mode;
@@ -123,6 +123,7 @@ Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   r->len = len;
   r->offset = pos;
   r->mode = static_cast<int>(mode);
+  r->punt = info.Length() > 8 && info[8].ToBoolean().Value();
   if (pos > static_cast<uint64_t>(INT64_MAX) - len) {
     delete r;
     Napi::RangeError::New(env, "ioSubmit: position + length overflows a file offset").ThrowAsJavaScriptException();

@@ -74,6 +74,7 @@ export interface NativeAddon {
     position: number,
     mode: number,
     preferUring: boolean,
+    punt?: boolean,
   ): Promise<number | NativeDevInfo>;
   ioEngineInfo(): NativeIoEngineInfo;
   ioExecuteSync(op: number, fd: number, position: number, length: number, mode: number): number | NativeDevInfo;
