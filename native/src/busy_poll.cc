@@ -33,7 +33,6 @@ struct BusyPoll {
   // Set in prepare, consumed in check: when this turn's wait began and whether it was polled.
   uint64_t wait_start = 0;
   bool armed = false;
-  bool running = false;
   int closing = 0;
   // Counters for the metrics endpoint and BENCHMARKS.md.
   double polls = 0;    // waits that were polled
@@ -91,9 +90,8 @@ void OnClosed(uv_handle_t* h) {
   if (--bp->closing == 0) delete bp;
 }
 
+// Callers drop their pointer to `bp` at once: it is freed when both handles have closed.
 void Stop(BusyPoll* bp) {
-  if (!bp->running) return;
-  bp->running = false;
   uv_prepare_stop(&bp->prepare);
   uv_check_stop(&bp->check);
   bp->closing = 2;
@@ -139,7 +137,6 @@ Napi::Value SetBusyPoll(const Napi::CallbackInfo& info) {
     // Polling must never keep a process alive that has nothing else to do.
     uv_unref(reinterpret_cast<uv_handle_t*>(&bp->prepare));
     uv_unref(reinterpret_cast<uv_handle_t*>(&bp->check));
-    bp->running = true;
     if (!d->busy_poll_hook) {
       napi_add_env_cleanup_hook(env, CleanupHook, d);
       d->busy_poll_hook = true;

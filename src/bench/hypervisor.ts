@@ -89,11 +89,11 @@ async function main(): Promise<void> {
     },
   });
   const seconds = Number(values.seconds);
+  if (!Number.isFinite(seconds) || seconds < 0.5 || seconds > 600) throw new Error(`--seconds must be between 0.5 and 600, got ${values.seconds}`);
   // This process is the VIOS / dom0: it waits for the guests the way `vtgt serve` does, with the
   // service's default event-loop polling (the guests' processes do not poll).
   const busyPoll = Number(values['busy-poll']);
   loadNative().setBusyPoll(busyPoll);
-  if (!Number.isFinite(seconds) || seconds < 0.5 || seconds > 600) throw new Error(`--seconds must be between 0.5 and 600, got ${values.seconds}`);
   const ceilings = [4096, 131072].map((s) => measureCeiling(s, Math.min(1000, seconds * 500)));
   const ms: HvMeasurement[] = [];
   for (const path of ['ibmvio', 'xen'] as const) for (const c of CASES) ms.push(await runCase(path, c, seconds));

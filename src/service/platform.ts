@@ -8,6 +8,7 @@ import type { Backstore } from '../backstores/backstore.js';
 import { createBackstore as createRealBackstore } from '../backstores/index.js';
 import { IscsiServer, type ChapCredentials, type IscsiAcl, type IscsiSessionInfo, type IscsiTargetSpec } from '../iscsi/server.js';
 import { loadNative } from '../native/index.js';
+import type { BusyPollCounters } from './metrics.js';
 import { ScsiCore } from '../vscsi/core.js';
 import { ReservationManager } from '../vscsi/pr/index.js';
 import type { ReservationFactory } from '../vscsi/reservation-port.js';
@@ -72,7 +73,7 @@ export interface Platform {
   createIscsi(opts: { logger: Logger; nopInterval?: number; nopTimeout?: number }): IscsiApi;
   /** Adaptive event-loop polling before sleeping, in µs (0 = off); absent where there is no addon. */
   setBusyPoll?(maxMicros: number): void;
-  busyPollStats?(): { polls: number; hits: number; polledSeconds: number; windowMicros: number } | null;
+  busyPollStats?(): BusyPollCounters | null;
 }
 
 export async function loadPlatform(logger: Logger): Promise<Platform> {
