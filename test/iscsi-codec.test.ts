@@ -205,6 +205,20 @@ describe('iSCSI framing', () => {
     expect(rx.midPdu).toBe(false);
   });
 
+  it('says how many bytes the PDU being received still needs', () => {
+    const ends = [48, 104, 152]; // command, NOP-Out with 5 data bytes padded to 8, command
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const rx = new PduReceiver(limits);
+      drain(feed(rx, [stream.subarray(0, cut)]));
+      const end = ends.find((e) => e >= cut)!;
+      const start = ends[ends.indexOf(end) - 1] ?? 0;
+      const got = cut - start;
+      // Until its header is complete only the header's length is known.
+      const want = cut === end || got === 0 ? 0 : got < 48 ? 48 - got : end - cut;
+      expect(rx.missing, `after ${cut} bytes`).toBe(want);
+    }
+  });
+
   it('checks header and data digests (CRC32C, least significant byte first)', () => {
     // RFC 3720 B.4: 32 bytes of zeroes have CRC32C 0x8a9136aa, sent as aa 36 91 8a.
     expect(digestOf(Buffer.alloc(32))).toBe(0x8a9136aa);

@@ -97,6 +97,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     this.loginTimer = setTimeout(() => this.drop('login did not complete in time'), LOGIN_TIMEOUT_MS);
     this.loginTimer.unref();
     this.receiver.copyOut = transport.ephemeralChunks === true;
+    transport.setReadDemand?.(() => this.receiver.missing);
     transport.start(
       (chunk) => this.onData(chunk),
       (err) => this.onClose(err),

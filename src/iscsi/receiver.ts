@@ -84,6 +84,15 @@ export class PduReceiver {
     return this.avail;
   }
 
+  /**
+   * Bytes still to arrive before the PDU being received is complete (0 at a PDU boundary). While only
+   * part of a header is here, the rest of the header.
+   */
+  get missing(): number {
+    if (this.bhs) return Math.max(0, BHS_LENGTH + this.bodyLength - this.avail);
+    return this.avail > 0 ? Math.max(0, BHS_LENGTH - this.avail) : 0;
+  }
+
   /** True between the first byte of a PDU and its last (a close here means a truncated PDU). */
   get midPdu(): boolean {
     return this.avail > 0 || this.bhs !== undefined;

@@ -30,6 +30,11 @@ export interface IscsiTransport {
    * the receiver must copy whatever it keeps (PduReceiver `copyOut`).
    */
   readonly ephemeralChunks?: boolean;
+  /**
+   * Tell the transport how many bytes the protocol still needs to complete the PDU it is receiving
+   * (asked after each delivered chunk); a transport may size its next read from it.
+   */
+  setReadDemand?(missing: () => number): void;
   /** Stop / restart delivering received bytes (backpressure towards the initiator). */
   pauseReading(): void;
   resumeReading(): void;
@@ -45,9 +50,11 @@ export class TcpTransport implements IscsiTransport {
   readonly ephemeralChunks: boolean;
   private dataHandler: ((chunk: Buffer) => void) | undefined;
 
-  constructor(private readonly socket: Socket, rx?: { register(cb: (chunk: Buffer) => void): void }) {
+  private demand: (() => number) | undefined;
+
+  constructor(private readonly socket: Socket, rx?: ReusedReceive) {
     this.ephemeralChunks = rx !== undefined;
-    rx?.register((chunk) => this.dataHandler?.(chunk));
+    rx?.register((chunk) => this.dataHandler?.(chunk), () => this.demand?.() ?? 0);
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? '';
@@ -112,6 +119,10 @@ export class TcpTransport implements IscsiTransport {
     this.socket.once('drain', cb);
   }
 
+  setReadDemand(missing: () => number): void {
+    this.demand = missing;
+  }
+
   pauseReading(): void {
     this.socket.pause();
   }
@@ -131,6 +142,27 @@ export interface PortalListener {
 const RX_BUFFER_BYTES = 256 * 1024;
 
 /**
+ * Bytes one socket read asks for while the PDUs arriving are small (commands, 4 KiB writes): each read
+ * is handled, and its responses sent, before the next, so a burst of 32 queued commands is answered
+ * in slices the initiator can act on while the rest are still being handled, instead of all at
+ * once. Measured with 64 sessions of 4 KiB writers (BENCHMARKS.md section 12): 16 KiB gave +15-20 %
+ * IOPS and 20 % less target CPU per I/O over 256 KiB (8 KiB and 32-64 KiB were in between). Reads
+ * stay large while a PDU larger than this is being received, where small reads only add calls.
+ * VTGT_TCP_RX_SMALL=0 turns it off.
+ */
+const RX_SMALL_BYTES = readSmallBytes(process.env.VTGT_TCP_RX_SMALL);
+
+function readSmallBytes(env: string | undefined): number {
+  const n = env === undefined || env === '' ? 16 * 1024 : Number(env);
+  return Number.isInteger(n) && n > 0 && n < RX_BUFFER_BYTES ? n : RX_BUFFER_BYTES;
+}
+
+/** What the accept hook hands a transport: where received bytes go, and how it learns the demand. */
+interface ReusedReceive {
+  register(onChunk: (chunk: Buffer) => void, missing: () => number): void;
+}
+
+/**
  * Node allocates a fresh ArrayBuffer for every socket read; at hundreds of MB/s of Data-Out that is
  * external memory V8 answers with back-to-back major collections (BENCHMARKS.md). `net.Socket`'s
  * `onread` option reads into one reused buffer instead, but `net.Server` offers no way to pass it for
@@ -148,21 +180,34 @@ function receiveIntoReusedBuffers(server: Server, onConnection: (t: IscsiTranspo
       accept.call(this, err, client);
       return;
     }
-    const rx = Buffer.allocUnsafeSlow(RX_BUFFER_BYTES);
+    const large = Buffer.allocUnsafeSlow(RX_BUFFER_BYTES);
+    const small = large.subarray(0, RX_SMALL_BYTES);
     let deliver: ((chunk: Buffer) => void) | undefined;
+    let missing: () => number = () => 0;
     let socket: Socket;
     try {
       socket = new Socket({
         handle: client,
         readable: true,
         writable: true,
-        onread: { buffer: rx, callback: (n: number, buf: Uint8Array) => void deliver?.(Buffer.from(buf.buffer, buf.byteOffset, n)) },
+        onread: {
+          // Called before the first read and after each one has been delivered (and handled).
+          buffer: () => (missing() > RX_SMALL_BYTES ? large : small),
+          callback: (n: number, buf: Uint8Array) => void deliver?.(Buffer.from(buf.buffer, buf.byteOffset, n)),
+        },
       } as unknown as ConstructorParameters<typeof Socket>[0]);
     } catch {
       accept.call(this, err, client);
       return;
     }
-    onConnection(new TcpTransport(socket, { register: (cb) => (deliver = cb) }));
+    onConnection(
+      new TcpTransport(socket, {
+        register: (onChunk, demand) => {
+          deliver = onChunk;
+          missing = demand;
+        },
+      }),
+    );
   };
 }
 
