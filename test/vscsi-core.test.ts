@@ -3,7 +3,7 @@ import { MemoryBackstore } from '../src/backstores/memory.js';
 import { BackstoreError } from '../src/backstores/backstore.js';
 import { LunMap, ScsiCore } from '../src/vscsi/core.js';
 import { LoopbackFabric, loopbackInitiator } from '../src/vscsi/loopback.js';
-import { GOOD, cdb10, rig, senseOf } from './vscsi-helpers.js';
+import { GOOD, cdb10, clearUa, rig, senseOf } from './vscsi-helpers.js';
 
 const TUR = { cdb: [0, 0, 0, 0, 0, 0] };
 const REPORT_LUNS = { cdb: [0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], expectedLength: 256 };
@@ -174,5 +174,62 @@ describe('completion timing', () => {
       await done;
       expect(completedInside).toBe(false);
     }
+  });
+});
+
+describe('data-out the fabric already holds', () => {
+  type Done = { status: number; residual: unknown };
+  const write10 = (fab: ReturnType<typeof rig>['fab'], expectedLength: number, port: { now?: (o: number, l: number) => Buffer | undefined; later: (o: number, l: number) => Promise<Buffer> }) =>
+    new Promise<Done>((resolve) => {
+      fab.nexus.submit({
+        lun: 0,
+        cdb: Buffer.from([0x2a, 0, 0, 0, 0, 8, 0, 0, 2, 0]), // WRITE(10) LBA 8, 2 blocks
+        attribute: 0,
+        tag: 77n,
+        direction: 'write',
+        expectedLength,
+        port: {
+          fetchDataOut: port.later,
+          ...(port.now ? { fetchDataOutNow: port.now } : {}),
+          complete: (r) => resolve({ status: r.status, residual: r.residual }),
+        },
+      });
+    });
+
+  it('writes what fetchDataOutNow returns without asking fetchDataOut, with the same residuals', async () => {
+    const { fab, backstore } = rig();
+    await clearUa(fab);
+    const calls: string[] = [];
+    const data = Buffer.alloc(1024, 0x3c);
+    const r = await write10(fab, 1536, {
+      now: (o, l) => (calls.push(`now ${o}+${l}`), data.subarray(o, o + l)),
+      later: () => (calls.push('later'), Promise.reject(new Error('not expected'))),
+    });
+    expect(r).toEqual({ status: GOOD, residual: { kind: 'underflow', count: 512 } });
+    expect(calls).toEqual(['now 0+1024']);
+    expect(await backstore.read(8 * 512, 1024)).toEqual(data);
+
+    // Fewer bytes expected than the CDB asks for: the expected whole blocks are written (overflow).
+    calls.length = 0;
+    const short = await write10(fab, 512, {
+      now: (o, l) => (calls.push(`now ${o}+${l}`), Buffer.alloc(l, 0x11)),
+      later: () => Promise.reject(new Error('not expected')),
+    });
+    expect(short).toEqual({ status: GOOD, residual: { kind: 'overflow', count: 512 } });
+    expect(calls).toEqual(['now 0+512']);
+    expect((await backstore.read(8 * 512, 1024)).subarray(0, 512)).toEqual(Buffer.alloc(512, 0x11));
+  });
+
+  it('falls back to fetchDataOut when the bytes are not all there yet', async () => {
+    const { fab, backstore } = rig();
+    await clearUa(fab);
+    const calls: string[] = [];
+    const r = await write10(fab, 1024, {
+      now: () => (calls.push('now'), undefined),
+      later: (o, l) => (calls.push(`later ${o}+${l}`), Promise.resolve(Buffer.alloc(l, 0x5e))),
+    });
+    expect(r.status).toBe(GOOD);
+    expect(calls).toEqual(['now', 'later 0+1024']);
+    expect(await backstore.read(8 * 512, 1024)).toEqual(Buffer.alloc(1024, 0x5e));
   });
 });

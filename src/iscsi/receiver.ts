@@ -26,6 +26,9 @@ export type FrameResult =
   | { kind: 'need' }
   | { kind: 'error'; code: FramingErrorCode; bhs: Buffer; message: string };
 
+/** The AHS or data segment of a PDU that has none (shared: nothing writes into a zero-length view). */
+const NO_BYTES = Buffer.alloc(0);
+
 /** AHS larger than this cannot be a SCSI command we support (extended CDB of at most 260 bytes + bidi). */
 const MAX_AHS_LENGTH = 512;
 
@@ -138,7 +141,7 @@ export class PduReceiver {
     const ahsLen = totalAhsLengthOf(bhsPeek);
     const dataLen = dataSegmentLengthOf(bhsPeek);
     let off = BHS_LENGTH;
-    const ahs = all.subarray(off, off + ahsLen);
+    const ahs = ahsLen === 0 ? NO_BYTES : all.subarray(off, off + ahsLen);
     off += ahsLen;
     if (this.limits.headerDigest) {
       const want = all.readUInt32LE(off);
@@ -147,11 +150,10 @@ export class PduReceiver {
         return { kind: 'error', code: 'header-digest', bhs, message: 'header digest (CRC32C) mismatch' };
       }
     }
-    const data = all.subarray(off, off + dataLen);
-    const padded = all.subarray(off, off + dataLen + padLength(dataLen));
-    off += padded.length;
+    const data = dataLen === 0 ? NO_BYTES : all.subarray(off, off + dataLen);
     if (this.limits.dataDigest && dataLen) {
-      const want = all.readUInt32LE(off);
+      const padded = all.subarray(off, off + dataLen + padLength(dataLen));
+      const want = all.readUInt32LE(off + padded.length);
       if (digestOf(padded) !== want) {
         return { kind: 'error', code: 'data-digest', bhs, message: 'data digest (CRC32C) mismatch' };
       }

@@ -122,6 +122,12 @@ export class ScsiTask implements FabricCommandPort {
     });
   }
 
+  fetchDataOutNow(offset: number, length: number): Buffer | undefined {
+    if (this.state !== 'active' || this.dataFailure || this.fetches.length !== 0 || length === 0) return undefined;
+    if (offset < 0 || offset + length > this.contiguousEnd || offset + length > this.outLength) return undefined;
+    return this.gather(offset, offset + length);
+  }
+
   complete(result: ScsiCompletion): void {
     // The core lent the data-in buffer: give it back once the last PDU that carries it is written.
     const release = result.releaseDataIn;

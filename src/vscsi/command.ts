@@ -18,6 +18,9 @@ export type CommandOutcome =
 export const good = (data?: Buffer): CommandOutcome => (data ? { kind: 'good', data } : { kind: 'good' });
 export const check = (f: ScsiFailure): CommandOutcome => ({ kind: 'check', failure: f });
 
+/** How a data-out length that differs from the expected length is treated (see `dataOut`). */
+type OutKind = 'media' | 'media-lenient' | 'parameters';
+
 /** The class of a command, for statistics and for how mismatched data-out lengths are treated. */
 export type CommandClass = 'read' | 'write' | 'other';
 
@@ -135,7 +138,28 @@ export class CommandContext {
    * lists may come with a longer expected length (underflow); a shorter one fails with INVALID FIELD
    * IN CDB pointing at the parameter list length.
    */
-  async dataOut(length: number, kind: 'media' | 'media-lenient' | 'parameters', lengthField?: number): Promise<Buffer | ScsiFailure> {
+  async dataOut(length: number, kind: OutKind, lengthField?: number): Promise<Buffer | ScsiFailure> {
+    const settled = this.settleOut(length, kind, lengthField);
+    if (settled) return settled;
+    try {
+      const got = await this.fetchUnlessAborted(length);
+      if (!Buffer.isBuffer(got) || got.length !== length) return failure('DATA_PHASE_ERROR');
+      return got;
+    } catch {
+      return failure('DATA_PHASE_ERROR');
+    }
+  }
+
+  /** What `dataOut` would give, when the fabric already holds the bytes; undefined when they must be fetched. */
+  dataOutNow(length: number, kind: OutKind, lengthField?: number): Buffer | ScsiFailure | undefined {
+    const settled = this.settleOut(length, kind, lengthField);
+    if (settled) return settled;
+    const got = this.request.port.fetchDataOutNow?.(0, length);
+    return got !== undefined && got.length === length ? got : undefined;
+  }
+
+  /** Residual and length checks of a data-out request: a failure, an empty buffer, or undefined to transfer. */
+  private settleOut(length: number, kind: OutKind, lengthField?: number): Buffer | ScsiFailure | undefined {
     const expected = this.expectedOut;
     if (expected > length) this.outResidual = { kind: 'underflow', count: expected - length };
     else if (expected < length) this.outResidual = { kind: 'overflow', count: length - expected };
@@ -146,13 +170,7 @@ export class CommandContext {
     }
     if (length === 0) return Buffer.alloc(0);
     if (this.aborted) return failure('DATA_PHASE_ERROR');
-    try {
-      const got = await this.fetchUnlessAborted(length);
-      if (!Buffer.isBuffer(got) || got.length !== length) return failure('DATA_PHASE_ERROR');
-      return got;
-    } catch {
-      return failure('DATA_PHASE_ERROR');
-    }
+    return undefined;
   }
 
   /**
@@ -163,13 +181,26 @@ export class CommandContext {
    * with INVALID FIELD IN COMMAND INFORMATION UNIT.
    */
   async dataOutTruncatable(length: number, blockSize: number): Promise<Buffer | ScsiFailure> {
-    const expected = this.expectedOut;
-    if (expected >= length || expected % blockSize !== 0) return this.dataOut(length, 'media-lenient');
-    this.outResidual = { kind: 'overflow', count: length - expected };
-    const got = await this.dataOut(expected, 'media');
-    if (!Buffer.isBuffer(got)) return got;
-    this.outResidual = { kind: 'overflow', count: length - expected };
+    const t = this.truncation(length, blockSize);
+    const got = await this.dataOut(t.length, t.kind);
+    if (t.overflow) this.outResidual = t.overflow;
     return got;
+  }
+
+  /** `dataOutTruncatable` without waiting, when the fabric already holds the bytes; else undefined. */
+  dataOutTruncatableNow(length: number, blockSize: number): Buffer | ScsiFailure | undefined {
+    const t = this.truncation(length, blockSize);
+    const got = this.dataOutNow(t.length, t.kind);
+    if (got !== undefined && t.overflow) this.outResidual = t.overflow;
+    return got;
+  }
+
+  private truncation(length: number, blockSize: number): { length: number; kind: OutKind; overflow?: Residual } {
+    const expected = this.expectedOut;
+    if (expected >= length || expected % blockSize !== 0) return { length, kind: 'media-lenient' };
+    const overflow: Residual = { kind: 'overflow', count: length - expected };
+    this.outResidual = overflow;
+    return { length: expected, kind: 'media', overflow };
   }
 
   /** Data-in limited to the CDB's allocation length (the nexus further limits it to the expected length). */

@@ -50,6 +50,12 @@ export interface FabricCommandPort {
    */
   fetchDataOut(offset: number, length: number): Promise<Buffer>;
   /**
+   * Optional: the same bytes as `fetchDataOut`, returned at once when the fabric already holds them
+   * all (iSCSI immediate data) and nothing else is being fetched; otherwise undefined, and the core
+   * calls `fetchDataOut`. Most WRITEs are small: they skip a chain of promises.
+   */
+  fetchDataOutNow?(offset: number, length: number): Buffer | undefined;
+  /**
    * The command is finished. Called exactly once, unless the command was aborted by a task management
    * function, in which case it is never called (the TMF response covers it). `dataIn` holds exactly the
    * bytes to send to the initiator (already limited to the expected length).

@@ -102,7 +102,7 @@ async function write(ctx: CommandContext, verify: boolean) {
   const { lba, count } = opened;
   if (verify && (cdb[1]! & 0x04) !== 0) return check(invalidCdbField(1, 2)); // BYTCHK 1xb is reserved
   const bs = lu.blockSize;
-  const data = await ctx.dataOutTruncatable(count * bs, bs);
+  const data = ctx.dataOutTruncatableNow(count * bs, bs) ?? (await ctx.dataOutTruncatable(count * bs, bs));
   if (isFailure(data)) return check(data);
   if (data.length === 0 || ctx.aborted) return good();
   const blocks = data.length / bs;
