@@ -12,9 +12,14 @@ const ADDON = join(import.meta.dirname, '..', 'build', 'Release', 'vtgt_native.n
 // It prints its port, then the poll statistics whenever it receives a line "stats".
 const ECHO_SERVER = `
 const n = require(${JSON.stringify(ADDON)});
+// argv[2], when given: each message counts as that many SCSI commands on the shared counter.
+const perMessage = process.argv[2] === undefined ? 0 : Number(process.argv[2]);
+const counter = new Float64Array(1);
+if (perMessage) n.setBusyPollCommandCounter(counter);
 n.setBusyPoll(Number(process.argv[1]));
 const srv = require('node:net').createServer((s) => {
   s.on('data', (d) => {
+    counter[0] += perMessage;
     if (d.toString().startsWith('stats')) s.end(JSON.stringify(n.busyPollStats()) + '\\n');
     else if (d.toString().startsWith('off')) { n.setBusyPoll(0); s.end(JSON.stringify(n.busyPollStats()) + '\\n'); srv.close(); }
     else s.write(d);
@@ -29,6 +34,8 @@ interface Stats {
   polls: number;
   hits: number;
   polledSeconds: number;
+  skipped: number;
+  commandsPerWake: number;
 }
 
 async function request(port: number, line: string): Promise<Stats | null> {
@@ -53,6 +60,7 @@ describe('native busy polling', () => {
     expect(() => n.setBusyPoll(1001)).toThrow(/0 to 1000/);
     expect(() => n.setBusyPoll(-1)).toThrow(/0 to 1000/);
     expect(() => (n.setBusyPoll as (v: unknown) => void)('50')).toThrow(/0 to 1000/);
+    expect(() => (n.setBusyPollCommandCounter as (v: unknown) => void)(new Float32Array(1))).toThrow(/Float64Array/);
     expect(n.busyPollStats()).toBeNull();
   });
 
@@ -87,5 +95,33 @@ describe('native busy polling', () => {
     expect(await request(port, 'off')).toBeNull();
     const [code] = (await once(child, 'exit')) as [number];
     expect(code).toBe(0);
+  }, 30_000);
+
+  it('polls while each wake-up brings one command, not while wake-ups bring several', async () => {
+    const run = async (perMessage: number): Promise<Stats> => {
+      const child = spawn(process.execPath, ['-e', ECHO_SERVER, '1000', String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const [portLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+      const port = Number(portLine);
+      const s = connect(port, '127.0.0.1');
+      await once(s, 'connect');
+      s.setNoDelay(true);
+      await pingPong(s, 3000);
+      const stats = (await request(port, 'stats'))!;
+      s.destroy();
+      await request(port, 'off');
+      await once(child, 'exit');
+      return stats;
+    };
+    // One command per request, one request per round trip: the QD1 pattern polling is for.
+    const one = await run(1);
+    expect(one.commandsPerWake).toBeGreaterThan(0.8); // the stats request itself is a wake-up without a command
+    expect(one.commandsPerWake).toBeLessThan(1.5);
+    expect(one.polls).toBeGreaterThan(1000);
+    expect(one.skipped).toBeLessThan(one.polls / 10);
+    // Four commands per wake-up: the initiator has more queued, waits are left to the kernel.
+    const four = await run(4);
+    expect(four.commandsPerWake).toBeGreaterThan(3);
+    expect(four.skipped).toBeGreaterThan(1000);
+    expect(four.polls).toBeLessThan(four.skipped / 10);
   }, 30_000);
 });

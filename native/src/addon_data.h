@@ -15,6 +15,9 @@ struct AddonData {
   IoState* io = nullptr;
   void* busy_poll = nullptr;  // BusyPoll (busy_poll.cc), while enabled
   bool busy_poll_hook = false;
+  // Commands submitted to the SCSI core (slot 0 of a Float64Array JavaScript increments), kept alive here.
+  Napi::Reference<Napi::ArrayBuffer> busy_poll_counter_ref;
+  const double* busy_poll_counter = nullptr;
 };
 
 AddonData* GetAddonData(Napi::Env env);

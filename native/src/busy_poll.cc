@@ -11,6 +11,14 @@
 // The window adapts like halt polling: it grows while waits (poll window + blocking + the callbacks
 // they ran) end within `maxNs`, and drops to zero as soon as they do not, so an idle or lightly
 // loaded service does not spin. When the loop already has work (timeout 0), nothing is polled.
+//
+// Polling pays when an initiator waits for each answer before sending the next request (QD1): then
+// every wake-up brings one command. When wake-ups bring several (an initiator with many commands
+// queued, which is not waiting for this one), the wait is not on its critical path and polling only
+// burns CPU: measured with 4 KiB writes at QD32, ~2 commands per wake-up, polling cost ~2.3 us of
+// ~12 us CPU per write and bought no IOPS (BENCHMARKS.md, section 14). So when the service shares
+// the core's command counter, waits are polled only while wake-ups average at most
+// kMaxCommandsPerWake commands.
 #include <napi.h>
 #include <poll.h>
 #include <sched.h>
@@ -38,9 +46,15 @@ struct BusyPoll {
   double polls = 0;    // waits that were polled
   double hits = 0;     // of those, ended by an event inside the window
   double polled_ns = 0;
+  double skipped = 0;  // waits not polled because wake-ups brought several commands
+  // Commands per wake-up, from the core's counter (null when the service did not share it).
+  const double* commands = nullptr;
+  double commands_at_wait = 0;
+  double commands_per_wake = 0;  // moving average
 };
 
 constexpr uint64_t kMinWindowNs = 2000;
+constexpr double kMaxCommandsPerWake = 1.5;
 
 void OnPrepare(uv_prepare_t* h) {
   auto* bp = static_cast<BusyPoll*>(h->data);
@@ -50,8 +64,13 @@ void OnPrepare(uv_prepare_t* h) {
   uint64_t t0 = uv_hrtime();
   bp->wait_start = t0;
   bp->armed = true;
+  if (bp->commands) bp->commands_at_wait = *bp->commands;
   uint64_t window = bp->window_ns;
   if (window == 0) return;
+  if (bp->commands && bp->commands_per_wake > kMaxCommandsPerWake) {
+    bp->skipped++;
+    return;
+  }
   if (timeout_ms > 0) window = std::min<uint64_t>(window, static_cast<uint64_t>(timeout_ms) * 1000000);
   struct pollfd p;
   p.fd = uv_backend_fd(bp->loop);
@@ -77,6 +96,8 @@ void OnCheck(uv_check_t* h) {
   auto* bp = static_cast<BusyPoll*>(h->data);
   if (!bp->armed) return;
   bp->armed = false;
+  // The I/O callbacks of this wake-up have run: what they submitted is what the wait brought.
+  if (bp->commands) bp->commands_per_wake += (*bp->commands - bp->commands_at_wait - bp->commands_per_wake) / 8;
   uint64_t waited = uv_hrtime() - bp->wait_start;
   if (waited <= bp->max_ns) {
     bp->window_ns = bp->window_ns == 0 ? std::max(kMinWindowNs, bp->max_ns / 4) : std::min(bp->max_ns, bp->window_ns * 2);
@@ -143,6 +164,7 @@ Napi::Value SetBusyPoll(const Napi::CallbackInfo& info) {
     }
     d->busy_poll = bp;
   }
+  bp->commands = d->busy_poll_counter;
   bp->max_ns = us * 1000;
   bp->window_ns = std::min(bp->window_ns, bp->max_ns);
   return env.Undefined();
@@ -159,7 +181,29 @@ Napi::Value BusyPollStats(const Napi::CallbackInfo& info) {
   o.Set("polls", Napi::Number::New(env, bp->polls));
   o.Set("hits", Napi::Number::New(env, bp->hits));
   o.Set("polledSeconds", Napi::Number::New(env, bp->polled_ns / 1e9));
+  o.Set("skipped", Napi::Number::New(env, bp->skipped));
+  o.Set("commandsPerWake", Napi::Number::New(env, bp->commands ? bp->commands_per_wake : 0));
   return o;
+}
+
+// setBusyPollCommandCounter(counter: Float64Array): slot 0 counts commands (see the top of this file).
+Napi::Value SetBusyPollCommandCounter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[0].As<Napi::TypedArray>().ElementLength() < 1) {
+    Napi::TypeError::New(env, "setBusyPollCommandCounter(counter): counter must be a Float64Array of at least one element")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto arr = info[0].As<Napi::Float64Array>();
+  AddonData* d = GetAddonData(env);
+  d->busy_poll_counter_ref = Napi::Persistent(arr.ArrayBuffer());
+  d->busy_poll_counter = arr.Data();
+  if (auto* bp = static_cast<BusyPoll*>(d->busy_poll)) {
+    bp->commands = d->busy_poll_counter;
+    bp->armed = false;  // the wait in progress began without this counter's reading
+  }
+  return env.Undefined();
 }
 
 }  // namespace
@@ -167,6 +211,7 @@ Napi::Value BusyPollStats(const Napi::CallbackInfo& info) {
 void InitBusyPoll(Napi::Env env, Napi::Object exports) {
   exports.Set("setBusyPoll", Napi::Function::New(env, SetBusyPoll, "setBusyPoll"));
   exports.Set("busyPollStats", Napi::Function::New(env, BusyPollStats, "busyPollStats"));
+  exports.Set("setBusyPollCommandCounter", Napi::Function::New(env, SetBusyPollCommandCounter, "setBusyPollCommandCounter"));
 }
 
 }  // namespace vtgt

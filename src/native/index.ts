@@ -54,6 +54,9 @@ export interface NativeBusyPollStats {
   polls: number;
   hits: number;
   polledSeconds: number;
+  /** Waits not polled because wake-ups brought several commands, and their moving average (0 without a counter). */
+  skipped: number;
+  commandsPerWake: number;
 }
 
 export interface NativeAddon {
@@ -90,6 +93,8 @@ export interface NativeAddon {
   alignedBuffer(size: number, alignment: number): Buffer;
   setBusyPoll(maxMicros: number): void;
   busyPollStats(): NativeBusyPollStats | null;
+  /** Share the core's command counter (slot 0) so polling can tell latency-bound initiators from busy ones. */
+  setBusyPollCommandCounter(counter: Float64Array): void;
   bufferAlignment(buf: Uint8Array): number;
   [name: string]: unknown;
 }

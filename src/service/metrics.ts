@@ -22,6 +22,8 @@ export interface BusyPollCounters {
   hits: number;
   polledSeconds: number;
   windowMicros: number;
+  skipped: number;
+  commandsPerWake: number;
 }
 
 /** Counters exposed as Prometheus counters, built from a snapshot at scrape time. */
@@ -73,6 +75,8 @@ export class MetricsServer {
     this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_hits_total', 'Polled waits ended by a request inside the window', 'counter', poll((b) => b.hits)));
     this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_seconds_total', 'CPU time spent polling', 'counter', poll((b) => b.polledSeconds)));
     this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_window_microseconds', 'Current adaptive polling window', 'gauge', poll((b) => b.windowMicros)));
+    this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_skipped_total', 'Waits not polled because wake-ups brought several commands', 'counter', poll((b) => b.skipped)));
+    this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_commands_per_wake', 'Moving average of SCSI commands per event-loop wake-up', 'gauge', poll((b) => b.commandsPerWake)));
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {

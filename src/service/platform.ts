@@ -78,13 +78,19 @@ export interface Platform {
 
 export async function loadPlatform(logger: Logger): Promise<Platform> {
   const reservations = ((opts) => ReservationManager.open(opts)) as ReservationFactory;
-  const core = new ScsiCore({ logger: logger.child({ component: 'core' }), reservations });
+  // Shared with the event-loop poller: it polls only while requests come one per wake-up.
+  const commandCounter = new Float64Array(1);
+  const core = new ScsiCore({ logger: logger.child({ component: 'core' }), reservations, commandCounter });
   const storeLogger = logger.child({ component: 'backstore' });
   return {
     core,
     createBackstore: async (spec) => createRealBackstore(spec, { logger: storeLogger }),
     createIscsi: (opts) => new IscsiServer({ core, ...opts }),
-    setBusyPoll: (maxMicros) => loadNative().setBusyPoll(maxMicros),
+    setBusyPoll: (maxMicros) => {
+      const native = loadNative();
+      native.setBusyPollCommandCounter(commandCounter);
+      native.setBusyPoll(maxMicros);
+    },
     busyPollStats: () => loadNative().busyPollStats(),
   };
 }

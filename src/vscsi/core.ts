@@ -36,6 +36,11 @@ export interface ScsiCoreOptions {
   reservations?: ReservationFactory | false;
   /** How long `removeLogicalUnit` lets accepted commands finish before aborting them (ms). */
   drainTimeoutMs?: number;
+  /**
+   * Slot 0 is incremented for every command submitted on any nexus. The service shares it with the
+   * event-loop poller, which polls only while requests arrive one per wake-up (`native/src/busy_poll.cc`).
+   */
+  commandCounter?: Float64Array;
 }
 
 /** Default bound on draining a removed LU: below the 30-60 s SCSI timeouts initiators use. */
@@ -66,6 +71,7 @@ export class ScsiCore implements NexusOwner {
   private readonly logger: Logger | undefined;
   private readonly reservationFactory: ReservationFactory | undefined;
   private readonly drainTimeoutMs: number;
+  readonly commandCounter: Float64Array | undefined;
 
   constructor(opts: ScsiCoreOptions = {}) {
     this.logger = opts.logger;
@@ -73,6 +79,7 @@ export class ScsiCore implements NexusOwner {
     if (!Number.isFinite(this.drainTimeoutMs) || this.drainTimeoutMs < 0) {
       throw new Error(`drainTimeoutMs must be a non-negative number of milliseconds, got ${opts.drainTimeoutMs}`);
     }
+    this.commandCounter = opts.commandCounter;
     this.vendor = opts.vendor ?? 'VTGT';
     this.product = opts.product ?? 'VIRTUAL-DISK';
     this.reservationFactory =

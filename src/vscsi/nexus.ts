@@ -182,6 +182,8 @@ export class NexusImpl implements Nexus {
   // ---- commands --------------------------------------------------------------------------------
 
   submit(request: ScsiCommandRequest): void {
+    const counter = this.owner.commandCounter;
+    if (counter) counter[0]!++;
     try {
       this.submitChecked(request);
     } catch (err) {

@@ -170,7 +170,7 @@ export function fakePlatform(): FakePlatform {
     stores,
     busyPoll,
     setBusyPoll: (us) => void busyPoll.push(us),
-    busyPollStats: () => (busyPoll.at(-1) ? { polls: 12, hits: 9, polledSeconds: 0.25, windowMicros: busyPoll.at(-1)! } : null),
+    busyPollStats: () => (busyPoll.at(-1) ? { polls: 12, hits: 9, polledSeconds: 0.25, windowMicros: busyPoll.at(-1)!, skipped: 3, commandsPerWake: 1 } : null),
     async createBackstore(spec) {
       const s = new MemoryStore(spec);
       stores.push(s);
