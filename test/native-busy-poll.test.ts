@@ -12,9 +12,11 @@ const ADDON = join(import.meta.dirname, '..', 'build', 'Release', 'vtgt_native.n
 // It prints its port, then the poll statistics whenever it receives a line "stats".
 const ECHO_SERVER = `
 const n = require(${JSON.stringify(ADDON)});
-// argv[2], when given: each message counts as that many SCSI commands on the shared counter.
+// argv[2], when given: each message counts as that many SCSI commands on the shared counter; argv[3]:
+// commands held in flight throughout.
 const perMessage = process.argv[2] === undefined ? 0 : Number(process.argv[2]);
-const counter = new Float64Array(1);
+const counter = new Float64Array(2);
+counter[1] = Number(process.argv[3] ?? 0);
 if (perMessage) n.setBusyPollCommandCounter(counter);
 n.setBusyPoll(Number(process.argv[1]));
 const srv = require('node:net').createServer((s) => {
@@ -60,7 +62,8 @@ describe('native busy polling', () => {
     expect(() => n.setBusyPoll(1001)).toThrow(/0 to 1000/);
     expect(() => n.setBusyPoll(-1)).toThrow(/0 to 1000/);
     expect(() => (n.setBusyPoll as (v: unknown) => void)('50')).toThrow(/0 to 1000/);
-    expect(() => (n.setBusyPollCommandCounter as (v: unknown) => void)(new Float32Array(1))).toThrow(/Float64Array/);
+    expect(() => (n.setBusyPollCommandCounter as (v: unknown) => void)(new Float32Array(2))).toThrow(/Float64Array/);
+    expect(() => n.setBusyPollCommandCounter(new Float64Array(1))).toThrow(/two elements/);
     expect(n.busyPollStats()).toBeNull();
   });
 
@@ -98,8 +101,10 @@ describe('native busy polling', () => {
   }, 30_000);
 
   it('polls while each wake-up brings one command, not while wake-ups bring several', async () => {
-    const run = async (perMessage: number): Promise<Stats> => {
-      const child = spawn(process.execPath, ['-e', ECHO_SERVER, '1000', String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const run = async (perMessage: number, inFlight = 0): Promise<Stats> => {
+      const child = spawn(process.execPath, ['-e', ECHO_SERVER, '1000', String(perMessage), String(inFlight)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       const [portLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
       const port = Number(portLine);
       const s = connect(port, '127.0.0.1');
@@ -123,5 +128,10 @@ describe('native busy polling', () => {
     expect(four.commandsPerWake).toBeGreaterThan(3);
     expect(four.skipped).toBeGreaterThan(1000);
     expect(four.polls).toBeLessThan(four.skipped / 10);
+    // The same with commands in flight: the loop is waiting for their completions, so it polls.
+    const busy = await run(4, 3);
+    expect(busy.commandsPerWake).toBeGreaterThan(3);
+    expect(busy.polls).toBeGreaterThan(1000);
+    expect(busy.skipped).toBeLessThan(busy.polls / 10);
   }, 30_000);
 });

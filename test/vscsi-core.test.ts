@@ -233,3 +233,24 @@ describe('data-out the fabric already holds', () => {
     expect(await backstore.read(8 * 512, 1024)).toEqual(Buffer.alloc(1024, 0x5e));
   });
 });
+
+describe('command counters shared with the event-loop poller', () => {
+  it('counts submitted commands and brings the in-flight count back to zero', async () => {
+    const counter = new Float64Array(2);
+    const core = new ScsiCore({ commandCounter: counter });
+    const lu = core.addLogicalUnit({ id: 'd', backstore: new MemoryBackstore({ name: 'd', size: 64 * 512, blockSize: 512 }), serial: 'S1' });
+    const target = core.createTarget({ name: 'iqn.2026-01.test:c' });
+    const port = target.addPort({ name: 'iqn.2026-01.test:c,t,0x0001' });
+    target.luns.set(0, lu);
+    const fab = new LoopbackFabric(core.openNexus({ target, targetPort: port, initiator: loopbackInitiator('iqn.2026-01.test:i', '0x000000000001') }));
+    const done: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) done.push(fab.submit({ cdb: cdb10(0x28, i, 1), expectedLength: 512 }));
+    expect(counter[0]).toBe(5);
+    expect(counter[1]).toBeGreaterThan(0);
+    await Promise.all(done);
+    // A command rejected before it becomes active (an unknown LUN) is counted but never in flight.
+    await fab.submit({ cdb: [0x00, 0, 0, 0, 0, 0], lun: 7 });
+    expect(counter[0]).toBe(6);
+    expect(counter[1]).toBe(0);
+  });
+});

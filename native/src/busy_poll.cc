@@ -17,8 +17,9 @@
 // queued, which is not waiting for this one), the wait is not on its critical path and polling only
 // burns CPU: measured with 4 KiB writes at QD32, ~2 commands per wake-up, polling cost ~2.3 us of
 // ~12 us CPU per write and bought no IOPS (BENCHMARKS.md, section 14). So when the service shares
-// the core's command counter, waits are polled only while wake-ups average at most
-// kMaxCommandsPerWake commands.
+// the core's command counters, waits are polled only while wake-ups average at most
+// kMaxCommandsPerWake commands, or while commands are in flight: then the loop waits for their
+// completions (a disk write finished by an io_uring worker), which polling does catch sooner.
 #include <napi.h>
 #include <poll.h>
 #include <sched.h>
@@ -67,7 +68,7 @@ void OnPrepare(uv_prepare_t* h) {
   if (bp->commands) bp->commands_at_wait = *bp->commands;
   uint64_t window = bp->window_ns;
   if (window == 0) return;
-  if (bp->commands && bp->commands_per_wake > kMaxCommandsPerWake) {
+  if (bp->commands && bp->commands_per_wake > kMaxCommandsPerWake && bp->commands[1] <= 0) {
     bp->skipped++;
     return;
   }
@@ -186,12 +187,12 @@ Napi::Value BusyPollStats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setBusyPollCommandCounter(counter: Float64Array): slot 0 counts commands (see the top of this file).
+// setBusyPollCommandCounter(counter: Float64Array): [commands submitted, commands in flight].
 Napi::Value SetBusyPollCommandCounter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-      info[0].As<Napi::TypedArray>().ElementLength() < 1) {
-    Napi::TypeError::New(env, "setBusyPollCommandCounter(counter): counter must be a Float64Array of at least one element")
+      info[0].As<Napi::TypedArray>().ElementLength() < 2) {
+    Napi::TypeError::New(env, "setBusyPollCommandCounter(counter): counter must be a Float64Array of two elements (submitted, in flight)")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }

@@ -93,7 +93,7 @@ export interface NativeAddon {
   alignedBuffer(size: number, alignment: number): Buffer;
   setBusyPoll(maxMicros: number): void;
   busyPollStats(): NativeBusyPollStats | null;
-  /** Share the core's command counter (slot 0) so polling can tell latency-bound initiators from busy ones. */
+  /** Share the core's counters ([submitted, in flight]) so polling can tell latency-bound initiators from busy ones. */
   setBusyPollCommandCounter(counter: Float64Array): void;
   bufferAlignment(buf: Uint8Array): number;
   [name: string]: unknown;

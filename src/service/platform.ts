@@ -79,7 +79,7 @@ export interface Platform {
 export async function loadPlatform(logger: Logger): Promise<Platform> {
   const reservations = ((opts) => ReservationManager.open(opts)) as ReservationFactory;
   // Shared with the event-loop poller: it polls only while requests come one per wake-up.
-  const commandCounter = new Float64Array(1);
+  const commandCounter = new Float64Array(2);
   const core = new ScsiCore({ logger: logger.child({ component: 'core' }), reservations, commandCounter });
   const storeLogger = logger.child({ component: 'backstore' });
   return {

@@ -13,6 +13,6 @@ export interface CoreServices {
   nexusesOf(lu: LogicalUnit): Array<{ nexus: NexusImpl; luns: number[] }>;
   /** Establish a unit attention for `lu` on every nexus that sees it, except `except`. */
   unitAttention(lu: LogicalUnit, reason: ReasonName, except?: NexusImpl): void;
-  /** Slot 0 counts the commands submitted on every nexus (`ScsiCoreOptions.commandCounter`). */
+  /** Slot 0 counts the commands submitted on every nexus, slot 1 those in flight (`ScsiCoreOptions.commandCounter`). */
   readonly commandCounter?: Float64Array;
 }

@@ -37,8 +37,10 @@ export interface ScsiCoreOptions {
   /** How long `removeLogicalUnit` lets accepted commands finish before aborting them (ms). */
   drainTimeoutMs?: number;
   /**
-   * Slot 0 is incremented for every command submitted on any nexus. The service shares it with the
-   * event-loop poller, which polls only while requests arrive one per wake-up (`native/src/busy_poll.cc`).
+   * Slot 0 is incremented for every command submitted on any nexus; slot 1 holds the commands in
+   * flight (accepted and not yet completed or aborted). The service shares it with the event-loop
+   * poller, which polls while commands are in flight or requests arrive one per wake-up
+   * (`native/src/busy_poll.cc`).
    */
   commandCounter?: Float64Array;
 }

@@ -181,6 +181,14 @@ export class NexusImpl implements Nexus {
 
   // ---- commands --------------------------------------------------------------------------------
 
+  /** The command leaves this nexus's active set (and the core's count of commands in flight). */
+  private untrack(cmd: ActiveCommand): void {
+    if (this.active.get(cmd.tag) !== cmd) return;
+    this.active.delete(cmd.tag);
+    const counters = this.owner.commandCounter;
+    if (counters) counters[1]!--;
+  }
+
   submit(request: ScsiCommandRequest): void {
     const counter = this.owner.commandCounter;
     if (counter) counter[0]!++;
@@ -246,6 +254,8 @@ export class NexusImpl implements Nexus {
 
     const cmd = new ActiveCommand(this, request, cdb.subarray(0, spec.usage.length), lu, spec);
     this.active.set(request.tag, cmd);
+    const counters = this.owner.commandCounter;
+    if (counters) counters[1]!++;
     if (!lu) {
       cmd.state = 'running';
       this.execute(cmd);
@@ -360,12 +370,12 @@ export class NexusImpl implements Nexus {
       } else {
         this.safeAborted(cmd.request);
       }
-      if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
+      this.untrack(cmd);
       if (cmd.lu) cmd.lu.stats.aborted++;
       cmd.markSettled();
       return;
     }
-    if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
+    this.untrack(cmd);
     const completion = this.buildCompletion(ctx, cmd.lu, outcome);
     if (cmd.lu) {
       this.account(cmd, ctx, completion);
@@ -482,7 +492,7 @@ export class NexusImpl implements Nexus {
     if (cmd.state === 'waiting') {
       cmd.state = 'done';
       if (cmd.entry && cmd.lu) cmd.lu.taskSet.remove(cmd.entry);
-      if (this.active.get(cmd.tag) === cmd) this.active.delete(cmd.tag);
+      this.untrack(cmd);
       if (cmd.lu) cmd.lu.stats.aborted++;
       if (mode === 'taskAborted' && !this.closed) {
         this.safeComplete(cmd.request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } });
