@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -48,6 +48,17 @@ async function request(port: number, line: string): Promise<Stats | null> {
   return JSON.parse(reply) as Stats | null;
 }
 
+/** Start the echo server with these arguments and connect to it. */
+async function startEchoServer(...args: string[]): Promise<{ child: ChildProcess; port: number; s: Socket }> {
+  const child = spawn(process.execPath, ['-e', ECHO_SERVER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [portLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  const port = Number(portLine);
+  const s = connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  s.setNoDelay(true);
+  return { child, port, s };
+}
+
 async function pingPong(s: Socket, rounds: number): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     const got = once(s, 'data');
@@ -68,13 +79,7 @@ describe('native busy polling', () => {
   });
 
   it('polls through short waits, stops for long ones, and never keeps the process alive', async () => {
-    const child = spawn(process.execPath, ['-e', ECHO_SERVER, '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const [portLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-    const port = Number(portLine);
-    const s = connect(port, '127.0.0.1');
-    await once(s, 'connect');
-    s.setNoDelay(true);
-
+    const { child, port, s } = await startEchoServer('1000');
     await pingPong(s, 3000);
     const busy = (await request(port, 'stats'))!;
     expect(busy.maxMicros).toBe(1000);
@@ -102,14 +107,7 @@ describe('native busy polling', () => {
 
   it('polls while each wake-up brings one command, not while wake-ups bring several', async () => {
     const run = async (perMessage: number, inFlight = 0): Promise<Stats> => {
-      const child = spawn(process.execPath, ['-e', ECHO_SERVER, '1000', String(perMessage), String(inFlight)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      const [portLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-      const port = Number(portLine);
-      const s = connect(port, '127.0.0.1');
-      await once(s, 'connect');
-      s.setNoDelay(true);
+      const { child, port, s } = await startEchoServer('1000', String(perMessage), String(inFlight));
       await pingPong(s, 3000);
       const stats = (await request(port, 'stats'))!;
       s.destroy();
