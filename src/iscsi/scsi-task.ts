@@ -114,7 +114,8 @@ export class ScsiTask implements FabricCommandPort {
     }
     if (length === 0) return Promise.resolve(Buffer.alloc(0));
     // Immediate data (the usual small WRITE) is already here: no pending fetch to queue behind.
-    if (offset + length <= this.contiguousEnd && this.fetches.length === 0) return Promise.resolve(this.gather(offset, offset + length));
+    const ready = this.fetchDataOutNow(offset, length);
+    if (ready) return Promise.resolve(ready);
     return new Promise((resolve, reject) => {
       this.fetches.push({ offset, end: offset + length, resolve, reject });
       this.serveFetches();

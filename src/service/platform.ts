@@ -78,7 +78,7 @@ export interface Platform {
 
 export async function loadPlatform(logger: Logger): Promise<Platform> {
   const reservations = ((opts) => ReservationManager.open(opts)) as ReservationFactory;
-  // Shared with the event-loop poller: it polls only while requests come one per wake-up.
+  // [submitted, in flight], shared with the event-loop poller (native/src/busy_poll.cc).
   const commandCounter = new Float64Array(2);
   const core = new ScsiCore({ logger: logger.child({ component: 'core' }), reservations, commandCounter });
   const storeLogger = logger.child({ component: 'backstore' });

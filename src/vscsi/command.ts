@@ -182,25 +182,21 @@ export class CommandContext {
    */
   async dataOutTruncatable(length: number, blockSize: number): Promise<Buffer | ScsiFailure> {
     const t = this.truncation(length, blockSize);
-    const got = await this.dataOut(t.length, t.kind);
-    if (t.overflow) this.outResidual = t.overflow;
-    return got;
+    return this.dataOut(t.length, t.kind);
   }
 
   /** `dataOutTruncatable` without waiting, when the fabric already holds the bytes; else undefined. */
   dataOutTruncatableNow(length: number, blockSize: number): Buffer | ScsiFailure | undefined {
     const t = this.truncation(length, blockSize);
-    const got = this.dataOutNow(t.length, t.kind);
-    if (got !== undefined && t.overflow) this.outResidual = t.overflow;
-    return got;
+    return this.dataOutNow(t.length, t.kind);
   }
 
-  private truncation(length: number, blockSize: number): { length: number; kind: OutKind; overflow?: Residual } {
+  /** The length and kind to fetch; an overflow is recorded here (fetching exactly `expected` sets no residual). */
+  private truncation(length: number, blockSize: number): { length: number; kind: OutKind } {
     const expected = this.expectedOut;
     if (expected >= length || expected % blockSize !== 0) return { length, kind: 'media-lenient' };
-    const overflow: Residual = { kind: 'overflow', count: length - expected };
-    this.outResidual = overflow;
-    return { length: expected, kind: 'media', overflow };
+    this.outResidual = { kind: 'overflow', count: length - expected };
+    return { length: expected, kind: 'media' };
   }
 
   /** Data-in limited to the CDB's allocation length (the nexus further limits it to the expected length). */

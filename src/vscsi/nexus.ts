@@ -190,8 +190,8 @@ export class NexusImpl implements Nexus {
   }
 
   submit(request: ScsiCommandRequest): void {
-    const counter = this.owner.commandCounter;
-    if (counter) counter[0]!++;
+    const counters = this.owner.commandCounter;
+    if (counters) counters[0]!++;
     try {
       this.submitChecked(request);
     } catch (err) {
