@@ -16,6 +16,9 @@
 #         directly (the shared conformance script never passes that flag)
 # Exits non-zero if any test fails, or is skipped without being listed in conformance/SKIPS.md
 # under that LUN's heading.
+#
+# VTGT_CONFORMANCE_ISCSI_THREADS=N: serve with N connection threads (performance.iscsiThreads) and
+# move every session that can move to one, so the suite runs against the threaded connection path.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -46,6 +49,11 @@ accounts: []
 iscsi:
   portals: [127.0.0.1:0, 127.0.0.1:0]
 YAML
+threads=${VTGT_CONFORMANCE_ISCSI_THREADS:-0}
+if [ "$threads" != 0 ]; then
+  printf 'performance:\n  iscsiThreads: %s\n' "$threads" >>"$data/conformance.yaml"
+  export VTGT_ISCSI_PLACEMENT=threads
+fi
 
 node "$root/bin/vtgt.js" serve --data "$data" --config "$data/conformance.yaml" >"$OUT/service.out" 2>"$OUT/service.log" &
 pid=$!

@@ -86,11 +86,19 @@ describe('config schema', () => {
     const [i] = bad('performance:\n  busyPollMicros: 5000\n');
     expect(i).toMatchObject({ line: 2, path: 'performance.busyPollMicros' });
     expect(i!.message).toContain('microseconds (0 = off)');
-    expect(bad('performance:\n  busyPoll: 10\n')[0]!.message).toBe('unknown key "busyPoll"; allowed: busyPollMicros');
+    expect(bad('performance:\n  busyPoll: 10\n')[0]!.message).toBe('unknown key "busyPoll"; allowed: busyPollMicros, iscsiThreads');
     const r = parseConfig('/x/vtgt.yaml', 'log:\n  level: warn\n');
     expect(r.ok && r.config.performance).toBeUndefined();
     const off = parseConfig('/x/vtgt.yaml', 'performance: { busyPollMicros: 0 }\n');
     expect(off.ok && off.config.performance).toEqual({ busyPollMicros: 0 });
+  });
+
+  it('bounds the connection threads and keeps them apart from the busy-poll window', () => {
+    const [i] = bad('performance:\n  iscsiThreads: 17\n');
+    expect(i).toMatchObject({ line: 2, path: 'performance.iscsiThreads' });
+    expect(i!.message).toContain('connection threads (0 = none)');
+    const r = parseConfig('/x/vtgt.yaml', 'performance: { iscsiThreads: 2 }\n');
+    expect(r.ok && r.config.performance).toEqual({ iscsiThreads: 2 });
   });
 
   it('round-trips through save', () => {

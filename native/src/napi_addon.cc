@@ -11,6 +11,7 @@ void InitCrc32c(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitIo(Napi::Env env, Napi::Object exports);
 void InitBusyPoll(Napi::Env env, Napi::Object exports);
+void InitFd(Napi::Env env, Napi::Object exports);
 // Optional parts owned by other areas (napi_xen*.cc): weak, so the addon links with or without them.
 __attribute__((weak)) void InitXen(Napi::Env env, Napi::Object exports);
 
@@ -51,6 +52,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vtgt::InitShm(env, exports);
   vtgt::InitIo(env, exports);
   vtgt::InitBusyPoll(env, exports);
+  vtgt::InitFd(env, exports);
   if (vtgt::InitXen) vtgt::InitXen(env, exports);
   return exports;
 }

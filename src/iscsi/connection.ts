@@ -40,6 +40,22 @@ export interface ConnectionServer {
   loginHost(conn: IscsiConnection): LoginHost;
   textResponder(conn: IscsiConnection): TextResponder;
   connectionClosed(conn: IscsiConnection): void;
+  /**
+   * Login is complete: the server may continue the connection on a connection thread. It takes the
+   * socket and the final Login Response (`handoff.firstBytes`, not yet sent) and returns true, or
+   * returns false and the connection carries on here.
+   */
+  moveConnection?(conn: IscsiConnection, handoff: ConnectionHandoff): boolean;
+}
+
+/** The state a logged-in connection continues from, on this thread or another. */
+export interface ConnectionHandoff {
+  params: OperationalParams;
+  cid: number;
+  /** StatSN of the first response after the final Login Response. */
+  statSn: number;
+  /** Bytes to send first (the final Login Response of a connection whose login ran on another thread). */
+  firstBytes: Buffer;
 }
 
 /** Login must finish within this time or the connection is dropped. */
@@ -60,14 +76,15 @@ let nextConnectionId = 1;
 export class IscsiConnection implements TaskConnection, SessionConnection {
   readonly id = nextConnectionId++;
   readonly createdAt = Date.now();
-  phase: 'login' | 'ffp' | 'logout' | 'closed' = 'login';
+  /** `moved`: continued on a connection thread; this object is finished with. */
+  phase: 'login' | 'ffp' | 'logout' | 'closed' | 'moved' = 'login';
   session: IscsiSession | undefined;
   cid = 0;
   params: OperationalParams = { ...RFC_DEFAULTS };
   private statSn: number;
   private readonly receiver = new PduReceiver({ headerDigest: false, dataDigest: false, maxRecvDataSegmentLength: LOGIN_MAX_SEGMENT });
   private busy = false;
-  private readonly login: LoginMachine;
+  private readonly login: LoginMachine | undefined;
   private readonly tasks = new Set<ScsiTask>();
   private readonly tombstones: number[] = [];
   /** Commands in CmdSN order waiting for backpressure to ease before going to the core. */
@@ -90,18 +107,28 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     readonly transport: IscsiTransport,
     private readonly server: ConnectionServer,
     readonly tpgt: number,
+    /** A connection whose login finished on another thread: starts in Full Feature Phase of `session`. */
+    established?: { handoff: ConnectionHandoff; session: IscsiSession },
   ) {
     this.log = server.logger?.child({ conn: this.id, peer: `${transport.remoteAddress}:${transport.remotePort}` });
-    this.statSn = (Math.random() * 0x7fffffff) >>> 0;
-    this.login = new LoginMachine(server.loginHost(this), this.statSn);
-    this.loginTimer = setTimeout(() => this.drop('login did not complete in time'), LOGIN_TIMEOUT_MS);
-    this.loginTimer.unref();
     this.receiver.copyOut = transport.ephemeralChunks === true;
     transport.setReadDemand?.(() => this.receiver.missing);
+    if (established) {
+      this.statSn = 0;
+      this.login = undefined;
+      this.session = established.session;
+      this.enterFullFeaturePhase(established.handoff);
+    } else {
+      this.statSn = (Math.random() * 0x7fffffff) >>> 0;
+      this.login = new LoginMachine(server.loginHost(this), this.statSn);
+      this.loginTimer = setTimeout(() => this.drop('login did not complete in time'), LOGIN_TIMEOUT_MS);
+      this.loginTimer.unref();
+    }
     transport.start(
       (chunk) => this.onData(chunk),
       (err) => this.onClose(err),
     );
+    if (established?.handoff.firstBytes.length) transport.send([established.handoff.firstBytes]);
   }
 
   get closed(): boolean {
@@ -182,7 +209,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
 
   /** Drop the connection now (reinstatement, fatal protocol error, dead peer, removal). */
   drop(reason: string): void {
-    if (this.phase === 'closed') return;
+    if (this.phase === 'closed' || this.phase === 'moved') return;
     this.log?.info({ reason }, 'dropping iSCSI connection');
     this.transport.destroy();
     this.onClose();
@@ -263,10 +290,11 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     }
     const req = parseLoginRequest(pdu);
     this.busy = true;
-    this.login
+    this.login!
       .handle(req)
       .then((step) => {
         if (this.phase === 'closed') return;
+        if (step.outcome === 'ffp' && this.moveOut(step.responses, step.result!.params)) return;
         for (const r of step.responses) this.send(r);
         if (step.outcome === 'fail') {
           this.log?.info({ status: step.failure?.status.toString(16), reason: step.failure?.message }, 'iSCSI login failed');
@@ -274,18 +302,8 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
           return;
         }
         if (step.outcome === 'ffp') {
-          clearTimeout(this.loginTimer);
-          this.statSn = this.login.nextStatSn;
-          this.phase = 'ffp';
           const p = step.result!.params;
-          this.params = { ...this.params, ...p };
-          this.receiver.limits = {
-            headerDigest: p.HeaderDigest,
-            dataDigest: p.DataDigest,
-            maxRecvDataSegmentLength: p.TargetMaxRecvDataSegmentLength,
-          };
-          this.text = new TextExchange(this.server.textResponder(this));
-          this.startKeepalive();
+          this.enterFullFeaturePhase({ params: { ...this.params, ...p }, cid: this.cid, statSn: this.login!.nextStatSn, firstBytes: Buffer.alloc(0) });
           this.log?.info(
             {
               initiator: step.result!.initiatorName,
@@ -306,6 +324,38 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
         this.log?.error({ err: e }, 'iSCSI login failed internally');
         this.drop('internal error during login');
       });
+  }
+
+  private enterFullFeaturePhase(h: ConnectionHandoff): void {
+    clearTimeout(this.loginTimer);
+    this.statSn = h.statSn;
+    this.cid = h.cid;
+    this.phase = 'ffp';
+    this.params = h.params;
+    this.receiver.limits = {
+      headerDigest: h.params.HeaderDigest,
+      dataDigest: h.params.DataDigest,
+      maxRecvDataSegmentLength: h.params.TargetMaxRecvDataSegmentLength,
+    };
+    this.text = new TextExchange(this.server.textResponder(this));
+    this.startKeepalive();
+  }
+
+  /**
+   * Offer the logged-in connection to the server for a connection thread, with the final Login
+   * Response still to send. Only at a clean boundary: nothing of the initiator's buffered here (it
+   * sends nothing before that response) and nothing of ours still queued.
+   */
+  private moveOut(responses: OutPdu[], negotiated: Partial<OperationalParams>): boolean {
+    const move = this.server.moveConnection;
+    if (!move || this.receiver.midPdu || this.transport.pendingBytes > 0) return false;
+    const firstBytes = Buffer.concat(responses.flatMap((r) => frameOut(r.bhs, r.data, false, false)));
+    const handoff: ConnectionHandoff = { params: { ...this.params, ...negotiated }, cid: this.cid, statSn: this.login!.nextStatSn, firstBytes };
+    if (!move.call(this.server, this, handoff)) return false;
+    clearTimeout(this.loginTimer);
+    this.phase = 'moved';
+    this.txPdus += responses.length;
+    return true;
   }
 
   // ---------------------------------------------------------------- full feature phase
@@ -560,7 +610,11 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     // aborting may wait for Data-Out that will never come: release those waits once it has them marked.
     const pending = s.nexus!.taskManagement(plan.request);
     for (const task of plan.aborting) task.cancelTransfers();
-    return tmfOutcome(await pending);
+    const outcome = tmfOutcome(await pending);
+    // The command completed (and its status went out) before the core saw the abort, as happens when
+    // the core runs on another thread: it was not aborted, so it no longer existed (§11.6.1).
+    if (t.fn === TmfCode.ABORT_TASK && plan.aborting[0]?.state === 'done') return { code: TmfResponseCode.TASK_DOES_NOT_EXIST };
+    return outcome;
   }
 
   // ---------------------------------------------------------------- keepalive and teardown
@@ -593,7 +647,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   }
 
   private onClose(err?: Error): void {
-    if (this.phase === 'closed') return;
+    if (this.phase === 'closed' || this.phase === 'moved') return;
     const wasMidPdu = this.receiver.midPdu;
     this.phase = 'closed';
     clearTimeout(this.loginTimer);

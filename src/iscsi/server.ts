@@ -5,9 +5,11 @@
  */
 import type { Logger } from 'pino';
 import { TargetAccess, type AccessDecision } from './acl.js';
-import { IscsiConnection, type ConnectionServer } from './connection.js';
+import { IscsiConnection, type ConnectionHandoff, type ConnectionServer } from './connection.js';
+import { ConnectionThreads, RemoteConnection, type ConnectionThreadsOptions } from './connection-threads.js';
 import type { LunMap, ScsiCore, ScsiTarget, TargetPort } from './core-types.js';
 import { sendTargets } from './discovery.js';
+import { answerTextKeys } from './text-answers.js';
 import { ISCSI_PROTOCOL_ID, LoginStatus } from './constants.js';
 import type { AdmitResult, LoginHost, LoginResult, LoginTargetInfo } from './login.js';
 import { type OperationalParams, type TargetParamPolicy, buildPolicy } from './params.js';
@@ -15,7 +17,7 @@ import { IscsiSession } from './session.js';
 import { listenTcp, type IscsiTransport, type PortalListener } from './tcp.js';
 import type { TextResponder } from './text.js';
 import type { KeyValues } from './text-keys.js';
-import type { InitiatorPortId } from '../vscsi/fabric.js';
+import type { InitiatorPortId, Nexus } from '../vscsi/fabric.js';
 import { buildTransportId } from '../vscsi/pr/index.js';
 
 export type { LunMap, ScsiCore, ScsiTarget } from './core-types.js';
@@ -57,6 +59,8 @@ export interface IscsiServerOptions {
   nopInterval?: number;
   /** Seconds: drop a connection whose NOP-In went unanswered this long (default 15). */
   nopTimeout?: number;
+  /** Continue logged-in connections on worker threads (connection-threads.ts); absent = none. */
+  connectionThreads?: ConnectionThreadsOptions;
 }
 
 export interface IscsiConnectionInfo {
@@ -71,6 +75,8 @@ export interface IscsiConnectionInfo {
   maxRecvDataSegmentLength: number;
   targetMaxRecvDataSegmentLength: number;
   activeCommands: number;
+  /** 0: the main thread; n: connection thread n (performance.iscsiThreads). */
+  thread: number;
   /** Bytes queued for sending that the initiator has not read yet. */
   sendQueueBytes: number;
   pdusReceived: number;
@@ -143,7 +149,9 @@ export class IscsiServer implements ConnectionServer {
   private readonly targets = new Map<string, TargetEntry>();
   private readonly portals = new Map<string, Portal>();
   private readonly connections = new Set<IscsiConnection>();
-  private readonly sessionsByTsih = new Map<number, IscsiSession>();
+  private readonly sessionsByTsih = new Map<number, IscsiSession<Nexus>>();
+  private readonly remoteConnections = new Set<RemoteConnection>();
+  private readonly threads: ConnectionThreads | undefined;
   private discoveryChap: ChapCredentials | undefined;
   private discoveryMutualChap: ChapCredentials | undefined;
   private readonly discoveryPolicy = buildPolicy({}, 'discovery sessions');
@@ -157,6 +165,9 @@ export class IscsiServer implements ConnectionServer {
     this.nopTimeout = opts.nopTimeout ?? 15;
     this.discoveryChap = opts.discoveryChap;
     this.discoveryMutualChap = opts.discoveryMutualChap;
+    if (opts.connectionThreads && opts.connectionThreads.count > 0) {
+      this.threads = new ConnectionThreads({ ...opts.connectionThreads, nopInterval: this.nopInterval, nopTimeout: this.nopTimeout }, this.logger);
+    }
   }
 
   // ------------------------------------------------------------ administration
@@ -215,7 +226,7 @@ export class IscsiServer implements ConnectionServer {
       isid: s.isidHex,
       tsih: s.tsih,
       tpgt: s.tpgt,
-      connections: [...s.connections.values()].map((c) => connectionInfo(c as IscsiConnection)),
+      connections: [...s.connections.values()].map((c) => (c instanceof RemoteConnection ? remoteConnectionInfo(c) : connectionInfo(c as IscsiConnection))),
       params: {
         InitialR2T: s.params.InitialR2T,
         ImmediateData: s.params.ImmediateData,
@@ -231,9 +242,9 @@ export class IscsiServer implements ConnectionServer {
       readBytes: s.counters.readBytes,
       writeBytes: s.counters.writeBytes,
       taskManagementRequests: s.counters.tmfs,
-      rejects: s.counters.rejects,
-      activeCommands: s.activeTasks(),
-      expCmdSn: s.expCmdSn,
+      rejects: s.counters.rejects + sumRemote(s, (st) => st.rejects),
+      activeCommands: s.activeTasks() + sumRemote(s, (st) => st.activeCommands),
+      expCmdSn: remoteOf(s)?.stats?.expCmdSn ?? s.expCmdSn,
       createdAt: new Date(s.createdAt).toISOString(),
     }));
   }
@@ -242,6 +253,7 @@ export class IscsiServer implements ConnectionServer {
   async requestLogoutAll(timeoutMs: number): Promise<void> {
     const seconds = Math.max(0, Math.ceil(timeoutMs / 1000));
     for (const c of this.connections) c.requestLogout(seconds);
+    for (const c of this.remoteConnections) c.requestLogout(seconds);
     const deadline = Date.now() + Math.max(0, timeoutMs);
     while (this.sessionsByTsih.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
@@ -257,6 +269,7 @@ export class IscsiServer implements ConnectionServer {
     await Promise.all(portals.map((p) => p.listener.close()));
     for (const c of [...this.connections]) c.drop('service closing');
     await Promise.all([...this.sessionsByTsih.values()].map((s) => this.endSession(s, 'service closing')));
+    await this.threads?.close();
   }
 
   // ------------------------------------------------------------ connections and sessions
@@ -299,15 +312,89 @@ export class IscsiServer implements ConnectionServer {
   connectionClosed(conn: IscsiConnection): void {
     this.connections.delete(conn);
     const s = conn.session;
-    if (!s) return;
+    if (s) this.sessionConnectionGone(s as IscsiSession<Nexus>, conn, conn.orderlyExit);
+  }
+
+  private sessionConnectionGone(s: IscsiSession<Nexus>, conn: IscsiConnection | RemoteConnection, orderly: boolean): void {
     if (s.connections.get(conn.cid) === conn) s.connections.delete(conn.cid);
     if (s.connections.size === 0) void this.endSession(s, 'last connection closed');
     // ErrorRecoveryLevel 0 (RFC 7143 §7.1.5, §7.3): a connection failure is a session failure; the
     // initiator recovers by reinstating the session. Logouts and connection reinstatement are not failures.
-    else if (!conn.orderlyExit && s.params.ErrorRecoveryLevel === 0) void this.endSession(s, 'a connection of the session failed');
+    else if (!orderly && s.params.ErrorRecoveryLevel === 0) void this.endSession(s, 'a connection of the session failed');
   }
 
-  private async endSession(s: IscsiSession, reason: string): Promise<void> {
+  /**
+   * ConnectionServer: continue a just logged-in connection on a connection thread when the session is
+   * a normal one with a single connection (MC/S sessions keep all their connections here, where their
+   * shared command window lives) and placement picks a thread.
+   */
+  moveConnection(conn: IscsiConnection, handoff: ConnectionHandoff): boolean {
+    const threads = this.threads;
+    const s = conn.session as IscsiSession<Nexus> | undefined;
+    if (!threads || this.closing || !s || s.type !== 'Normal' || !s.nexus || !conn.transport.handOver) return false;
+    if (s.params.MaxConnections !== 1 || s.connections.size !== 1 || s.connections.get(handoff.cid) !== conn) return false;
+    let onMain = 0;
+    for (const other of this.sessionsByTsih.values()) {
+      if (other.type === 'Normal' && other !== s && ![...other.connections.values()].some((c) => c instanceof RemoteConnection)) onMain++;
+    }
+    const thread = threads.choose(onMain);
+    if (!thread) return false;
+    let fd: number | undefined;
+    try {
+      fd = conn.transport.handOver(threads.dupSocketFd);
+    } catch (e) {
+      this.logger?.warn({ err: e }, 'cannot move an iSCSI connection to a connection thread; it stays on the main thread');
+      return false;
+    }
+    if (fd === undefined) return false;
+    const t = conn.transport;
+    const remote = threads.move(
+      thread,
+      {
+        fd,
+        tpgt: conn.tpgt,
+        cid: handoff.cid,
+        statSn: handoff.statSn,
+        params: handoff.params,
+        session: { tsih: s.tsih, isidHex: s.isidHex, initiatorName: s.initiatorName, targetName: s.targetName ?? '', expCmdSn: s.expCmdSn, window: s.window },
+        discovery: this.discoverySnapshot(s.initiatorName, t.remoteAddress),
+      },
+      handoff.firstBytes,
+      { nexus: s.nexus, counters: s.counters },
+      { peerAddress: t.remoteAddress, peerPort: t.remotePort, localAddress: t.localAddress, localPort: t.localPort, params: handoff.params },
+      (c, orderly, reason) => {
+        this.remoteConnections.delete(c);
+        if (c.recalled) return;
+        conn.log?.info({ reason }, 'iSCSI connection on a connection thread closed');
+        this.sessionConnectionGone(s, c, orderly);
+      },
+    );
+    this.connections.delete(conn);
+    this.remoteConnections.add(remote);
+    s.connections.set(handoff.cid, remote);
+    conn.log?.info(
+      {
+        initiator: s.initiatorName,
+        target: s.targetName,
+        tsih: s.tsih,
+        cid: handoff.cid,
+        thread: remote.threadIndex,
+        headerDigest: handoff.params.HeaderDigest ? 'CRC32C' : 'None',
+        dataDigest: handoff.params.DataDigest ? 'CRC32C' : 'None',
+      },
+      'iSCSI login complete',
+    );
+    return true;
+  }
+
+  private discoverySnapshot(initiator: string, remoteAddress: string): { targets: { name: string; tpgt: number; visible: boolean }[]; portals: { host: string; port: number; tpgt: number }[] } {
+    return {
+      targets: [...this.targets.values()].map((e) => ({ name: e.name, tpgt: e.tpgt, visible: e.access.decide(initiator, remoteAddress).allowed })),
+      portals: [...this.portals.values()].map((p) => ({ host: p.host, port: p.port, tpgt: p.tpgt })),
+    };
+  }
+
+  private async endSession(s: IscsiSession<Nexus>, reason: string): Promise<void> {
     if (s.closed) return;
     s.closed = true;
     if (this.sessionsByTsih.get(s.tsih) === s) this.sessionsByTsih.delete(s.tsih);
@@ -332,7 +419,7 @@ export class IscsiServer implements ConnectionServer {
     return 0;
   }
 
-  private findSession(initiatorName: string, isid: Buffer, targetName: string | undefined): IscsiSession | undefined {
+  private findSession(initiatorName: string, isid: Buffer, targetName: string | undefined): IscsiSession<Nexus> | undefined {
     const name = initiatorName.toLowerCase();
     for (const s of this.sessionsByTsih.values()) {
       if (s.initiatorName.toLowerCase() === name && s.isid.equals(isid) && (s.targetName ?? '').toLowerCase() === (targetName ?? '').toLowerCase() && !s.closed) {
@@ -376,7 +463,7 @@ export class IscsiServer implements ConnectionServer {
   private async admit(conn: IscsiConnection, r: LoginResult, decision: AccessDecision | undefined): Promise<AdmitResult> {
     if (this.closing) return { ok: false, status: LoginStatus.SERVICE_UNAVAILABLE, message: 'service is shutting down' };
     if (conn.closed) return { ok: false, status: LoginStatus.TARGET_ERROR, message: 'connection closed during login' };
-    let s: IscsiSession;
+    let s: IscsiSession<Nexus>;
     if (r.tsih === 0) {
       let nexus;
       if (r.sessionType === 'Normal') {
@@ -415,6 +502,12 @@ export class IscsiServer implements ConnectionServer {
       s = found;
       if (s.tpgt !== conn.tpgt) return { ok: false, status: LoginStatus.CANT_INCLUDE_IN_SESSION, message: 'connection arrived on another portal group' };
       const old = s.connections.get(r.cid);
+      if (old instanceof RemoteConnection) {
+        // The session's command window moved with the connection: take it back before continuing here.
+        const window = await old.recall();
+        if (window) s.resumeWindow(window.expCmdSn, window.maxCmdSn);
+        if (conn.closed || s.closed) return { ok: false, status: LoginStatus.TARGET_ERROR, message: 'session ended during connection reinstatement' };
+      }
       if (old) {
         // §6.3.4: a login with the CID of a live connection reinstates that connection.
         old.markOrderlyExit();
@@ -432,29 +525,12 @@ export class IscsiServer implements ConnectionServer {
 
   textResponder(conn: IscsiConnection): TextResponder {
     return {
-      respond: (pairs: KeyValues): KeyValues => {
-        const out: KeyValues = [];
-        const s = conn.session;
-        for (const [key, value] of pairs) {
-          if (key === 'SendTargets') {
-            if (s?.type === 'Normal' && value === 'All') {
-              // §13.3: SendTargets=All is for discovery sessions; a normal session sees its own target.
-              out.push(...this.sendTargetsFor(conn, '', s.targetName));
-            } else {
-              out.push(...this.sendTargetsFor(conn, value, s?.targetName));
-            }
-          } else if (key === 'MaxRecvDataSegmentLength') {
-            const n = Number(value);
-            if (Number.isInteger(n) && n >= 512 && n <= 0xffffff) conn.params.MaxRecvDataSegmentLength = n;
-            else out.push([key, 'Reject']);
-          } else if (key.startsWith('X-') || key.startsWith('X#')) {
-            out.push([key, 'NotUnderstood']);
-          } else {
-            out.push([key, 'Irrelevant']);
-          }
-        }
-        return out;
-      },
+      respond: (pairs: KeyValues): KeyValues =>
+        answerTextKeys(pairs, {
+          sessionType: conn.session?.type,
+          params: conn.params,
+          sendTargets: (value) => this.sendTargetsFor(conn, value, conn.session?.targetName),
+        }),
     };
   }
 
@@ -498,9 +574,42 @@ function connectionInfo(c: IscsiConnection): IscsiConnectionInfo {
     maxRecvDataSegmentLength: c.params.MaxRecvDataSegmentLength,
     targetMaxRecvDataSegmentLength: c.params.TargetMaxRecvDataSegmentLength,
     activeCommands: c.activeTasks,
+    thread: 0,
     sendQueueBytes: c.transport.pendingBytes,
     pdusReceived: c.rxPdus,
     pdusSent: c.txPdus,
     connectedAt: new Date(c.createdAt).toISOString(),
   };
+}
+
+function remoteConnectionInfo(c: RemoteConnection): IscsiConnectionInfo {
+  const snap = c.snapshot;
+  return {
+    cid: c.cid,
+    peerAddress: snap.peerAddress,
+    peerPort: snap.peerPort,
+    localAddress: snap.localAddress,
+    localPort: snap.localPort,
+    headerDigest: snap.params.HeaderDigest ? 'CRC32C' : 'None',
+    dataDigest: snap.params.DataDigest ? 'CRC32C' : 'None',
+    maxRecvDataSegmentLength: snap.params.MaxRecvDataSegmentLength,
+    targetMaxRecvDataSegmentLength: snap.params.TargetMaxRecvDataSegmentLength,
+    activeCommands: c.stats?.activeCommands ?? 0,
+    thread: c.threadIndex,
+    sendQueueBytes: c.stats?.sendQueueBytes ?? 0,
+    pdusReceived: c.stats?.pdusReceived ?? 0,
+    pdusSent: c.stats?.pdusSent ?? 0,
+    connectedAt: new Date(c.createdAt).toISOString(),
+  };
+}
+
+function remoteOf(s: IscsiSession<Nexus>): RemoteConnection | undefined {
+  for (const c of s.connections.values()) if (c instanceof RemoteConnection) return c;
+  return undefined;
+}
+
+function sumRemote(s: IscsiSession<Nexus>, pick: (st: NonNullable<RemoteConnection['stats']>) => number): number {
+  let n = 0;
+  for (const c of s.connections.values()) if (c instanceof RemoteConnection && c.stats) n += pick(c.stats);
+  return n;
 }

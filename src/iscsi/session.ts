@@ -22,6 +22,9 @@ export interface SessionConnection {
   closeAfterFlush(reason: string): void;
 }
 
+/** The part of the core's nexus a session's connections use (a connection thread has only this). */
+export type SessionNexus = Pick<Nexus, 'submit' | 'taskManagement'>;
+
 export interface SessionCounters {
   commands: number;
   readBytes: number;
@@ -33,7 +36,7 @@ export interface SessionCounters {
 /** Commands accepted beyond ExpCmdSN (and in flight) at most: the advertised window. */
 export const DEFAULT_CMD_WINDOW = 128;
 
-export class IscsiSession {
+export class IscsiSession<N extends SessionNexus = SessionNexus> {
   readonly connections = new Map<number, SessionConnection>();
   readonly tasks = new Map<number, ScsiTask>();
   readonly counters: SessionCounters = { commands: 0, readBytes: 0, writeBytes: 0, tmfs: 0, rejects: 0 };
@@ -52,7 +55,7 @@ export class IscsiSession {
     readonly type: 'Normal' | 'Discovery',
     readonly params: OperationalParams,
     firstCmdSn: number,
-    readonly nexus: Nexus | undefined,
+    readonly nexus: N | undefined,
     readonly tpgt: number,
     readonly window = DEFAULT_CMD_WINDOW,
   ) {
@@ -73,6 +76,12 @@ export class IscsiSession {
     const candidate = serialAdd(this.expCmdSn, room - 1);
     if (serialLt(this.announcedMax, candidate)) this.announcedMax = candidate;
     return this.announcedMax;
+  }
+
+  /** Continue the command window where another thread's copy of this session left it. */
+  resumeWindow(expCmdSn: number, maxCmdSn: number): void {
+    this.expCmdSn = expCmdSn >>> 0;
+    if (serialLt(this.announcedMax, maxCmdSn >>> 0)) this.announcedMax = maxCmdSn >>> 0;
   }
 
   /** Is `cmdSn` inside [ExpCmdSN, MaxCmdSN]? */

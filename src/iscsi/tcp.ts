@@ -35,6 +35,11 @@ export interface IscsiTransport {
    * (asked after each delivered chunk); a transport may size its next read from it.
    */
   setReadDemand?(missing: () => number): void;
+  /**
+   * Optional: give the connection to another thread (TcpTransport.handOver): a duplicate descriptor
+   * made by `dup`, this side closed without shutting the connection down; undefined when not possible.
+   */
+  handOver?(dup: (fd: number) => number): number | undefined;
   /** Stop / restart delivering received bytes (backpressure towards the initiator). */
   pauseReading(): void;
   resumeReading(): void;
@@ -105,6 +110,24 @@ export class TcpTransport implements IscsiTransport {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * Give the connection up to another thread: returns a duplicate of the socket's descriptor (made by
+   * `dup`) and closes this side without shutting the connection down. Undefined, with nothing
+   * changed, when anything is still queued or the descriptor is not reachable.
+   */
+  handOver(dup: (fd: number) => number): number | undefined {
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.closed || this.socket.destroyed || this.socket.writableLength > 0 || typeof fd !== 'number' || fd < 0) return undefined;
+    const copy = dup(fd);
+    this.closed = true;
+    this.dataHandler = undefined;
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('close');
+    this.socket.on('error', () => {});
+    this.socket.destroy();
+    return copy;
   }
 
   get pendingBytes(): number {
@@ -180,35 +203,48 @@ function receiveIntoReusedBuffers(server: Server, onConnection: (t: IscsiTranspo
       accept.call(this, err, client);
       return;
     }
-    const large = Buffer.allocUnsafeSlow(RX_BUFFER_BYTES);
-    const small = large.subarray(0, RX_SMALL_BYTES);
-    let deliver: ((chunk: Buffer) => void) | undefined;
-    let missing: () => number = () => 0;
-    let socket: Socket;
+    let transport: TcpTransport;
     try {
-      socket = new Socket({
-        handle: client,
-        readable: true,
-        writable: true,
-        onread: {
-          // Called before the first read and after each one has been delivered (and handled).
-          buffer: () => (missing() > RX_SMALL_BYTES ? large : small),
-          callback: (n: number, buf: Uint8Array) => void deliver?.(Buffer.from(buf.buffer, buf.byteOffset, n)),
-        },
-      } as unknown as ConstructorParameters<typeof Socket>[0]);
+      transport = transportWithReusedReceive({ handle: client });
     } catch {
       accept.call(this, err, client);
       return;
     }
-    onConnection(
-      new TcpTransport(socket, {
-        register: (onChunk, demand) => {
-          deliver = onChunk;
-          missing = demand;
-        },
-      }),
-    );
+    onConnection(transport);
   };
+}
+
+/** A transport over a new socket (an accepted handle, or a descriptor) reading into reused buffers. */
+function transportWithReusedReceive(source: { handle: unknown } | { fd: number }): TcpTransport {
+  const large = Buffer.allocUnsafeSlow(RX_BUFFER_BYTES);
+  const small = large.subarray(0, RX_SMALL_BYTES);
+  let deliver: ((chunk: Buffer) => void) | undefined;
+  let missing: () => number = () => 0;
+  const socket = new Socket({
+    ...source,
+    readable: true,
+    writable: true,
+    onread: {
+      // Called before the first read and after each one has been delivered (and handled).
+      buffer: () => (missing() > RX_SMALL_BYTES ? large : small),
+      callback: (n: number, buf: Uint8Array) => void deliver?.(Buffer.from(buf.buffer, buf.byteOffset, n)),
+    },
+  } as unknown as ConstructorParameters<typeof Socket>[0]);
+  return new TcpTransport(socket, {
+    register: (onChunk, demand) => {
+      deliver = onChunk;
+      missing = demand;
+    },
+  });
+}
+
+/**
+ * Continue a TCP connection from a descriptor this thread now owns (a connection moved from the
+ * thread that accepted it, connection-threads.ts).
+ */
+export function transportFromFd(fd: number): IscsiTransport {
+  if (process.env.VTGT_TCP_REUSE_RX === '0') return new TcpTransport(new Socket({ fd, readable: true, writable: true }));
+  return transportWithReusedReceive({ fd });
 }
 
 /** Listen on host:port (port 0 = ephemeral); every accepted socket goes to `onConnection`. */

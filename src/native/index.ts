@@ -96,6 +96,8 @@ export interface NativeAddon {
   /** Share the core's counters ([submitted, in flight]) so polling can tell latency-bound initiators from busy ones. */
   setBusyPollCommandCounter(counter: Float64Array): void;
   bufferAlignment(buf: Uint8Array): number;
+  /** A close-on-exec duplicate of a socket descriptor (throws for anything but a socket). */
+  dupSocketFd(fd: number): number;
   [name: string]: unknown;
 }
 

@@ -70,7 +70,7 @@ export interface IscsiApi {
 export interface Platform {
   core: CoreApi;
   createBackstore(spec: BackstoreSpec): Promise<Backstore>;
-  createIscsi(opts: { logger: Logger; nopInterval?: number; nopTimeout?: number }): IscsiApi;
+  createIscsi(opts: { logger: Logger; nopInterval?: number; nopTimeout?: number; iscsiThreads?: number }): IscsiApi;
   /** Adaptive event-loop polling before sleeping, in µs (0 = off); absent where there is no addon. */
   setBusyPoll?(maxMicros: number): void;
   busyPollStats?(): BusyPollCounters | null;
@@ -85,7 +85,23 @@ export async function loadPlatform(logger: Logger): Promise<Platform> {
   return {
     core,
     createBackstore: async (spec) => createRealBackstore(spec, { logger: storeLogger }),
-    createIscsi: (opts) => new IscsiServer({ core, ...opts }),
+    createIscsi: ({ iscsiThreads, ...opts }) =>
+      new IscsiServer({
+        core,
+        ...opts,
+        ...(iscsiThreads
+          ? {
+              connectionThreads: {
+                count: iscsiThreads,
+                dupSocketFd: (fd: number) => loadNative().dupSocketFd(fd),
+                logLevel: opts.logger.level,
+                // The same choice createLogger made for the main thread (a worker's stderr is no terminal).
+                prettyLogs: Boolean(process.stderr.isTTY),
+                ...(process.env.VTGT_ISCSI_PLACEMENT === 'threads' ? { placement: 'threads' as const } : {}),
+              },
+            }
+          : {}),
+      }),
     setBusyPoll: (maxMicros) => {
       const native = loadNative();
       native.setBusyPollCommandCounter(commandCounter);

@@ -59,7 +59,7 @@ export class Runtime {
     readonly platform: Platform,
     readonly dataDir: string,
     private readonly logger: Logger,
-    initialIscsi: { nopInterval?: number; nopTimeout?: number } = {},
+    initialIscsi: { nopInterval?: number; nopTimeout?: number; iscsiThreads?: number } = {},
   ) {
     this.iscsi = platform.createIscsi({ logger: logger.child({ component: 'iscsi' }), ...initialIscsi });
     this.current = { backstores: [], targets: [], accounts: [], iscsi: { portals: [] }, metrics: {}, log: { level: 'info' }, fabrics: {} };
@@ -122,6 +122,11 @@ export class Runtime {
   private applyBusyPoll(prev: VtgtConfig, next: VtgtConfig, changes: string[]): void {
     const want = next.performance?.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS;
     const had = prev.performance?.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS;
+    const threadsWanted = next.performance?.iscsiThreads;
+    if (this.busyPollApplied && threadsWanted !== prev.performance?.iscsiThreads) {
+      // Connections already on a thread cannot be moved back or elsewhere while they run.
+      this.logger.warn({ iscsiThreads: threadsWanted }, 'performance.iscsiThreads changes take effect when the service restarts');
+    }
     if (this.busyPollApplied && want === had) return;
     try {
       this.platform.setBusyPoll?.(want);

@@ -100,6 +100,7 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
   const runtime = new Runtime(platform, dataDir, logger, {
     ...(config.iscsi.nopInterval === undefined ? {} : { nopInterval: config.iscsi.nopInterval }),
     ...(config.iscsi.nopTimeout === undefined ? {} : { nopTimeout: config.iscsi.nopTimeout }),
+    iscsiThreads: config.performance?.iscsiThreads ?? 0,
   });
   try {
     await runtime.apply(withOverrides(config));

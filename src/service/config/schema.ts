@@ -8,6 +8,7 @@ import { fabricSection, fabricSections, unavailableFabrics } from '../fabrics/in
 import { resolveSecret } from './secrets.js';
 import {
   LUN_MAX,
+  MAX_ISCSI_THREADS,
   type AccountConfig,
   type AclConfig,
   type BackstoreConfig,
@@ -411,7 +412,9 @@ function readLog(r: YamlReader, f: Field): { level: LogLevel } {
 
 function readPerformance(r: YamlReader, f: Field): PerformanceConfig | undefined {
   if (!r.present(f)) return undefined;
-  const m = r.mapping(f, ['busyPollMicros'], 'the performance section');
+  const m = r.mapping(f, ['busyPollMicros', 'iscsiThreads'], 'the performance section');
   const us = r.integer(r.child(m, f, 'busyPollMicros'), 0, 1000, 'microseconds (0 = off)');
-  return us === undefined ? undefined : { busyPollMicros: us };
+  const threads = r.integer(r.child(m, f, 'iscsiThreads'), 0, MAX_ISCSI_THREADS, 'connection threads (0 = none)');
+  if (us === undefined && threads === undefined) return undefined;
+  return { ...(us === undefined ? {} : { busyPollMicros: us }), ...(threads === undefined ? {} : { iscsiThreads: threads }) };
 }

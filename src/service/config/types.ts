@@ -108,9 +108,19 @@ export interface MetricsConfig {
  */
 export const DEFAULT_BUSY_POLL_MICROS = 200;
 
+/**
+ * Worker threads that continue logged-in iSCSI connections, so PDU handling for many sessions can use
+ * more than one CPU while the core stays on the main thread. Off by default: on the 2-CPU machines
+ * measured, handing every command between threads cost more CPU per I/O than it freed
+ * (BENCHMARKS.md section 16).
+ */
+export const MAX_ISCSI_THREADS = 16;
+
 export interface PerformanceConfig {
   /** 0 = never poll; at most 1000. */
-  busyPollMicros: number;
+  busyPollMicros?: number;
+  /** 0 (default) = every connection on the main thread; at most MAX_ISCSI_THREADS. Read at start. */
+  iscsiThreads?: number;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
