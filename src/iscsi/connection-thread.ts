@@ -13,6 +13,7 @@ import { RemoteCommands } from './remote-nexus.js';
 import { IscsiSession, type SessionNexus } from './session.js';
 import { transportFromFd } from './tcp.js';
 import { answerTextKeys } from './text-answers.js';
+import type { TextResponder } from './text.js';
 import { BatchSender, copyOf, releaseBatch } from './thread-batch.js';
 import type { Batch, ConnectionStats, MovedConnection, ToConnectionOp, ToCoreOp } from './thread-messages.js';
 import { createLogger } from '../service/logger.js';
@@ -119,7 +120,7 @@ class ConnectionThread implements ConnectionServer {
     throw new Error('logins run on the main thread');
   }
 
-  textResponder(conn: IscsiConnection): { respond: (pairs: [string, string][]) => [string, string][] } {
+  textResponder(conn: IscsiConnection): TextResponder {
     return {
       respond: (pairs) => {
         const d = this.moved.get(this.linkOf.get(conn) ?? -1)?.discovery;

@@ -52,10 +52,14 @@ export class RemoteConnection implements SessionConnection {
     private readonly thread: ConnectionThread,
     readonly link: number,
     readonly cid: number,
-    readonly threadIndex: number,
     readonly snapshot: { peerAddress: string; peerPort: number; localAddress: string; localPort: number; params: MovedConnection['params'] },
     readonly onClosed: (c: RemoteConnection, orderly: boolean, reason: string) => void,
   ) {}
+
+  /** Which connection thread runs it (1-based; 0 is the main thread). */
+  get threadIndex(): number {
+    return this.thread.index;
+  }
 
   drop(reason: string): void {
     if (this.closed) return;
@@ -116,10 +120,6 @@ export class ConnectionThreads {
       return;
     }
     for (let i = 0; i < opts.count; i++) this.threads.push(this.start(script, i + 1));
-  }
-
-  get count(): number {
-    return this.threads.filter((t) => t.alive).length;
   }
 
   private start(script: URL, index: number): ConnectionThread {
@@ -187,7 +187,7 @@ export class ConnectionThreads {
     onClosed: RemoteConnection['onClosed'],
   ): RemoteConnection {
     const link = this.nextLink++;
-    const remote = new RemoteConnection(thread, link, moved.cid, thread.index, snapshot, onClosed);
+    const remote = new RemoteConnection(thread, link, moved.cid, snapshot, onClosed);
     thread.links.set(link, remote);
     thread.core.attach(link, session);
     thread.out.send({ t: 'adopt', link, connection: moved, firstBytes: thread.out.bytes(firstBytes) });

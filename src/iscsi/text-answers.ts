@@ -8,7 +8,7 @@ import type { KeyValues } from './text-keys.js';
 export interface TextAnswerContext {
   /** The session's type, or undefined before a session exists. */
   sessionType: 'Normal' | 'Discovery' | undefined;
-  /** SendTargets=<value> for this initiator; `sessionTarget` is the normal session's own target. */
+  /** SendTargets=<value> for this initiator ("" = the normal session's own target). */
   sendTargets(value: string): KeyValues;
   /** The connection's parameters (MaxRecvDataSegmentLength may be declared again, §13.12). */
   params: OperationalParams;
