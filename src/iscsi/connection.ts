@@ -354,7 +354,6 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     if (!move.call(this.server, this, handoff)) return false;
     clearTimeout(this.loginTimer);
     this.phase = 'moved';
-    this.txPdus += responses.length;
     return true;
   }
 

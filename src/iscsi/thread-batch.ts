@@ -12,8 +12,9 @@ import { dataInPool, type LentBuffer } from '../vscsi/buffer-pool.js';
 /** Bytes of an area's header: an Int32 that is 1 while a batch in flight uses the area. */
 const HEADER = 8;
 const MIN_AREA = 256 * 1024;
-/** Idle areas kept per sender at most; beyond, a finished area is left to the garbage collector. */
+/** Areas kept per sender at most, and the largest kept: others are left to the garbage collector. */
 const MAX_AREAS = 16;
+const MAX_POOLED_AREA = 4 * 1024 * 1024;
 
 /** Anything with postMessage: a MessagePort, a Worker, the parent port. */
 export interface BatchPeer {
@@ -86,12 +87,7 @@ export class BatchSender<Op> {
     const shared = new SharedArrayBuffer(HEADER + size);
     const a: Area = { shared, flag: new Int32Array(shared, 0, 1), bytes: Buffer.from(shared, HEADER, size) };
     Atomics.store(a.flag, 0, 1);
-    if (this.areas.length < MAX_AREAS) this.areas.push(a);
-    else {
-      // Keep the pool bounded: forget the smallest idle area in favour of this one.
-      const i = this.areas.findIndex((x) => Atomics.load(x.flag, 0) === 0);
-      if (i >= 0) this.areas[i] = a;
-    }
+    if (this.areas.length < MAX_AREAS && size <= MAX_POOLED_AREA) this.areas.push(a);
     return a;
   }
 }
