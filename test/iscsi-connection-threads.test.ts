@@ -54,24 +54,6 @@ function shownSessions(data: string): ShownSession[] {
   return show.targets.find((t) => t.name === T)?.sessions ?? [];
 }
 
-/** LOGICAL UNIT RESET of LUN 0 (RFC 7143 §11.5, function 5); returns the TMF response code. */
-async function logicalUnitReset(c: IscsiTestClient): Promise<number | undefined> {
-  const b = Buffer.alloc(48);
-  b[0] = 0x40 | 0x02;
-  b[1] = 0x80 | 5;
-  const itt = c.itt++;
-  b.writeUInt32BE(itt, 16);
-  b.writeUInt32BE(0xffffffff, 20);
-  b.writeUInt32BE(c.cmdSn, 24);
-  b.writeUInt32BE(c.expStatSn, 28);
-  c.sendPdu(b);
-  for (;;) {
-    const p = await c.next();
-    if (!p) return undefined;
-    if ((p.bhs[0]! & 0x3f) === 0x22 && p.bhs.readUInt32BE(16) === itt) return p.bhs[2];
-  }
-}
-
 function pattern(bytes: number, seed: number): Buffer {
   const b = Buffer.alloc(bytes);
   for (let i = 0; i < bytes; i++) b[i] = (i * 31 + seed) & 0xff;
@@ -111,7 +93,7 @@ describe('iSCSI connections on a connection thread', () => {
     expect(text).toContainEqual(['TargetName', T]);
 
     // LOGICAL UNIT RESET goes to the core and back; the initiators then see the reset's unit attention.
-    expect(await logicalUnitReset(a)).toBe(0);
+    expect(await a.tmf(5)).toBe(0);
     const ua = await b.scsi(cdb.testUnitReady());
     expect(ua.status).toBe(2);
     expect(ua.sense![12]).toBe(0x29);

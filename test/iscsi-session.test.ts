@@ -93,21 +93,7 @@ describe('iSCSI full feature phase against the real core', () => {
 
   it('maps TMFs: ABORT TASK of an unknown task, LU reset, reassign not supported', async () => {
     const c = await session();
-    const tmf = async (fn: number, rtt = 0xffffffff, lun = 0) => {
-      const b = Buffer.alloc(48);
-      b[0] = 0x42;
-      b[1] = 0x80 | fn;
-      b[9] = lun;
-      b.writeUInt32BE(c.itt++, 16);
-      b.writeUInt32BE(rtt, 20);
-      b.writeUInt32BE(c.cmdSn, 24);
-      b.writeUInt32BE(c.expStatSn, 28);
-      b.writeUInt32BE((c.cmdSn - 5) >>> 0, 32);
-      c.sendPdu(b);
-      const p = await c.next();
-      expect(opcode(p)).toBe(0x22);
-      return p!.bhs[2];
-    };
+    const tmf = (fn: number, referencedTag = 0xffffffff, lun = 0) => c.tmf(fn, { referencedTag, lun, refCmdSn: (c.cmdSn - 5) >>> 0 });
     expect(await tmf(1, 0x12345)).toBe(1); // task does not exist
     expect(await tmf(5)).toBe(0); // LU reset: function complete
     expect(await tmf(8, 1)).toBe(4); // task reassign: not supported at ERL 0

@@ -347,6 +347,26 @@ export class IscsiTestClient {
     return dec.pairs;
   }
 
+  /**
+   * Task management request (immediate; RFC 7143 §11.5) for function `fn`; returns the response code
+   * of the answer, which must be the next PDU.
+   */
+  async tmf(fn: number, o: { referencedTag?: number; lun?: number; refCmdSn?: number } = {}): Promise<number> {
+    const b = Buffer.alloc(48);
+    b[0] = 0x42;
+    b[1] = 0x80 | fn;
+    b[9] = o.lun ?? 0;
+    b.writeUInt32BE(this.itt++, 16);
+    b.writeUInt32BE(o.referencedTag ?? 0xffffffff, 20);
+    b.writeUInt32BE(this.cmdSn, 24);
+    b.writeUInt32BE(this.expStatSn, 28);
+    b.writeUInt32BE(o.refCmdSn ?? this.cmdSn, 32);
+    this.sendPdu(b);
+    const p = await this.next();
+    if (!p || (p.bhs[0]! & 0x3f) !== 0x22) throw new Error(`expected a Task Management Function Response, got ${p ? `opcode 0x${(p.bhs[0]! & 0x3f).toString(16)}` : 'nothing'}`);
+    return p.bhs[2]!;
+  }
+
   async logout(reason = 0, cid = this.cid): Promise<number | undefined> {
     const b = Buffer.alloc(48);
     b[0] = 0x46;
