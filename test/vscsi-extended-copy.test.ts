@@ -60,6 +60,27 @@ describe('EXTENDED COPY (LID1)', () => {
     expect(senseOf(await fab.submit({ cdb: rcr(0, 8), expectedLength: 1024 })).field?.byte).toBe(2);
   });
 
+  it('copies overlapping ranges of one LU as if the whole source were read first, in either direction', async () => {
+    // 3 MiB (three 1 MiB chunks) moved by 100 blocks, forwards and then backwards.
+    const blocks = 6144;
+    const { fab, lu } = rig({ blocks: 8192 });
+    const image = Buffer.alloc((blocks + 100) * 512);
+    for (let i = 0; i < image.length; i += 512) image.writeUInt32BE(i / 512, i);
+    for (let lba = 0; lba < blocks + 100; lba += 128) {
+      const n = Math.min(128, blocks + 100 - lba);
+      expect((await fab.submit({ cdb: cdb10(0x2a, lba, n), dataOut: image.subarray(lba * 512, (lba + n) * 512) })).status).toBe(GOOD);
+    }
+    const blockAt = async (lba: number) => (await fab.submit({ cdb: cdb10(0x28, lba, 1), expectedLength: 512 })).data.readUInt32BE(0);
+
+    const forward = paramList(1, 0, [targetDescriptor(lu)], [b2b(0, 0, blocks, 0n, 100n)]);
+    expect((await fab.submit({ cdb: xcopyCdb(forward.length), dataOut: forward })).status).toBe(GOOD);
+    for (const lba of [100, 101, 2147, 2148, 4196, blocks + 99]) expect(await blockAt(lba)).toBe(lba - 100);
+
+    const backward = paramList(2, 0, [targetDescriptor(lu)], [b2b(0, 0, blocks, 100n, 0n)]);
+    expect((await fab.submit({ cdb: xcopyCdb(backward.length), dataOut: backward })).status).toBe(GOOD);
+    for (const lba of [0, 1, 2047, 2048, 4096, blocks - 1]) expect(await blockAt(lba)).toBe(lba);
+  });
+
   it('rejects truncated lists, unknown descriptor types, too many descriptors; aborts unreachable copies', async () => {
     const { fab, lu } = rig();
     const good = paramList(1, 2, [targetDescriptor(lu)], [b2b(0, 0, 1, 0n, 1n)]);

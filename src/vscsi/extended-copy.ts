@@ -94,15 +94,20 @@ async function copyBlocks(ctx: CommandContext, src: LogicalUnit, dst: LogicalUni
   if (bytes === 0) return 0;
   const srcBase = Number(srcLba) * src.blockSize;
   const dstBase = Number(dstLba) * dst.blockSize;
+  // The destination starts inside the source on the same storage: chunks copied front to back would
+  // overwrite source blocks before they are read, so copy back to front (as memmove does) and the
+  // destination ends up with the source as it was when the copy began.
+  const backwards = src.backstore === dst.backstore && dstBase > srcBase && dstBase < srcBase + bytes;
   for (let done = 0; done < bytes && !ctx.aborted; ) {
     const n = Math.min(COPY_CHUNK_BYTES, bytes - done);
+    const at = backwards ? bytes - done - n : done;
     const release = await lockChunk(
-      { lu: src, lba: srcLba + BigInt(done / src.blockSize), blocks: BigInt(n / src.blockSize) },
-      { lu: dst, lba: dstLba + BigInt(done / dst.blockSize), blocks: BigInt(n / dst.blockSize) },
+      { lu: src, lba: srcLba + BigInt(at / src.blockSize), blocks: BigInt(n / src.blockSize) },
+      { lu: dst, lba: dstLba + BigInt(at / dst.blockSize), blocks: BigInt(n / dst.blockSize) },
     );
     try {
-      const data = await src.backstore.read(srcBase + done, n);
-      await dst.backstore.write(dstBase + done, data, false);
+      const data = await src.backstore.read(srcBase + at, n);
+      await dst.backstore.write(dstBase + at, data, false);
     } finally {
       release();
     }
