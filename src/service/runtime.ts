@@ -19,6 +19,7 @@ import { DEFAULT_BUSY_POLL_MICROS, type AccountConfig, type BackstoreConfig, typ
 import { formatHostPort } from './config/values.js';
 import { fabricSection, type FabricRuntimeContext } from './fabrics/index.js';
 import type { ChapCredentials, IscsiApi, IscsiTargetSpec, LogicalUnitHandle, Platform } from './platform.js';
+import { DEFAULT_JOURNAL_CAPACITY } from '../vscsi/atomic-journal.js';
 
 export interface RunningBackstore {
   config: BackstoreConfig;
@@ -185,9 +186,12 @@ export class Runtime {
     for (const [name, store] of opened) {
       // APTPL persistent reservations survive restarts in the data directory.
       const cfg = nextStores.get(name)!;
-      const { serial, physicalBlockSize, maxAtomicWriteBytes } = cfg;
+      const { serial, physicalBlockSize } = cfg;
       // Persistent stores get an intent journal so WRITE ATOMIC stays all-or-nothing across a crash.
       const journal = cfg.type === 'file' || cfg.type === 'block' ? join(this.dataDir, 'atomic', `${name}.journal`) : undefined;
+      // Memory and null stores keep nothing across a crash, so no write can be torn by one; against
+      // other commands the core's range lock makes any WRITE ATOMIC whole. The limit journaled stores get.
+      const maxAtomicWriteBytes = cfg.maxAtomicWriteBytes ?? (cfg.type === 'memory' || cfg.type === 'null' ? DEFAULT_JOURNAL_CAPACITY : undefined);
       if (journal) await mkdir(dirname(journal), { recursive: true, mode: 0o700 });
       let lu: LogicalUnitHandle;
       try {

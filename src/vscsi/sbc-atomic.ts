@@ -11,7 +11,8 @@
  * its physical block, so that is the default MAXIMUM ATOMIC TRANSFER LENGTH, aligned to physical
  * blocks. With the LU option `atomicJournalPath` writes larger than that go through an intent journal
  * (atomic-journal.ts) and the limit becomes 1 MiB; an operator whose storage guarantees more by itself
- * (a device's atomic write unit, a volatile memory LU) sets `maxAtomicWriteBytes` instead.
+ * (a device's atomic write unit) sets `maxAtomicWriteBytes` instead, as the service does for memory
+ * and null LUs (nothing of theirs survives a crash to be torn).
  */
 import { blockLimits } from './block-limits.js';
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
