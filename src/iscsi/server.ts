@@ -8,7 +8,7 @@ import { TargetAccess, type AccessDecision } from './acl.js';
 import { IscsiConnection, type ConnectionHandoff, type ConnectionServer } from './connection.js';
 import { ConnectionThreads, RemoteConnection, type ConnectionThreadsOptions } from './connection-threads.js';
 import type { LunMap, ScsiCore, ScsiTarget, TargetPort } from './core-types.js';
-import { sendTargets } from './discovery.js';
+import { sendTargets, type DiscoverableTarget, type PortalAddress } from './discovery.js';
 import { answerTextKeys } from './text-answers.js';
 import { ISCSI_PROTOCOL_ID, LoginStatus } from './constants.js';
 import type { AdmitResult, LoginHost, LoginResult, LoginTargetInfo } from './login.js';
@@ -334,9 +334,7 @@ export class IscsiServer implements ConnectionServer {
     if (!threads || this.closing || !s || s.type !== 'Normal' || !s.nexus || !conn.transport.handOver) return false;
     if (s.params.MaxConnections !== 1 || s.connections.size !== 1 || s.connections.get(handoff.cid) !== conn) return false;
     let onMain = 0;
-    for (const other of this.sessionsByTsih.values()) {
-      if (other.type === 'Normal' && other !== s && ![...other.connections.values()].some((c) => c instanceof RemoteConnection)) onMain++;
-    }
+    for (const other of this.sessionsByTsih.values()) if (other.type === 'Normal' && other !== s && !remoteOf(other)) onMain++;
     const thread = threads.choose(onMain);
     if (!thread) return false;
     let fd: number | undefined;
@@ -387,7 +385,8 @@ export class IscsiServer implements ConnectionServer {
     return true;
   }
 
-  private discoverySnapshot(initiator: string, remoteAddress: string): { targets: { name: string; tpgt: number; visible: boolean }[]; portals: { host: string; port: number; tpgt: number }[] } {
+  /** What SendTargets may show this initiator at this address: every target with its visibility, and the portals. */
+  private discoverySnapshot(initiator: string, remoteAddress: string): { targets: DiscoverableTarget[]; portals: PortalAddress[] } {
     return {
       targets: [...this.targets.values()].map((e) => ({ name: e.name, tpgt: e.tpgt, visible: e.access.decide(initiator, remoteAddress).allowed })),
       portals: [...this.portals.values()].map((p) => ({ host: p.host, port: p.port, tpgt: p.tpgt })),
@@ -535,13 +534,8 @@ export class IscsiServer implements ConnectionServer {
   }
 
   private sendTargetsFor(conn: IscsiConnection, value: string, sessionTarget: string | undefined): KeyValues {
-    const initiator = conn.session?.initiatorName ?? '';
-    const targets = [...this.targets.values()].map((e) => ({
-      name: e.name,
-      tpgt: e.tpgt,
-      visible: e.access.decide(initiator, conn.transport.remoteAddress).allowed,
-    }));
-    return sendTargets(value, targets, [...this.portals.values()], conn.transport.localAddress, sessionTarget);
+    const { targets, portals } = this.discoverySnapshot(conn.session?.initiatorName ?? '', conn.transport.remoteAddress);
+    return sendTargets(value, targets, portals, conn.transport.localAddress, sessionTarget);
   }
 }
 
