@@ -1,7 +1,6 @@
 // The real service as a process (`node bin/vtgt.js serve --config F --data D`, needs `npm run build`)
 // with an `ibmvio:` section and `xen: {hypervisor: sim}`: a client partition process and a domU
 // process run verified workloads (every block written is read back and compared) against it.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runIbmvioSim } from '../src/ibmvio/sim/run.js';
@@ -30,10 +29,8 @@ xen: {hypervisor: sim}
 
 describe('vtgt serve with IBM VIO and Xen sections (end to end)', () => {
   it('serves a client partition and a domU at once with verified data, then stops cleanly', async () => {
-    const data = scope.tempDir();
-    const config = join(data, 'e2e.yaml');
-    writeFileSync(config, CONFIG);
-    const svc = await scope.startService(data, ['--config', config]);
+    const svc = await scope.startWithConfig(CONFIG);
+    const data = svc.data;
     const [vio, xen] = await Promise.all([
       runIbmvioSim({
         clients: 1,

@@ -2,8 +2,6 @@
 // `vtgt serve` whose placement sends every movable session to a thread: data written through one
 // moved session is read back through another, R2T-solicited data, text, task management, logout,
 // session and connection reinstatement, and the management view all behave as on the main thread.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cdb, IscsiTestClient } from './helpers/iscsi-client.js';
 import { ProcessScope, vtgt } from './service-helpers.js';
@@ -13,11 +11,8 @@ const scope = new ProcessScope();
 afterEach(() => scope.killAll());
 afterAll(() => scope.cleanup());
 
-async function start(): Promise<{ port: number; data: string; stderr: () => string }> {
-  const data = scope.tempDir();
-  const config = join(data, 'threads.yaml');
-  writeFileSync(
-    config,
+function start(): Promise<{ port: number; data: string }> {
+  return scope.startWithConfig(
     [
       'backstores:',
       '  - { name: mem0, type: memory, size: 16MiB }',
@@ -28,9 +23,8 @@ async function start(): Promise<{ port: number; data: string; stderr: () => stri
       '  iscsiThreads: 1',
       '',
     ].join('\n'),
+    { VTGT_ISCSI_PLACEMENT: 'threads' },
   );
-  const svc = await scope.startService(data, ['--config', config], { VTGT_ISCSI_PLACEMENT: 'threads' });
-  return { port: svc.port, data, stderr: svc.stderr };
 }
 
 async function loggedIn(port: number, initiator: string, keys: [string, string][] = [], isid?: Buffer): Promise<IscsiTestClient> {

@@ -1,7 +1,5 @@
 // WRITE ATOMIC(16) limits the service gives its LUs: memory and null stores keep nothing across a
 // crash, so they advertise the same 1 MiB as journaled file stores, unless configured otherwise.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cdb, IscsiTestClient } from './helpers/iscsi-client.js';
 import { ProcessScope } from './service-helpers.js';
@@ -29,10 +27,7 @@ function writeAtomic16(lba: number, blocks: number): Buffer {
 
 describe('WRITE ATOMIC(16) limits of the service LUs', () => {
   it('memory and null LUs allow 1 MiB; a configured limit wins', async () => {
-    const data = scope.tempDir();
-    const config = join(data, 'atomic.yaml');
-    writeFileSync(
-      config,
+    const svc = await scope.startWithConfig(
       [
         'backstores:',
         '  - { name: mem0, type: memory, size: 16MiB }',
@@ -44,7 +39,6 @@ describe('WRITE ATOMIC(16) limits of the service LUs', () => {
         '',
       ].join('\n'),
     );
-    const svc = await scope.startService(data, ['--config', config]);
     const c = await IscsiTestClient.connect(svc.port);
     expect((await c.login({ initiator: 'iqn.2026-11.org.test:init', target: T })).status).toBe(0);
     for (let i = 0; i < 3; i++) if ((await c.scsi(cdb.testUnitReady())).status === 0) break;

@@ -1,6 +1,6 @@
 // Spawning `vtgt serve` and the `vtgt` CLI as real processes for the service tests.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,6 +39,14 @@ export class ProcessScope {
     this.procs.add(p);
     p.on('exit', () => this.procs.delete(p));
     return p;
+  }
+
+  /** Start `vtgt serve` on a fresh data directory with `yaml` as its configuration file. */
+  async startWithConfig(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<SpawnedService & { data: string }> {
+    const data = this.tempDir();
+    const config = join(data, 'test-config.yaml');
+    writeFileSync(config, yaml);
+    return { ...(await this.startService(data, ['--config', config], env)), data };
   }
 
   /** Start `vtgt serve --data DATA --portal 127.0.0.1:0` and wait (bounded) for `vtgt: ready`. */
