@@ -245,6 +245,50 @@ describe('synchronous fast path', () => {
   });
 });
 
+describe('io_uring submission batching', () => {
+  const uring = ioEngineInfo().uring;
+
+  it.runIf(uring)('sends the requests of one event-loop turn to the kernel in one submission', async () => {
+    const f = IoFile.openSync(join(dir, 'batch'), { create: true, engine: 'io_uring' });
+    const size = 128 * 1024; // above the synchronous fast path's limit on any file system
+    const data = Array.from({ length: 16 }, (_, i) => pattern(size, 20 + i));
+    // From a timer, not from an I/O completion: requests made while completions are delivered were
+    // always submitted together.
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    const before = ioEngineInfo();
+    const n = await Promise.all(data.map((b, i) => f.write(b, 0, size, i * size)));
+    const after = ioEngineInfo();
+    expect(n).toEqual(data.map(() => size));
+    expect(after.uringOps - before.uringOps).toBe(16);
+    // One io_uring_enter for the burst (a second only if a completion freed ring slots meanwhile).
+    expect(after.uringSubmits - before.uringSubmits).toBeLessThanOrEqual(2);
+    const back = Buffer.alloc(size);
+    for (let i = 0; i < 16; i++) {
+      expect(await f.read(back, 0, size, i * size)).toBe(size);
+      expect(back.equals(data[i]!)).toBe(true);
+    }
+    await f.close();
+  });
+
+  it.runIf(uring)('submits requests made in timers and immediates before the loop waits, with busy polling on', async () => {
+    const { loadNative } = await import('../src/native/index.js');
+    const f = IoFile.openSync(join(dir, 'phases'), { create: true, engine: 'io_uring' });
+    const size = 128 * 1024;
+    const b = pattern(size, 40);
+    loadNative().setBusyPoll(200);
+    try {
+      // Nothing else is pending in these phases: a request left unsubmitted would never complete and
+      // the test would time out.
+      const fromTimer = await new Promise<number>((resolve, reject) => setTimeout(() => f.write(b, 0, size, 0).then(resolve, reject), 1));
+      const fromImmediate = await new Promise<number>((resolve, reject) => setImmediate(() => f.read(Buffer.alloc(size), 0, size, 0).then(resolve, reject)));
+      expect([fromTimer, fromImmediate]).toEqual([size, size]);
+    } finally {
+      loadNative().setBusyPoll(0);
+      await f.close();
+    }
+  });
+});
+
 describe('IoFile errors', () => {
   it('names the file and errno when an operation fails', async () => {
     const path = join(dir, 'ro-file');

@@ -92,6 +92,7 @@ void IoEngine::Submit(IoRequest* req, bool prefer_uring) {
 }
 
 unsigned IoEngine::uring_entries() const { return uring_ ? UringEntries(uring_) : 0; }
+double IoEngine::uring_submits() const { return uring_ ? UringSubmits(uring_) : 0; }
 
 void IoEngine::Shutdown(std::function<void()> done) {
   auto remaining = std::make_shared<int>(uring_ ? 2 : 1);

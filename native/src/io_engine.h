@@ -63,6 +63,8 @@ class IoEngine {
   // Requests handed to each path since start (loop thread only): observability and tests.
   double uring_ops() const { return uring_ops_; }
   double pool_ops() const { return pool_ops_; }
+  // io_uring_enter calls that submitted requests: fewer than uring_ops when submissions are batched.
+  double uring_submits() const;
 
  private:
   double uring_ops_ = 0;
@@ -77,5 +79,6 @@ UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entr
 bool UringSubmit(UringEngine* e, IoRequest* req);  // false: op not handled by io_uring
 void UringShutdown(UringEngine* e, std::function<void()> done);
 unsigned UringEntries(const UringEngine* e);
+double UringSubmits(const UringEngine* e);
 
 }  // namespace vtgt

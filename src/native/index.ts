@@ -44,6 +44,8 @@ export interface NativeIoEngineInfo {
   /** Requests handed to io_uring / to the addon's thread pool since the process started. */
   uringOps: number;
   poolOps: number;
+  /** io_uring_enter calls that submitted requests (requests made in one event-loop turn share one). */
+  uringSubmits: number;
 }
 
 /** Adaptive event-loop polling (native/src/busy_poll.cc). */
