@@ -31,6 +31,9 @@ class UringEngine {
   uv_check_t flush_check;
   uv_prepare_t flush_prepare;
   bool defer_flush = true;
+  // Requests enqueued outside completion delivery in this turn, and their moving average per turn.
+  unsigned turn_requests = 0;
+  double requests_per_turn = 0;
   double submits = 0;  // io_uring_submit calls that handed requests to the kernel
   int open_handles = 0;
   IoDeliver deliver;
@@ -101,15 +104,19 @@ class UringEngine {
     if (!backlog.empty() || !Prep(r)) backlog.push_back(r);
     if (draining) return;
     if (!defer_flush) return Flush();
-    // Started anew each time so this prepare handle runs before any other (libuv runs the most
-    // recently started first): the event-loop busy poller must not spin with requests unsubmitted.
-    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_check))) {
-      uv_check_start(&flush_check, &UringEngine::OnDeferredFlush);
-      uv_prepare_start(&flush_prepare, &UringEngine::OnDeferredFlushPrepare);
-    }
+    turn_requests++;
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_check))) return;  // joins this turn's batch
+    // While turns make one request each (queue depth 1) it goes at once: it would wait for nothing
+    // but the rest of the turn. The prepare handle is started after the busy poller's, so libuv runs
+    // it first: the poller never spins with requests unsubmitted.
+    if (requests_per_turn < 1.5) Flush();
+    uv_check_start(&flush_check, &UringEngine::OnDeferredFlush);
+    uv_prepare_start(&flush_prepare, &UringEngine::OnDeferredFlushPrepare);
   }
 
   void DeferredFlush() {
+    requests_per_turn += (turn_requests - requests_per_turn) / 8;
+    turn_requests = 0;
     uv_check_stop(&flush_check);
     uv_prepare_stop(&flush_prepare);
     // A submission the ring had no room for waits in the backlog for a completion to free a slot.
