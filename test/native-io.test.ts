@@ -245,49 +245,57 @@ describe('synchronous fast path', () => {
   });
 });
 
-describe('io_uring submission batching', () => {
-  const uring = ioEngineInfo().uring;
+for (const engine of ['io_uring', 'threadpool'] as IoEngineKind[]) {
+  describe(`requests of one event-loop turn on the ${engine} engine`, () => {
+    const available = engine === 'threadpool' || ioEngineInfo().uring;
+    const handoffs = () => (engine === 'io_uring' ? ioEngineInfo().uringSubmits : ioEngineInfo().poolHandoffs);
+    const requests = () => (engine === 'io_uring' ? ioEngineInfo().uringOps : ioEngineInfo().poolOps);
 
-  it.runIf(uring)('sends the requests of one event-loop turn to the kernel in one submission', async () => {
-    const f = IoFile.openSync(join(dir, 'batch'), { create: true, engine: 'io_uring' });
-    const size = 128 * 1024; // above the synchronous fast path's limit on any file system
-    const data = Array.from({ length: 16 }, (_, i) => pattern(size, 20 + i));
-    // From a timer, not from an I/O completion: requests made while completions are delivered were
-    // always submitted together.
-    await new Promise((resolve) => setTimeout(resolve, 1));
-    const before = ioEngineInfo();
-    const n = await Promise.all(data.map((b, i) => f.write(b, 0, size, i * size)));
-    const after = ioEngineInfo();
-    expect(n).toEqual(data.map(() => size));
-    expect(after.uringOps - before.uringOps).toBe(16);
-    // One io_uring_enter for the burst (a second only if a completion freed ring slots meanwhile).
-    expect(after.uringSubmits - before.uringSubmits).toBeLessThanOrEqual(2);
-    const back = Buffer.alloc(size);
-    for (let i = 0; i < 16; i++) {
-      expect(await f.read(back, 0, size, i * size)).toBe(size);
-      expect(back.equals(data[i]!)).toBe(true);
-    }
-    await f.close();
-  });
-
-  it.runIf(uring)('submits requests made in timers and immediates before the loop waits, with busy polling on', async () => {
-    const { loadNative } = await import('../src/native/index.js');
-    const f = IoFile.openSync(join(dir, 'phases'), { create: true, engine: 'io_uring' });
-    const size = 128 * 1024;
-    const b = pattern(size, 40);
-    loadNative().setBusyPoll(200);
-    try {
-      // Nothing else is pending in these phases: a request left unsubmitted would never complete and
-      // the test would time out.
-      const fromTimer = await new Promise<number>((resolve, reject) => setTimeout(() => f.write(b, 0, size, 0).then(resolve, reject), 1));
-      const fromImmediate = await new Promise<number>((resolve, reject) => setImmediate(() => f.read(Buffer.alloc(size), 0, size, 0).then(resolve, reject)));
-      expect([fromTimer, fromImmediate]).toEqual([size, size]);
-    } finally {
-      loadNative().setBusyPoll(0);
+    it.runIf(available)('go to the kernel or the workers together', async () => {
+      const f = IoFile.openSync(join(dir, `batch-${engine}`), { create: true, engine });
+      const size = 128 * 1024; // above the synchronous fast path's limit on any file system
+      const data = Array.from({ length: 16 }, (_, i) => pattern(size, 20 + i));
+      // From a timer, not from an I/O completion: requests made while completions are delivered were
+      // always handed over together.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      const before = { handoffs: handoffs(), requests: requests() };
+      const n = await Promise.all(data.map((b, i) => f.write(b, 0, size, i * size)));
+      expect(n).toEqual(data.map(() => size));
+      expect(requests() - before.requests).toBe(16);
+      // One hand-over for the burst (two when the turn before made a single request).
+      expect(handoffs() - before.handoffs).toBeLessThanOrEqual(2);
+      const back = Buffer.alloc(size);
+      for (let i = 0; i < 16; i++) {
+        expect(await f.read(back, 0, size, i * size)).toBe(size);
+        expect(back.equals(data[i]!)).toBe(true);
+      }
       await f.close();
-    }
+    });
+
+    it.runIf(available)('are handed over before the loop waits when made in timers and immediates, with busy polling on', async () => {
+      const { loadNative } = await import('../src/native/index.js');
+      const f = IoFile.openSync(join(dir, `phases-${engine}`), { create: true, engine });
+      const size = 128 * 1024;
+      const b = pattern(size, 40);
+      loadNative().setBusyPoll(200);
+      try {
+        // Nothing else is pending in these phases: a request left behind would never complete and
+        // the test would time out.
+        for (let round = 0; round < 3; round++) {
+          const fromTimer = await new Promise<number>((resolve, reject) => setTimeout(() => f.write(b, 0, size, round * size).then(resolve, reject), 1));
+          const fromImmediate = await new Promise<number>((resolve, reject) => setImmediate(() => f.read(Buffer.alloc(size), 0, size, round * size).then(resolve, reject)));
+          const burst = await new Promise<number[]>((resolve, reject) =>
+            setImmediate(() => Promise.all([0, 1, 2, 3].map((i) => f.write(b, 0, size, (8 + i) * size))).then(resolve, reject)),
+          );
+          expect([fromTimer, fromImmediate, ...burst]).toEqual(Array(6).fill(size));
+        }
+      } finally {
+        loadNative().setBusyPoll(0);
+        await f.close();
+      }
+    });
   });
-});
+}
 
 describe('IoFile errors', () => {
   it('names the file and errno when an operation fails', async () => {

@@ -1,6 +1,9 @@
 #include "io_engine.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
+#include <string>
 
 namespace vtgt {
 
@@ -8,6 +11,14 @@ ThreadPool::ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver) : d
   uv_async_init(loop, &async_, &ThreadPool::OnAsync);
   async_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+  uv_check_init(loop, &check_);
+  check_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  uv_prepare_init(loop, &prepare_);
+  prepare_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+  open_handles_ = 3;
+  if (const char* d = std::getenv("VTGT_POOL_DEFER_SUBMIT")) defer_ = std::string(d) != "0";
   if (threads == 0) threads = 1;
   for (unsigned i = 0; i < threads; i++) workers_.emplace_back([this] { Work(); });
 }
@@ -17,29 +28,70 @@ ThreadPool::~ThreadPool() = default;
 void ThreadPool::Submit(IoRequest* req) {
   // Keep the loop alive while requests are outstanding, like any pending fs call.
   if (inflight_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+  pending_.push_back(req);
+  if (delivering_) return;  // handed over when this batch of completions has been delivered
+  if (!defer_) return Handoff();
+  turn_requests_++;
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&check_))) return;  // joins this turn's batch
+  // At queue depth 1 (one request per turn) the request goes at once; the prepare handle is started
+  // after the busy poller's so that libuv runs it first (see UringEngine::Enqueue).
+  if (requests_per_turn_ < 1.5) Handoff();
+  uv_check_start(&check_, &ThreadPool::OnCheck);
+  uv_prepare_start(&prepare_, &ThreadPool::OnPrepare);
+}
+
+void ThreadPool::Handoff() {
+  if (pending_.empty()) return;
+  size_t n = pending_.size();
+  unsigned wake;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    queue_.push_back(req);
+    queue_.insert(queue_.end(), pending_.begin(), pending_.end());
+    wake = static_cast<unsigned>(std::min<size_t>(n, idle_));
   }
-  cv_.notify_one();
+  pending_.clear();
+  handoffs_++;
+  if (wake >= workers_.size()) {
+    cv_.notify_all();
+  } else {
+    for (unsigned i = 0; i < wake; i++) cv_.notify_one();
+  }
 }
+
+void ThreadPool::OnCheck(uv_check_t* h) {
+  auto* self = static_cast<ThreadPool*>(h->data);
+  self->requests_per_turn_ += (self->turn_requests_ - self->requests_per_turn_) / 8;
+  self->turn_requests_ = 0;
+  uv_check_stop(&self->check_);
+  uv_prepare_stop(&self->prepare_);
+  self->Handoff();
+}
+
+void ThreadPool::OnPrepare(uv_prepare_t* h) { OnCheck(reinterpret_cast<uv_check_t*>(h)); }
 
 void ThreadPool::Work() {
   for (;;) {
     IoRequest* req;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+      if (!stop_ && queue_.empty()) {
+        idle_++;
+        cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+        idle_--;
+      }
       if (stop_) return;
       req = queue_.front();
       queue_.pop_front();
     }
     ExecuteSync(req);
+    bool first;
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      std::lock_guard<std::mutex> lk(done_mu_);
+      first = done_.empty();
       done_.push_back(req);
     }
-    uv_async_send(&async_);
+    // One wake-up of the loop per batch: OnAsync takes everything finished by then.
+    if (first) uv_async_send(&async_);
   }
 }
 
@@ -47,13 +99,17 @@ void ThreadPool::OnAsync(uv_async_t* h) {
   auto* self = static_cast<ThreadPool*>(h->data);
   std::vector<IoRequest*> batch;
   {
-    std::lock_guard<std::mutex> lk(self->mu_);
+    std::lock_guard<std::mutex> lk(self->done_mu_);
     batch.swap(self->done_);
   }
   if (batch.empty()) return;
   self->inflight_ -= batch.size();
   if (self->inflight_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&self->async_));
+  // JS continuations run inside deliver; the requests they make go to the workers together below.
+  self->delivering_ = true;
   self->deliver_(batch.data(), batch.size());
+  self->delivering_ = false;
+  self->Handoff();
 }
 
 void ThreadPool::Shutdown(std::function<void()> done) {
@@ -65,12 +121,18 @@ void ThreadPool::Shutdown(std::function<void()> done) {
   for (auto& t : workers_) t.join();
   // Requests still queued at teardown are abandoned with their environment.
   closed_ = std::move(done);
-  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) {
+  uv_check_stop(&check_);
+  uv_prepare_stop(&prepare_);
+  auto on_closed = [](uv_handle_t* h) {
     auto* self = static_cast<ThreadPool*>(h->data);
+    if (--self->open_handles_ > 0) return;
     std::function<void()> cb = std::move(self->closed_);
     delete self;
     if (cb) cb();
-  });
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_closed);
 }
 
 IoEngine::IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver deliver) {

@@ -24,19 +24,38 @@ class ThreadPool {
   ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver);
   ~ThreadPool();
   void Submit(IoRequest* req);
-  // Joins workers and closes the uv handle; once it is closed the object deletes itself, then calls done.
+  // Joins workers and closes the uv handles; once they are closed the object deletes itself, then calls done.
   void Shutdown(std::function<void()> done);
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
+  // Hand-overs of queued requests to the workers (one lock and wake-up each): fewer than requests
+  // when they are batched per event-loop turn.
+  double handoffs() const { return handoffs_; }
 
  private:
   void Work();
+  void Handoff();
   static void OnAsync(uv_async_t* h);
+  static void OnCheck(uv_check_t* h);
+  static void OnPrepare(uv_prepare_t* h);
 
   uv_async_t async_;
+  // Requests made in one event-loop turn are handed to the workers together, after the poll phase
+  // (check) or before the loop waits (prepare), as the io_uring engine submits them.
+  uv_check_t check_;
+  uv_prepare_t prepare_;
+  int open_handles_ = 0;
+  bool defer_ = true;
+  bool delivering_ = false;
+  std::vector<IoRequest*> pending_;  // loop thread only
+  unsigned turn_requests_ = 0;
+  double requests_per_turn_ = 0;
+  double handoffs_ = 0;
   IoDeliver deliver_;
-  std::mutex mu_;
+  std::mutex mu_;  // queue_, idle_, stop_
   std::condition_variable cv_;
   std::deque<IoRequest*> queue_;
+  unsigned idle_ = 0;
+  std::mutex done_mu_;  // done_: finished requests, kept apart so workers finishing do not contend with submission
   std::vector<IoRequest*> done_;
   std::vector<std::thread> workers_;
   size_t inflight_ = 0;  // loop thread only
@@ -65,6 +84,7 @@ class IoEngine {
   double pool_ops() const { return pool_ops_; }
   // io_uring_enter calls that submitted requests: fewer than uring_ops when submissions are batched.
   double uring_submits() const;
+  double pool_handoffs() const { return pool_->handoffs(); }
 
  private:
   double uring_ops_ = 0;

@@ -254,6 +254,7 @@ Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
   o.Set("uringOps", st->engine->uring_ops());
   o.Set("poolOps", st->engine->pool_ops());
   o.Set("uringSubmits", st->engine->uring_submits());
+  o.Set("poolHandoffs", st->engine->pool_handoffs());
   o.Set("uringUnavailableReason", st->engine->uring_unavailable_reason());
   return o;
 }

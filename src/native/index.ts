@@ -46,6 +46,8 @@ export interface NativeIoEngineInfo {
   poolOps: number;
   /** io_uring_enter calls that submitted requests (requests made in one event-loop turn share one). */
   uringSubmits: number;
+  /** Hand-overs of requests to the thread pool's workers (requests made in one event-loop turn share one). */
+  poolHandoffs: number;
 }
 
 /** Adaptive event-loop polling (native/src/busy_poll.cc). */
