@@ -11,13 +11,8 @@ ThreadPool::ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver) : d
   uv_async_init(loop, &async_, &ThreadPool::OnAsync);
   async_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
-  uv_check_init(loop, &check_);
-  check_.data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
-  uv_prepare_init(loop, &prepare_);
-  prepare_.data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
-  open_handles_ = 3;
+  turn_.Init(loop, [](void* owner) { static_cast<ThreadPool*>(owner)->Handoff(); }, this);
+  open_handles_ = 2;  // the async handle and the turn batch
   if (const char* d = std::getenv("VTGT_POOL_DEFER_SUBMIT")) defer_ = std::string(d) != "0";
   if (threads == 0) threads = 1;
   for (unsigned i = 0; i < threads; i++) workers_.emplace_back([this] { Work(); });
@@ -30,14 +25,7 @@ void ThreadPool::Submit(IoRequest* req) {
   if (inflight_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
   pending_.push_back(req);
   if (delivering_) return;  // handed over when this batch of completions has been delivered
-  if (!defer_) return Handoff();
-  turn_requests_++;
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&check_))) return;  // joins this turn's batch
-  // At queue depth 1 (one request per turn) the request goes at once; the prepare handle is started
-  // after the busy poller's so that libuv runs it first (see UringEngine::Enqueue).
-  if (requests_per_turn_ < 1.5) Handoff();
-  uv_check_start(&check_, &ThreadPool::OnCheck);
-  uv_prepare_start(&prepare_, &ThreadPool::OnPrepare);
+  if (!defer_ || turn_.Add()) Handoff();
 }
 
 void ThreadPool::Handoff() {
@@ -57,17 +45,6 @@ void ThreadPool::Handoff() {
     for (unsigned i = 0; i < wake; i++) cv_.notify_one();
   }
 }
-
-void ThreadPool::OnCheck(uv_check_t* h) {
-  auto* self = static_cast<ThreadPool*>(h->data);
-  self->requests_per_turn_ += (self->turn_requests_ - self->requests_per_turn_) / 8;
-  self->turn_requests_ = 0;
-  uv_check_stop(&self->check_);
-  uv_prepare_stop(&self->prepare_);
-  self->Handoff();
-}
-
-void ThreadPool::OnPrepare(uv_prepare_t* h) { OnCheck(reinterpret_cast<uv_check_t*>(h)); }
 
 void ThreadPool::Work() {
   for (;;) {
@@ -121,18 +98,15 @@ void ThreadPool::Shutdown(std::function<void()> done) {
   for (auto& t : workers_) t.join();
   // Requests still queued at teardown are abandoned with their environment.
   closed_ = std::move(done);
-  uv_check_stop(&check_);
-  uv_prepare_stop(&prepare_);
-  auto on_closed = [](uv_handle_t* h) {
-    auto* self = static_cast<ThreadPool*>(h->data);
-    if (--self->open_handles_ > 0) return;
-    std::function<void()> cb = std::move(self->closed_);
-    delete self;
-    if (cb) cb();
-  };
-  uv_close(reinterpret_cast<uv_handle_t*>(&async_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&check_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) { HandleClosed(static_cast<ThreadPool*>(h->data)); });
+  turn_.Close([](void* owner) { HandleClosed(static_cast<ThreadPool*>(owner)); });
+}
+
+void ThreadPool::HandleClosed(ThreadPool* self) {
+  if (--self->open_handles_ > 0) return;
+  std::function<void()> cb = std::move(self->closed_);
+  delete self;
+  if (cb) cb();
 }
 
 IoEngine::IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver deliver) {

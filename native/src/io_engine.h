@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "io_request.h"
+#include "turn_batch.h"
 
 namespace vtgt {
 
@@ -35,20 +36,16 @@ class ThreadPool {
   void Work();
   void Handoff();
   static void OnAsync(uv_async_t* h);
-  static void OnCheck(uv_check_t* h);
-  static void OnPrepare(uv_prepare_t* h);
+  static void HandleClosed(ThreadPool* self);
 
   uv_async_t async_;
-  // Requests made in one event-loop turn are handed to the workers together, after the poll phase
-  // (check) or before the loop waits (prepare), as the io_uring engine submits them.
-  uv_check_t check_;
-  uv_prepare_t prepare_;
+  // Requests made in one event-loop turn are handed to the workers together (one lock, one round of
+  // wake-ups), as the io_uring engine submits them.
+  TurnBatch turn_;
   int open_handles_ = 0;
   bool defer_ = true;
   bool delivering_ = false;
   std::vector<IoRequest*> pending_;  // loop thread only
-  unsigned turn_requests_ = 0;
-  double requests_per_turn_ = 0;
   double handoffs_ = 0;
   IoDeliver deliver_;
   std::mutex mu_;  // queue_, idle_, stop_

@@ -1,6 +1,7 @@
 // io_uring engine: read/write/fsync go straight to the kernel ring; completions are signalled through
 // an eventfd that libuv polls, so they are handled on the loop thread without a helper thread.
 #include "io_engine.h"
+#include "turn_batch.h"
 
 #ifdef VTGT_HAVE_LIBURING
 #include <liburing.h>
@@ -24,16 +25,10 @@ class UringEngine {
   // Retries a submission the kernel refused (EAGAIN under memory pressure) when no completion is
   // coming that would retry it.
   uv_timer_t retry;
-  // Submissions made while the loop runs callbacks are collected and go to the kernel in one
-  // io_uring_enter after the poll phase (check) or, for those made in other phases, before the loop
-  // next waits (prepare): a burst of 32 commands read from the sockets in one turn costs one system
-  // call instead of 32, and io-wq workers find several requests per wake-up.
-  uv_check_t flush_check;
-  uv_prepare_t flush_prepare;
+  // Submissions made in one event-loop turn go to the kernel in one io_uring_enter, and io-wq
+  // workers find several requests per wake-up.
+  TurnBatch turn;
   bool defer_flush = true;
-  // Requests enqueued outside completion delivery in this turn, and their moving average per turn.
-  unsigned turn_requests = 0;
-  double requests_per_turn = 0;
   double submits = 0;  // io_uring_submit calls that handed requests to the kernel
   int open_handles = 0;
   IoDeliver deliver;
@@ -103,29 +98,26 @@ class UringEngine {
   void Enqueue(IoRequest* r) {
     if (!backlog.empty() || !Prep(r)) backlog.push_back(r);
     if (draining) return;
-    if (!defer_flush) return Flush();
-    turn_requests++;
-    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_check))) return;  // joins this turn's batch
-    // While turns make one request each (queue depth 1) it goes at once: it would wait for nothing
-    // but the rest of the turn. The prepare handle is started after the busy poller's, so libuv runs
-    // it first: the poller never spins with requests unsubmitted.
-    if (requests_per_turn < 1.5) Flush();
-    uv_check_start(&flush_check, &UringEngine::OnDeferredFlush);
-    uv_prepare_start(&flush_prepare, &UringEngine::OnDeferredFlushPrepare);
+    if (!defer_flush || turn.Add()) Flush();
   }
 
-  void DeferredFlush() {
-    requests_per_turn += (turn_requests - requests_per_turn) / 8;
-    turn_requests = 0;
-    uv_check_stop(&flush_check);
-    uv_prepare_stop(&flush_prepare);
+  static void EndOfTurn(void* owner) {
+    auto* e = static_cast<UringEngine*>(owner);
     // A submission the ring had no room for waits in the backlog for a completion to free a slot.
-    while (!backlog.empty() && Prep(backlog.front())) backlog.pop_front();
-    Flush();
+    while (!e->backlog.empty() && e->Prep(e->backlog.front())) e->backlog.pop_front();
+    e->Flush();
   }
 
-  static void OnDeferredFlush(uv_check_t* h) { static_cast<UringEngine*>(h->data)->DeferredFlush(); }
-  static void OnDeferredFlushPrepare(uv_prepare_t* h) { static_cast<UringEngine*>(h->data)->DeferredFlush(); }
+  static void HandleClosed(UringEngine* eng) {
+    if (--eng->open_handles > 0) return;
+    // Requests still in the kernel complete into a ring that is going away; their memory is abandoned
+    // with the environment rather than freed under the kernel's feet.
+    io_uring_queue_exit(&eng->ring);
+    close(eng->efd);
+    std::function<void()> cb = std::move(eng->closed);
+    delete eng;
+    if (cb) cb();
+  }
 
   void Complete(IoRequest* r, int res) {
     if (res == -EAGAIN || res == -EINTR) {
@@ -219,14 +211,9 @@ UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entr
   uv_timer_init(loop, &e->retry);
   e->retry.data = e;
   uv_unref(reinterpret_cast<uv_handle_t*>(&e->retry));
-  uv_check_init(loop, &e->flush_check);
-  e->flush_check.data = e;
-  uv_unref(reinterpret_cast<uv_handle_t*>(&e->flush_check));
-  uv_prepare_init(loop, &e->flush_prepare);
-  e->flush_prepare.data = e;
-  uv_unref(reinterpret_cast<uv_handle_t*>(&e->flush_prepare));
+  e->turn.Init(loop, &UringEngine::EndOfTurn, e);
   if (const char* d = std::getenv("VTGT_URING_DEFER_SUBMIT")) e->defer_flush = std::string(d) != "0";
-  e->open_handles = 4;
+  e->open_handles = 3;  // poll, retry, and the turn batch's two handles counted as one
   return e;
 }
 
@@ -251,24 +238,11 @@ double UringSubmits(const UringEngine* e) { return e->submits; }
 void UringShutdown(UringEngine* e, std::function<void()> done) {
   uv_poll_stop(&e->poll);
   uv_timer_stop(&e->retry);
-  uv_check_stop(&e->flush_check);
-  uv_prepare_stop(&e->flush_prepare);
   e->closed = std::move(done);
-  auto on_closed = [](uv_handle_t* h) {
-    auto* eng = static_cast<UringEngine*>(h->data);
-    if (--eng->open_handles > 0) return;
-    // Requests still in the kernel complete into a ring that is going away; their memory is abandoned
-    // with the environment rather than freed under the kernel's feet.
-    io_uring_queue_exit(&eng->ring);
-    close(eng->efd);
-    std::function<void()> cb = std::move(eng->closed);
-    delete eng;
-    if (cb) cb();
-  };
+  auto on_closed = [](uv_handle_t* h) { UringEngine::HandleClosed(static_cast<UringEngine*>(h->data)); };
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), on_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&e->retry), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&e->flush_check), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&e->flush_prepare), on_closed);
+  e->turn.Close([](void* owner) { UringEngine::HandleClosed(static_cast<UringEngine*>(owner)); });
 }
 
 }  // namespace vtgt
