@@ -27,7 +27,14 @@ export interface ConnectionThreadsOptions {
    * the core; 'threads' sends every session that can move (tests of the moved path).
    */
   placement?: 'balanced' | 'threads';
+  /** The worker's entry script (default: connection-thread.js beside this module). */
+  script?: URL;
 }
+
+/** A thread that exits is started again, at most this many times per window, then left stopped. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+const RESTART_DELAY_MS = 1_000;
 
 interface ConnectionThread {
   index: number;
@@ -108,13 +115,16 @@ export class ConnectionThreads {
   private readonly threads: ConnectionThread[] = [];
   private nextLink = 1;
   private readonly placement: 'balanced' | 'threads';
+  private closing = false;
+  /** Start times of the restarts of each thread (by index) within the last window. */
+  private readonly restarts = new Map<number, number[]>();
 
   constructor(
     private readonly opts: ConnectionThreadsOptions & { nopInterval: number; nopTimeout: number },
     private readonly logger: Logger | undefined,
   ) {
     this.placement = opts.placement ?? 'balanced';
-    const script = new URL('./connection-thread.js', import.meta.url);
+    const script = opts.script ?? new URL('./connection-thread.js', import.meta.url);
     if (opts.count > 0 && !existsSync(fileURLToPath(script))) {
       logger?.warn({ script: fileURLToPath(script) }, 'connection thread script not found (run "npm run build"); all iSCSI connections stay on the main thread');
       return;
@@ -140,9 +150,35 @@ export class ConnectionThreads {
       if (t.links.size) this.logger?.error({ thread: index, code, connections: t.links.size }, 'iSCSI connection thread exited; its sessions end');
       for (const c of [...t.links.values()]) c.gone(false, 'connection thread exited');
       t.links.clear();
+      if (!this.closing) this.scheduleRestart(script, t);
     });
     worker.unref();
     return t;
+  }
+
+  /**
+   * Start a thread that exited again after a pause, so that new sessions can use it; a thread that
+   * keeps exiting is left stopped (its sessions stay on the other threads and the main thread).
+   */
+  private scheduleRestart(script: URL, dead: ConnectionThread): void {
+    const now = Date.now();
+    const recent = (this.restarts.get(dead.index) ?? []).filter((at) => now - at < RESTART_WINDOW_MS);
+    if (recent.length >= MAX_RESTARTS) {
+      this.logger?.error(
+        { thread: dead.index, restarts: recent.length },
+        `iSCSI connection thread ${dead.index} exited ${recent.length} times within ${RESTART_WINDOW_MS / 1000} s; not restarting it (new sessions use the other threads); check the log above for its errors`,
+      );
+      return;
+    }
+    recent.push(now);
+    this.restarts.set(dead.index, recent);
+    setTimeout(() => {
+      if (this.closing) return;
+      const at = this.threads.indexOf(dead);
+      if (at < 0) return;
+      this.threads[at] = this.start(script, dead.index);
+      this.logger?.warn({ thread: dead.index }, 'iSCSI connection thread restarted');
+    }, RESTART_DELAY_MS).unref();
   }
 
   private receive(t: ConnectionThread, batch: Batch<ToCoreOp>): void {
@@ -200,6 +236,7 @@ export class ConnectionThreads {
 
   /** Stop the threads (their connections were dropped by the server first). */
   async close(): Promise<void> {
+    this.closing = true;
     for (const t of this.threads) t.out.flush();
     await Promise.all(this.threads.map((t) => t.worker.terminate().catch(() => 0)));
   }
