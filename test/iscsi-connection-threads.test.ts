@@ -11,7 +11,7 @@ const scope = new ProcessScope();
 afterEach(() => scope.killAll());
 afterAll(() => scope.cleanup());
 
-function start(): Promise<{ port: number; data: string }> {
+function start(): Promise<{ port: number; data: string; stderr: () => string }> {
   return scope.startWithConfig(
     [
       'backstores:',
@@ -57,6 +57,10 @@ function pattern(bytes: number, seed: number): Buffer {
 describe('iSCSI connections on a connection thread', () => {
   it('serves commands, solicited data, text, TMF and logout from a thread', async () => {
     const svc = await start();
+    // A discovery session stays on the main thread (and takes a connection number there first).
+    const disco = await IscsiTestClient.connect(svc.port);
+    expect((await disco.login({ initiator: 'iqn.2026-11.org.test:disco', discovery: true })).status).toBe(0);
+    expect(await disco.logout()).toBe(0);
     // InitialR2T=Yes and no immediate data: every write's data is fetched through R2T round trips.
     const a = await loggedIn(svc.port, 'iqn.2026-11.org.test:a', [
       ['InitialR2T', 'Yes'],
@@ -99,6 +103,22 @@ describe('iSCSI connections on a connection thread', () => {
     expect(await b.logout()).toBe(0);
     for (let i = 0; i < 50 && shownSessions(svc.data).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(shownSessions(svc.data)).toHaveLength(0);
+
+    // Both halves of a moved connection log under one connection number: the main thread's login
+    // line and the thread's logout line name the same `conn` for each initiator's peer address.
+    const lines = svc
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; conn?: number; peer?: string; thread?: number; initiator?: string });
+    const logins = lines.filter((l) => l.msg === 'iSCSI login complete' && l.thread === 1);
+    expect(logins).toHaveLength(2);
+    expect(new Set(logins.map((l) => l.conn)).size).toBe(2);
+    for (const login of logins) {
+      const logout = lines.find((l) => l.msg === 'iSCSI logout' && l.peer === login.peer);
+      expect(logout?.thread).toBe(1);
+      expect(logout?.conn).toBe(login.conn);
+    }
   });
 
   it('reinstates a session and a connection that live on a thread', async () => {

@@ -110,7 +110,7 @@ class ConnectionThread implements ConnectionServer {
     const ss = c.session;
     const nexus: SessionNexus = this.commands.nexusFor(link);
     const session = new IscsiSession(ss.tsih, Buffer.from(ss.isidHex, 'hex'), ss.initiatorName, ss.targetName, 'Normal', c.params, ss.expCmdSn, nexus, c.tpgt, ss.window);
-    const conn = new IscsiConnection(transport, this, c.tpgt, { handoff: { params: c.params, cid: c.cid, statSn: c.statSn, firstBytes }, session });
+    const conn = new IscsiConnection(transport, this, c.tpgt, { handoff: { params: c.params, cid: c.cid, statSn: c.statSn, firstBytes }, session, id: c.connId });
     session.connections.set(c.cid, conn);
     this.moved.set(link, { conn, discovery: c.discovery, lastStats: '' });
     this.linkOf.set(conn, link);

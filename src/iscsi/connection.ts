@@ -74,7 +74,7 @@ const LOGIN_MAX_SEGMENT = 65536;
 let nextConnectionId = 1;
 
 export class IscsiConnection implements TaskConnection, SessionConnection {
-  readonly id = nextConnectionId++;
+  readonly id: number;
   readonly createdAt = Date.now();
   /** `moved`: continued on a connection thread; this object is finished with. */
   phase: 'login' | 'ffp' | 'logout' | 'closed' | 'moved' = 'login';
@@ -107,9 +107,13 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     readonly transport: IscsiTransport,
     private readonly server: ConnectionServer,
     readonly tpgt: number,
-    /** A connection whose login finished on another thread: starts in Full Feature Phase of `session`. */
-    established?: { handoff: ConnectionHandoff; session: IscsiSession },
+    /**
+     * A connection whose login finished on another thread: starts in Full Feature Phase of `session`,
+     * with the number it had there.
+     */
+    established?: { handoff: ConnectionHandoff; session: IscsiSession; id?: number },
   ) {
+    this.id = established?.id ?? nextConnectionId++;
     this.log = server.logger?.child({ conn: this.id, peer: `${transport.remoteAddress}:${transport.remotePort}` });
     this.receiver.copyOut = transport.ephemeralChunks === true;
     transport.setReadDemand?.(() => this.receiver.missing);

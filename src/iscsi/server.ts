@@ -350,6 +350,7 @@ export class IscsiServer implements ConnectionServer {
       thread,
       {
         fd,
+        connId: conn.id,
         tpgt: conn.tpgt,
         cid: handoff.cid,
         statSn: handoff.statSn,

@@ -63,6 +63,8 @@ export interface Batch<Op> {
 /** Everything a connection thread needs to continue a connection whose login finished elsewhere. */
 export interface MovedConnection {
   fd: number;
+  /** The connection's number in log lines (`conn`), kept on the thread so both halves log alike. */
+  connId: number;
   tpgt: number;
   cid: number;
   /** StatSN of the first response after the final Login Response. */
