@@ -154,6 +154,7 @@ export class LogicalUnit {
   constructor(
     opts: LogicalUnitOptions,
     readonly defaults: { vendor: string; product: string },
+    /** Already bound to this LU (`lu` field, core.ts): lines logged here do not repeat it. */
     readonly logger?: Logger,
   ) {
     if (!opts.id) throw new Error('logical unit id must be a non-empty string');
@@ -225,7 +226,7 @@ export class LogicalUnit {
     if (this.loggedErrors.has(kind)) return;
     this.loggedErrors.add(kind);
     this.logger?.error(
-      { lu: this.id, backstore: this.backstore.describe, kind, err },
+      { backstore: this.backstore.describe, kind, err },
       'backstore I/O failed; the LU reports errors to initiators until the storage is fixed',
     );
   }
@@ -234,6 +235,6 @@ export class LogicalUnit {
   noteSuccess(): void {
     if (this.loggedErrors.size === 0) return;
     this.loggedErrors.clear();
-    this.logger?.info({ lu: this.id, backstore: this.backstore.describe }, 'backstore I/O works again');
+    this.logger?.info({ backstore: this.backstore.describe }, 'backstore I/O works again');
   }
 }

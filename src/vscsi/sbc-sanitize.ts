@@ -115,7 +115,7 @@ function startSanitize(ctx: CommandContext, work: Work, ause: boolean): Promise<
     try {
       await work(lu, (f) => (state.progress = f));
       lu.sanitizeFailed = undefined;
-      lu.logger?.info({ lu: lu.id }, 'sanitize completed');
+      lu.logger?.info('sanitize completed');
     } catch (err) {
       lu.sanitizeFailed = { ause };
       lu.logErrorOnce('sanitize', err);
