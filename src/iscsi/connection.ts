@@ -23,7 +23,7 @@ import { parseDataOut, parseScsiCommand, type SeqNumbers } from './pdu-scsi.js';
 import { buildLogoutResponse, parseLoginRequest, parseLogoutRequest, parseTextRequest } from './pdu-login.js';
 import { buildAsyncMessage, buildNopIn, buildReject, buildTmfResponse, parseNopOut, parseTmfRequest, type TmfRequestPdu } from './pdu-misc.js';
 import { LoginMachine, type LoginHost } from './login.js';
-import { type OperationalParams, RFC_DEFAULTS } from './params.js';
+import { digestNames, type OperationalParams, RFC_DEFAULTS } from './params.js';
 import { ScsiTask, type TaskConnection } from './scsi-task.js';
 import type { IscsiSession, SessionConnection } from './session.js';
 import type { IscsiTransport } from './tcp.js';
@@ -139,12 +139,6 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     return this.phase === 'closed';
   }
 
-  get headerDigest(): boolean {
-    return this.params.HeaderDigest;
-  }
-  get dataDigest(): boolean {
-    return this.params.DataDigest;
-  }
   /** Commands of this connection not yet completed. */
   get activeTasks(): number {
     return this.tasks.size;
@@ -315,8 +309,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
               sessionType: step.result!.sessionType,
               tsih: this.session?.tsih,
               cid: this.cid,
-              headerDigest: p.HeaderDigest ? 'CRC32C' : 'None',
-              dataDigest: p.DataDigest ? 'CRC32C' : 'None',
+              ...digestNames(p),
             },
             'iSCSI login complete',
           );

@@ -28,6 +28,11 @@ export interface OperationalParams {
   TaskReporting: string;
 }
 
+/** The negotiated digests as log lines and the management view name them. */
+export function digestNames(p: Pick<OperationalParams, 'HeaderDigest' | 'DataDigest'>): { headerDigest: 'None' | 'CRC32C'; dataDigest: 'None' | 'CRC32C' } {
+  return { headerDigest: p.HeaderDigest ? 'CRC32C' : 'None', dataDigest: p.DataDigest ? 'CRC32C' : 'None' };
+}
+
 /** RFC 7143 §13 defaults (what holds when a key is never negotiated). */
 export const RFC_DEFAULTS: Readonly<OperationalParams> = Object.freeze({
   HeaderDigest: false,

@@ -12,7 +12,7 @@ import { sendTargets, type DiscoverableTarget, type PortalAddress } from './disc
 import { answerTextKeys } from './text-answers.js';
 import { ISCSI_PROTOCOL_ID, LoginStatus } from './constants.js';
 import type { AdmitResult, LoginHost, LoginResult, LoginTargetInfo } from './login.js';
-import { type OperationalParams, type TargetParamPolicy, buildPolicy } from './params.js';
+import { buildPolicy, digestNames, type OperationalParams, type TargetParamPolicy } from './params.js';
 import { IscsiSession } from './session.js';
 import { listenTcp, type IscsiTransport, type PortalListener } from './tcp.js';
 import type { TextResponder } from './text.js';
@@ -378,8 +378,7 @@ export class IscsiServer implements ConnectionServer {
         tsih: s.tsih,
         cid: handoff.cid,
         thread: remote.threadIndex,
-        headerDigest: handoff.params.HeaderDigest ? 'CRC32C' : 'None',
-        dataDigest: handoff.params.DataDigest ? 'CRC32C' : 'None',
+        ...digestNames(handoff.params),
       },
       'iSCSI login complete',
     );
@@ -564,8 +563,7 @@ function connectionInfo(c: IscsiConnection): IscsiConnectionInfo {
     peerPort: c.transport.remotePort,
     localAddress: c.transport.localAddress,
     localPort: c.transport.localPort,
-    headerDigest: c.headerDigest ? 'CRC32C' : 'None',
-    dataDigest: c.dataDigest ? 'CRC32C' : 'None',
+    ...digestNames(c.params),
     maxRecvDataSegmentLength: c.params.MaxRecvDataSegmentLength,
     targetMaxRecvDataSegmentLength: c.params.TargetMaxRecvDataSegmentLength,
     activeCommands: c.activeTasks,
@@ -585,8 +583,7 @@ function remoteConnectionInfo(c: RemoteConnection): IscsiConnectionInfo {
     peerPort: snap.peerPort,
     localAddress: snap.localAddress,
     localPort: snap.localPort,
-    headerDigest: snap.params.HeaderDigest ? 'CRC32C' : 'None',
-    dataDigest: snap.params.DataDigest ? 'CRC32C' : 'None',
+    ...digestNames(snap.params),
     maxRecvDataSegmentLength: snap.params.MaxRecvDataSegmentLength,
     targetMaxRecvDataSegmentLength: snap.params.TargetMaxRecvDataSegmentLength,
     activeCommands: c.stats?.activeCommands ?? 0,
