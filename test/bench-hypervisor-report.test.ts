@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hvRows, mibPerSecond, percentOf, renderMarkdown, type HvMeasurement } from '../src/bench/hypervisor-report.js';
+import { hvRows, hypervisorChecks, mibPerSecond, percentOf, renderMarkdown, type HvMeasurement } from '../src/bench/hypervisor-report.js';
 
 const m = (over: Partial<HvMeasurement>): HvMeasurement => ({
   path: 'ibmvio', op: 'read', pattern: 'random', blockSize: 4096, queueDepth: 98, commands: 0, bytes: 0, elapsedMs: 1000, bytesVerified: 0, ok: true, ...over,
@@ -42,5 +42,27 @@ describe('hypervisor bench arithmetic', () => {
     expect(md).toContain('| ibmvio | 4k random read | 98 | 25600 | 100.0 | 400 | 25.0 % | yes (0 MiB) | no |');
     expect(md).toContain('| 4k | 400 | 300 |');
     expect(md.split('\n').filter((l) => l.startsWith('| ibmvio'))).toHaveLength(1);
+  });
+
+  it('turns each row into a check of the harness targets list: met, not met, or failed verification', () => {
+    const ceilings = [{ blockSize: 4096, copyMiBs: 1000, gatherMiBs: 900 }];
+    const checks = hypervisorChecks(
+      hvRows(
+        [
+          m({ bytes: 600 * 1048576 }),
+          m({ path: 'xen', op: 'write', bytes: 30 * 1048576, queueDepth: 16 }),
+          m({ bytes: 900 * 1048576, ok: false }),
+        ],
+        ceilings,
+      ),
+    );
+    expect(checks.map((c) => c.result)).toEqual(['met', 'not met', 'not met']);
+    expect(checks[1]).toEqual({
+      goal: '≥ 50 % of the copy ceiling: xen 4k random write',
+      backing: 'memory (simulator)',
+      result: 'not met',
+      detail: '30.0 of 1000 MiB/s = 3.0 % (QD 16)',
+    });
+    expect(checks[2]!.detail).toBe('run FAILED verification');
   });
 });

@@ -2,7 +2,9 @@
  * `npm run bench`: vtgt against a private tgtd on the same kind of backing, in the same run,
  * interleaved, with repeats. Per backing it starts both targets, runs ../shared/tools/bench.sh against
  * each (alternating which goes first), then the many-sessions workload, and writes a Markdown table and
- * JSON to the output directory. It measures; it asserts nothing (see BENCHMARKS.md for the targets).
+ * JSON to the output directory. Then the hypervisor paths: the IBM VIO and Xen simulators' emulated
+ * guests against the copy ceiling (dist/bench/hypervisor.js, docs/hypervisor-bench.md), in the same
+ * report. It measures; it asserts nothing (see BENCHMARKS.md for the targets).
  */
 import { Command } from 'commander';
 import { execFile } from 'node:child_process';
@@ -10,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hypervisorChecks, renderMarkdown as hypervisorMarkdown, type CopyCeiling, type HvRow } from './hypervisor-report.js';
 import { manySessions, type ManySessionsResult } from './many-sessions.js';
 import { startTgt, startVtgt, type BackingKind, type BackingSpec, type TargetUnderTest } from './processes.js';
 import { compare, evaluateTargets, markdownTable, targetsMarkdown, type WorkloadRecord } from './report.js';
@@ -26,6 +29,7 @@ interface Options {
   tools: string;
   tgtPort: number;
   xcheck: boolean;
+  hypervisor: boolean;
   workloads: string[];
   loopbackMiBs: number;
 }
@@ -43,6 +47,7 @@ function parseOptions(argv: string[]): Options {
     .option('--workloads <list>', 'only these bench.sh workloads (e.g. randread_4k_qd1,randread_4k_qd32)', '')
     .option('--loopback-mibs <n>', 'loopback TCP bandwidth in MiB/s (iperf3 single stream) for the 70 % goal', '1843')
     .option('--no-xcheck', 'skip the qemu-img cross-check runs of the read workloads (about 40 % less time)')
+    .option('--no-hypervisor', 'skip the IBM VIO and Xen simulator runs (8 workloads of --seconds each)')
     .addHelpText('after', '\nExample:\n  npm run bench -- --backings tmpfs,null --repeats 3 --seconds 5\n');
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts<Record<string, string>>();
@@ -57,6 +62,7 @@ function parseOptions(argv: string[]): Options {
     tools: resolve(o.tools!),
     tgtPort: Number(o.tgtPort),
     xcheck: (o.xcheck as unknown) !== false,
+    hypervisor: (o.hypervisor as unknown) !== false,
     workloads: (o.workloads ?? '').split(',').filter(Boolean),
     loopbackMiBs: Number(o.loopbackMibs),
   };
@@ -183,15 +189,38 @@ async function main(): Promise<void> {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+  const hv = o.hypervisor ? await runHypervisorPaths(o) : undefined;
   const rows = compare(records);
-  const checks = evaluateTargets(rows, { loopbackMiBs: o.loopbackMiBs });
-  const table = `${markdownTable(rows)}\n### Issue 7 targets in this run\n\n${targetsMarkdown(checks)}`;
+  const checks = [...evaluateTargets(rows, { loopbackMiBs: o.loopbackMiBs }), ...(hv && 'rows' in hv ? hypervisorChecks(hv.rows) : [])];
+  const hvSection = !hv
+    ? ''
+    : 'error' in hv
+      ? `\n### Hypervisor paths\n\nnot measured: ${hv.error}\n`
+      : `\n### Hypervisor paths (IBM VIO and Xen simulators, memory LU)\n\n${hypervisorMarkdown(hv.rows, hv.ceilings)}\n`;
+  const table = `${markdownTable(rows)}${hvSection}\n### Issue 7 targets in this run\n\n${targetsMarkdown(checks)}`;
   writeFileSync(join(o.out, 'comparison.md'), table);
   writeFileSync(
     join(o.out, 'comparison.json'),
-    JSON.stringify({ date: new Date().toISOString(), options: o, rows, targets: checks, manySessions: many, records }, null, 1),
+    JSON.stringify({ date: new Date().toISOString(), options: o, rows, targets: checks, manySessions: many, hypervisor: hv, records }, null, 1),
   );
   console.log(table);
+}
+
+/**
+ * The hypervisor-path benchmark in its own process (it is the VIOS / dom0 and sets the event loop's
+ * busy polling as `vtgt serve` does), its JSON kept whole.
+ */
+async function runHypervisorPaths(o: Options): Promise<{ ceilings: CopyCeiling[]; rows: HvRow[] } | { error: string }> {
+  console.log('bench: hypervisor paths (IBM VIO and Xen simulators)');
+  const script = join(root, 'dist', 'bench', 'hypervisor.js');
+  const r = await sh(process.execPath, [script, '--seconds', String(o.seconds), '--json-only'], process.env);
+  try {
+    const doc = JSON.parse(r.stdout) as { ceilings: CopyCeiling[]; rows: HvRow[] };
+    writeFileSync(join(o.out, 'hypervisor.json'), r.stdout);
+    return { ceilings: doc.ceilings, rows: doc.rows };
+  } catch {
+    return { error: `${script} exited with ${r.code}: ${r.stderr.trim().slice(-300) || 'no JSON on its output'}` };
+  }
 }
 
 main().catch((e: unknown) => {

@@ -79,3 +79,15 @@ export function renderMarkdown(rows: ReadonlyArray<HvRow>, ceilings: ReadonlyArr
   for (const c of ceilings) out.push(`| ${sizeName(c.blockSize)} | ${fixed(c.copyMiBs, 0)} | ${fixed(c.gatherMiBs, 0)} |`);
   return out.join('\n');
 }
+
+/** The issue's hypervisor-path goal, one check per emulated-guest workload (the harness's targets list). */
+export function hypervisorChecks(rows: ReadonlyArray<HvRow>): Array<{ goal: string; backing: string; result: 'met' | 'not met'; detail: string }> {
+  return rows.map((r) => ({
+    goal: `≥ ${GOAL_PERCENT} % of the copy ceiling: ${r.path} ${sizeName(r.blockSize)} ${r.pattern} ${r.op}`,
+    backing: 'memory (simulator)',
+    result: r.meetsGoal ? 'met' : 'not met',
+    detail: r.ok
+      ? `${fixed(r.mibs, 1)} of ${fixed(r.ceilingMiBs, 0)} MiB/s = ${fixed(r.percentOfCeiling, 1)} % (QD ${r.queueDepth})`
+      : 'run FAILED verification',
+  }));
+}
