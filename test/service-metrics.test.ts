@@ -60,6 +60,11 @@ describe('metrics endpoint', () => {
       expect(body).toContain('vtgt_busy_poll_hits_total 9');
       expect(body).toContain('vtgt_busy_poll_seconds_total 0.25');
       expect(body).toContain('vtgt_busy_poll_window_microseconds 200');
+      // and fixed I/O engine counters.
+      expect(body).toContain('vtgt_io_requests_total{engine="io_uring"} 320');
+      expect(body).toContain('vtgt_io_submissions_total{engine="io_uring"} 11');
+      expect(body).toContain('vtgt_io_submissions_total{engine="threadpool"} 5');
+      expect(body).toContain('vtgt_io_inline_total 40');
     } finally {
       await svc.stop('test');
     }

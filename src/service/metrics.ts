@@ -15,6 +15,18 @@ export interface MetricsSource {
   sessions(): number;
   /** Event-loop busy polling counters (null while polling is off or unavailable). */
   busyPoll?(): BusyPollCounters | null;
+  /** The addon's file I/O engines (null without the addon). */
+  ioEngine?(): IoEngineCounters | null;
+}
+
+/** Requests the file backstores gave the addon, and how they were handed over. */
+export interface IoEngineCounters {
+  /** Requests per engine. */
+  requests: { io_uring: number; threadpool: number };
+  /** io_uring_enter calls that submitted requests / hand-overs to the pool's workers. */
+  submissions: { io_uring: number; threadpool: number };
+  /** Small transfers completed on the event loop without either engine (tmpfs, page-cache hits). */
+  inline: number;
 }
 
 export interface BusyPollCounters {
@@ -77,6 +89,22 @@ export class MetricsServer {
     this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_window_microseconds', 'Current adaptive polling window', 'gauge', poll((b) => b.windowMicros)));
     this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_skipped_total', 'Waits not polled because wake-ups brought several commands', 'counter', poll((b) => b.skipped)));
     this.registry.registerMetric(snapshotMetric('vtgt_busy_poll_commands_per_wake', 'Moving average of SCSI commands per event-loop wake-up', 'gauge', poll((b) => b.commandsPerWake)));
+    // File I/O: requests per engine against submissions shows how many requests one event-loop turn
+    // hands over together (BENCHMARKS.md section 17).
+    const perEngine = (pick: (c: IoEngineCounters) => IoEngineCounters['requests']) => () => {
+      const c = src.ioEngine?.();
+      return c ? (['io_uring', 'threadpool'] as const).map((engine) => ({ labels: { engine }, value: pick(c)[engine] })) : [];
+    };
+    this.registry.registerMetric(snapshotMetric('vtgt_io_requests_total', 'File backstore requests handed to each I/O engine', 'counter', perEngine((c) => c.requests)));
+    this.registry.registerMetric(
+      snapshotMetric('vtgt_io_submissions_total', 'io_uring_enter calls that submitted requests, and hand-overs to the thread pool', 'counter', perEngine((c) => c.submissions)),
+    );
+    this.registry.registerMetric(
+      snapshotMetric('vtgt_io_inline_total', 'Small transfers completed on the event loop without an I/O engine', 'counter', () => {
+        const c = src.ioEngine?.();
+        return c ? [{ labels: {}, value: c.inline }] : [];
+      }),
+    );
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -8,7 +8,8 @@ import type { Backstore } from '../backstores/backstore.js';
 import { createBackstore as createRealBackstore } from '../backstores/index.js';
 import { IscsiServer, type ChapCredentials, type IscsiAcl, type IscsiSessionInfo, type IscsiTargetSpec } from '../iscsi/server.js';
 import { loadNative } from '../native/index.js';
-import type { BusyPollCounters } from './metrics.js';
+import { ioEngineInfo } from '../native/io.js';
+import type { BusyPollCounters, IoEngineCounters } from './metrics.js';
 import { ScsiCore } from '../vscsi/core.js';
 import { ReservationManager } from '../vscsi/pr/index.js';
 import type { ReservationFactory } from '../vscsi/reservation-port.js';
@@ -74,6 +75,7 @@ export interface Platform {
   /** Adaptive event-loop polling before sleeping, in µs (0 = off); absent where there is no addon. */
   setBusyPoll?(maxMicros: number): void;
   busyPollStats?(): BusyPollCounters | null;
+  ioEngineStats?(): IoEngineCounters | null;
 }
 
 export async function loadPlatform(logger: Logger): Promise<Platform> {
@@ -108,5 +110,9 @@ export async function loadPlatform(logger: Logger): Promise<Platform> {
       native.setBusyPoll(maxMicros);
     },
     busyPollStats: () => loadNative().busyPollStats(),
+    ioEngineStats: () => {
+      const i = ioEngineInfo();
+      return { requests: { io_uring: i.uringOps, threadpool: i.poolOps }, submissions: { io_uring: i.uringSubmits, threadpool: i.poolHandoffs }, inline: i.syncOps };
+    },
   };
 }

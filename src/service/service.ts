@@ -152,6 +152,7 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
           lunTargets: () => lunTargets(runtime),
           sessions: () => safeSessions(runtime).length,
           busyPoll: () => platform.busyPollStats?.() ?? null,
+          ioEngine: () => platform.ioEngineStats?.() ?? null,
         },
         logger.child({ component: 'metrics' }),
       );

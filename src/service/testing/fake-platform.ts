@@ -171,6 +171,7 @@ export function fakePlatform(): FakePlatform {
     busyPoll,
     setBusyPoll: (us) => void busyPoll.push(us),
     busyPollStats: () => (busyPoll.at(-1) ? { polls: 12, hits: 9, polledSeconds: 0.25, windowMicros: busyPoll.at(-1)!, skipped: 3, commandsPerWake: 1 } : null),
+    ioEngineStats: () => ({ requests: { io_uring: 320, threadpool: 5 }, submissions: { io_uring: 11, threadpool: 5 }, inline: 40 }),
     async createBackstore(spec) {
       const s = new MemoryStore(spec);
       stores.push(s);
