@@ -86,6 +86,13 @@ function checkIndex(op: string, what: string, v: unknown): number {
 }
 
 let syncOps = 0;
+/** Whether any file has been opened: the engine (a ring and worker threads) is created on first use. */
+let filesOpened = false;
+
+/** True once a file was opened through IoFile, i.e. the I/O engine exists and its counters mean something. */
+export function ioEngineInUse(): boolean {
+  return filesOpened;
+}
 
 /** Engine state and counters: requests sent to io_uring and the pool, and synchronous fast-path hits. */
 export function ioEngineInfo(): NativeIoEngineInfo & { syncOps: number } {
@@ -123,6 +130,7 @@ export class IoFile {
   #puntWrites = false;
 
   private constructor(path: string, fd: number, opts: IoFileOptions) {
+    filesOpened = true;
     this.path = path;
     this.#fd = fd;
     this.readOnly = opts.readOnly === true;

@@ -8,7 +8,7 @@ import type { Backstore } from '../backstores/backstore.js';
 import { createBackstore as createRealBackstore } from '../backstores/index.js';
 import { IscsiServer, type ChapCredentials, type IscsiAcl, type IscsiSessionInfo, type IscsiTargetSpec } from '../iscsi/server.js';
 import { loadNative } from '../native/index.js';
-import { ioEngineInfo } from '../native/io.js';
+import { ioEngineInfo, ioEngineInUse } from '../native/io.js';
 import type { BusyPollCounters, IoEngineCounters } from './metrics.js';
 import { ScsiCore } from '../vscsi/core.js';
 import { ReservationManager } from '../vscsi/pr/index.js';
@@ -110,7 +110,9 @@ export async function loadPlatform(logger: Logger): Promise<Platform> {
       native.setBusyPoll(maxMicros);
     },
     busyPollStats: () => loadNative().busyPollStats(),
+    // Null until a file backstore opened its file: reading the counters would start the engine.
     ioEngineStats: () => {
+      if (!ioEngineInUse()) return null;
       const i = ioEngineInfo();
       return { requests: { io_uring: i.uringOps, threadpool: i.poolOps }, submissions: { io_uring: i.uringSubmits, threadpool: i.poolHandoffs }, inline: i.syncOps };
     },
