@@ -89,6 +89,18 @@ describe('iSCSI connections on a connection thread', () => {
 
     const text = await a.text([['SendTargets', 'All']]);
     expect(text).toContainEqual(['TargetName', T]);
+    // A portal added while the session lives on the thread shows among its target's addresses (a
+    // normal session's SendTargets answers for its own target, §13.3).
+    const addresses = (kv: [string, string][]) => kv.filter(([k]) => k === 'TargetAddress').map(([, v]) => v);
+    expect(addresses(text)).toHaveLength(1);
+    expect(vtgt(svc.data, 'portal', 'create', '127.0.0.2:0').code).toBe(0);
+    let now: string[] = [];
+    for (let i = 0; i < 40 && now.length < 2; i++) {
+      now = addresses(await a.text([['SendTargets', 'All']]));
+      if (now.length < 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(now).toHaveLength(2);
+    expect(now.some((v) => v.startsWith('127.0.0.2:'))).toBe(true);
 
     // LOGICAL UNIT RESET goes to the core and back; the initiators then see the reset's unit attention.
     expect(await a.tmf(5)).toBe(0);

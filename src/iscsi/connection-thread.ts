@@ -80,6 +80,11 @@ class ConnectionThread implements ConnectionServer {
         return this.moved.get(op.link)?.conn.closeAfterFlush(op.reason);
       case 'requestLogout':
         return this.moved.get(op.link)?.conn.requestLogout(op.seconds);
+      case 'discovery': {
+        const m = this.moved.get(op.link);
+        if (m) m.discovery = op.discovery;
+        return;
+      }
       case 'recall': {
         const m = this.moved.get(op.link);
         const s = m?.conn.session;

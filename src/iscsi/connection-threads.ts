@@ -81,6 +81,11 @@ export class RemoteConnection implements SessionConnection {
     if (!this.closed) this.thread.out.send({ t: 'closeAfterFlush', link: this.link, reason });
   }
 
+  /** Targets, their access or the portals changed: what SendTargets answers in this session. */
+  updateDiscovery(discovery: MovedConnection['discovery']): void {
+    if (!this.closed) this.thread.out.send({ t: 'discovery', link: this.link, discovery });
+  }
+
   requestLogout(seconds: number): void {
     if (!this.closed) this.thread.out.send({ t: 'requestLogout', link: this.link, seconds });
   }

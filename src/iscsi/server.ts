@@ -181,6 +181,7 @@ export class IscsiServer implements ConnectionServer {
     const portal: Portal = { host: p.host, port: listener.port, tpgt, listener };
     this.portals.set(portalKey(p.host, listener.port), portal);
     this.logger?.info({ host: p.host, port: listener.port, tpgt }, 'iSCSI portal listening');
+    this.refreshMovedDiscovery();
     return { host: p.host, port: listener.port };
   }
 
@@ -190,6 +191,7 @@ export class IscsiServer implements ConnectionServer {
     const p = this.portals.get(key);
     if (!p) throw new Error(`no iSCSI portal on ${host}:${port}`);
     this.portals.delete(key);
+    this.refreshMovedDiscovery();
     await p.listener.close();
   }
 
@@ -197,17 +199,20 @@ export class IscsiServer implements ConnectionServer {
     const key = spec.target.name.toLowerCase();
     if (this.targets.has(key)) throw new Error(`iSCSI target ${spec.target.name} already exists`);
     this.targets.set(key, this.compile(spec));
+    this.refreshMovedDiscovery();
   }
 
   updateTarget(spec: IscsiTargetSpec): void {
     const key = spec.target.name.toLowerCase();
     if (!this.targets.has(key)) throw new Error(`iSCSI target ${spec.target.name} does not exist`);
     this.targets.set(key, this.compile(spec));
+    this.refreshMovedDiscovery();
   }
 
   async removeTarget(name: string): Promise<void> {
     const key = name.toLowerCase();
     if (!this.targets.delete(key)) throw new Error(`iSCSI target ${name} does not exist`);
+    this.refreshMovedDiscovery();
     const victims = [...this.sessionsByTsih.values()].filter((s) => s.targetName?.toLowerCase() === key);
     await Promise.all(victims.map((s) => this.endSession(s, 'target removed')));
   }
@@ -383,6 +388,17 @@ export class IscsiServer implements ConnectionServer {
       'iSCSI login complete',
     );
     return true;
+  }
+
+  /**
+   * Targets, their access or the portals changed: sessions on connection threads answer SendTargets
+   * (their own target's addresses, §13.3) from a new snapshot.
+   */
+  private refreshMovedDiscovery(): void {
+    for (const s of this.sessionsByTsih.values()) {
+      const r = remoteOf(s);
+      if (r) r.updateDiscovery(this.discoverySnapshot(s.initiatorName, r.snapshot.peerAddress));
+    }
   }
 
   /** What SendTargets may show this initiator at this address: every target with its visibility, and the portals. */

@@ -52,6 +52,7 @@ export type ToConnectionOp =
   | { t: 'closeAfterFlush'; link: number; reason: string }
   | { t: 'requestLogout'; link: number; seconds: number }
   | { t: 'recall'; link: number }
+  | { t: 'discovery'; link: number; discovery: MovedConnection['discovery'] }
   | { t: 'adopt'; link: number; connection: MovedConnection; firstBytes: Bytes };
 
 export interface Batch<Op> {
@@ -78,7 +79,7 @@ export interface MovedConnection {
     expCmdSn: number;
     window: number;
   };
-  /** SendTargets in this normal session: what the initiator may see, as of the move. */
+  /** SendTargets in this normal session: what the initiator may see (renewed when targets or portals change). */
   discovery: { targets: DiscoverableTarget[]; portals: PortalAddress[] };
 }
 
