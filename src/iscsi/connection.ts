@@ -301,7 +301,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
         }
         if (step.outcome === 'ffp') {
           const p = step.result!.params;
-          this.enterFullFeaturePhase({ params: { ...this.params, ...p }, cid: this.cid, statSn: this.login!.nextStatSn, firstBytes: Buffer.alloc(0) });
+          this.enterFullFeaturePhase(this.handoffAfterLogin(p, Buffer.alloc(0)));
           this.log?.info(
             {
               initiator: step.result!.initiatorName,
@@ -321,6 +321,11 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
         this.log?.error({ err: e }, 'iSCSI login failed internally');
         this.drop('internal error during login');
       });
+  }
+
+  /** Where a connection whose login just completed continues from, here or on a connection thread. */
+  private handoffAfterLogin(negotiated: Partial<OperationalParams>, firstBytes: Buffer): ConnectionHandoff {
+    return { params: { ...this.params, ...negotiated }, cid: this.cid, statSn: this.login!.nextStatSn, firstBytes };
   }
 
   private enterFullFeaturePhase(h: ConnectionHandoff): void {
@@ -347,8 +352,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     const move = this.server.moveConnection;
     if (!move || this.receiver.midPdu || this.transport.pendingBytes > 0) return false;
     const firstBytes = Buffer.concat(responses.flatMap((r) => frameOut(r.bhs, r.data, false, false)));
-    const handoff: ConnectionHandoff = { params: { ...this.params, ...negotiated }, cid: this.cid, statSn: this.login!.nextStatSn, firstBytes };
-    if (!move.call(this.server, this, handoff)) return false;
+    if (!move.call(this.server, this, this.handoffAfterLogin(negotiated, firstBytes))) return false;
     clearTimeout(this.loginTimer);
     this.phase = 'moved';
     return true;
