@@ -46,6 +46,12 @@ export interface Backstore {
   /** Write-back: writes may sit in a volatile cache until flush(); write-through: durable on completion. */
   readonly cacheMode: CacheMode;
   readonly capabilities: BackstoreCapabilities;
+  /**
+   * O_DIRECT stores: data buffers whose memory starts on a multiple of `alignment` go to the kernel as
+   * they are; any other is copied through an aligned bounce buffer on every transfer. `allocate` makes
+   * a buffer so aligned, so that the core's reusable data buffers can be (see BufferPool.alignTo).
+   */
+  readonly alignedBuffers?: { alignment: number; allocate(size: number): Buffer };
 
   /** Read `length` bytes at `offset`. When `into` is given the data lands there (it must be >= length). */
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;

@@ -43,10 +43,12 @@ export abstract class FdBackstore implements Backstore {
   readonly cacheMode: CacheMode;
   readonly capabilities: BackstoreCapabilities;
   readonly direct: boolean;
+  readonly alignedBuffers?: { alignment: number; allocate(size: number): Buffer };
   protected readonly file: IoFile;
   protected readonly rw: ReadWrite;
   protected readonly log: Logger | undefined;
   readonly #directAlign: number;
+  #bounced = 0;
   readonly #sizeQuery: string;
   #size: number;
 
@@ -58,6 +60,7 @@ export abstract class FdBackstore implements Backstore {
     this.readOnly = init.readOnly;
     this.cacheMode = opts.cacheMode ?? 'writeback';
     this.direct = opts.direct === true;
+    if (this.direct) this.alignedBuffers = { alignment: init.directAlign, allocate: (size) => alignedBuffer(size, DIRECT_ALIGN) };
     this.capabilities = init.capabilities;
     this.file = init.file;
     this.rw = init.rw;
@@ -94,11 +97,25 @@ export abstract class FdBackstore implements Backstore {
     return err;
   }
 
+  /**
+   * O_DIRECT transfers that had to be copied through an aligned buffer because the caller's was not
+   * aligned. The core's data buffers are aligned for such stores (`alignedBuffers`), so on the
+   * SCSI read/write path this stays at zero.
+   */
+  get bounced(): number {
+    return this.#bounced;
+  }
+
+  private bounceBuffer(length: number): Buffer {
+    this.#bounced++;
+    return alignedBuffer(length, DIRECT_ALIGN);
+  }
+
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.check('read', offset, length);
     const out = readTarget('read', this.describe, length, into);
     if (length === 0) return out;
-    const bounce = this.direct && !isAligned(out, this.#directAlign) ? alignedBuffer(length, DIRECT_ALIGN) : out;
+    const bounce = this.direct && !isAligned(out, this.#directAlign) ? this.bounceBuffer(length) : out;
     try {
       const n = await this.rw.read(bounce, 0, length, offset);
       if (n < length) this.shortRead(bounce, n, length);
@@ -114,7 +131,7 @@ export abstract class FdBackstore implements Backstore {
     if (data.length === 0) return;
     let src = data;
     if (this.direct && !isAligned(data, this.#directAlign)) {
-      src = alignedBuffer(data.length, DIRECT_ALIGN);
+      src = this.bounceBuffer(data.length);
       data.copy(src);
     }
     try {

@@ -133,28 +133,33 @@ export class PduReceiver {
     const bhsPeek = this.bhs;
     this.bhs = undefined;
     this.lastRelease = undefined;
-    // Only SCSI Command and Data-Out data is held by a task that gives a pooled copy back.
-    const op = bhsPeek[0]! & 0x3f;
-    const all = this.take(total, op === InitiatorOpcode.SCSI_COMMAND || op === InitiatorOpcode.DATA_OUT);
-    const release = this.lastRelease;
-    const bhs = all.subarray(0, BHS_LENGTH);
     const ahsLen = totalAhsLengthOf(bhsPeek);
     const dataLen = dataSegmentLengthOf(bhsPeek);
-    let off = BHS_LENGTH;
-    const ahs = ahsLen === 0 ? NO_BYTES : all.subarray(off, off + ahsLen);
-    off += ahsLen;
+    const headLen = BHS_LENGTH + ahsLen + (this.limits.headerDigest ? 4 : 0);
+    // Only SCSI Command and Data-Out data is held by a task that gives a pooled copy back. It is taken
+    // apart from the header so that it starts where a pooled buffer starts: aligned, when an O_DIRECT
+    // backstore asked the pool for that, the write goes to the kernel without a bounce copy.
+    const op = bhsPeek[0]! & 0x3f;
+    const split = dataLen > 0 && (op === InitiatorOpcode.SCSI_COMMAND || op === InitiatorOpcode.DATA_OUT);
+    const head = this.take(split ? headLen : total);
+    const body = split ? this.take(total - headLen, true) : head.subarray(headLen);
+    // take() set it when the data went into a pooled buffer (TypeScript cannot see that).
+    const release = this.lastRelease as (() => void) | undefined;
+    const bhs = head.subarray(0, BHS_LENGTH);
+    const ahs = ahsLen === 0 ? NO_BYTES : head.subarray(BHS_LENGTH, BHS_LENGTH + ahsLen);
     if (this.limits.headerDigest) {
-      const want = all.readUInt32LE(off);
-      off += 4;
+      const want = head.readUInt32LE(BHS_LENGTH + ahsLen);
       if (digestOf(bhs, ahs) !== want) {
+        release?.();
         return { kind: 'error', code: 'header-digest', bhs, message: 'header digest (CRC32C) mismatch' };
       }
     }
-    const data = dataLen === 0 ? NO_BYTES : all.subarray(off, off + dataLen);
+    const data = dataLen === 0 ? NO_BYTES : body.subarray(0, dataLen);
     if (this.limits.dataDigest && dataLen) {
-      const padded = all.subarray(off, off + dataLen + padLength(dataLen));
-      const want = all.readUInt32LE(off + padded.length);
+      const padded = body.subarray(0, dataLen + padLength(dataLen));
+      const want = body.readUInt32LE(padded.length);
       if (digestOf(padded) !== want) {
+        release?.();
         return { kind: 'error', code: 'data-digest', bhs, message: 'data digest (CRC32C) mismatch' };
       }
     }

@@ -64,6 +64,12 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
     get capabilities() {
       return inner.capabilities;
     },
+    get physicalBlockSize() {
+      return inner.physicalBlockSize;
+    },
+    get alignedBuffers() {
+      return inner.alignedBuffers;
+    },
     failures,
     read: (offset, length, into) => inner.read(offset, length, into).then(ok, seen),
     write: (offset, data, fua) => inner.write(offset, data, fua).then(ok, seen),

@@ -24,6 +24,11 @@ export class BufferPool {
   private readonly free: Buffer[][] = [];
   /** Buffers handed out and not yet released (leak checks, tests). */
   lent = 0;
+  /** The alignment every new buffer has (1 = whatever the allocator gives). */
+  alignment = 1;
+  private allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafeSlow(size);
+  /** Bumped by alignTo: buffers made before it are not taken back. */
+  private generation = 0;
 
   constructor() {
     for (let s = MIN_SHIFT; s <= MAX_SHIFT; s++) this.free.push([]);
@@ -34,7 +39,8 @@ export class BufferPool {
     const shift = length <= 1 << MIN_SHIFT ? MIN_SHIFT : 32 - Math.clz32(length - 1);
     if (shift > MAX_SHIFT || length <= 0) return { data: Buffer.allocUnsafe(Math.max(0, length)), release: noop };
     const list = this.free[shift - MIN_SHIFT]!;
-    const whole = list.pop() ?? Buffer.allocUnsafeSlow(1 << shift);
+    const whole = list.pop() ?? this.allocate(1 << shift);
+    const generation = this.generation;
     this.lent++;
     let released = false;
     return {
@@ -43,9 +49,23 @@ export class BufferPool {
         if (released) return;
         released = true;
         this.lent--;
-        if ((list.length + 1) << shift <= MAX_IDLE_BYTES_PER_CLASS) list.push(whole);
+        if (generation === this.generation && (list.length + 1) << shift <= MAX_IDLE_BYTES_PER_CLASS) list.push(whole);
       },
     };
+  }
+
+  /**
+   * From now on make buffers whose memory starts on a multiple of `alignment`, with `allocate`: an
+   * O_DIRECT backstore takes them without a bounce copy (at 128 KiB that copy, and the aligned buffer
+   * allocated for it, cost more CPU than the rest of the command; BENCHMARKS.md section 18). Buffers
+   * made before are dropped as they come back. A smaller or equal alignment changes nothing.
+   */
+  alignTo(alignment: number, allocate: (size: number) => Buffer): void {
+    if (alignment <= this.alignment) return;
+    this.alignment = alignment;
+    this.allocate = allocate;
+    this.generation++;
+    for (const list of this.free) list.length = 0;
   }
 
   /** Idle bytes held (for tests and metrics). */

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Backstore } from '../backstores/backstore.js';
 import { defaultModeState, type ModeState } from './mode-pages.js';
 import { RangeLock } from './range-lock.js';
+import { dataInPool } from './buffer-pool.js';
 import { DEFAULT_JOURNAL_CAPACITY, type AtomicWriteJournal } from './atomic-journal.js';
 import type { ReservationPort } from './reservation-port.js';
 import { newLuStats, type LuStats } from './stats.js';
@@ -160,6 +161,8 @@ export class LogicalUnit {
     if (!opts.id) throw new Error('logical unit id must be a non-empty string');
     this.id = opts.id;
     this.backstore = opts.backstore;
+    const aligned = opts.backstore.alignedBuffers;
+    if (aligned) dataInPool.alignTo(aligned.alignment, aligned.allocate);
     this.serial = opts.serial ?? deriveSerial(opts.id);
     // VPD 0x80 and the T10 vendor ID designator (8 + serial bytes, one length byte) carry it verbatim.
     if (!/^[\x21-\x7e]{1,200}$/.test(this.serial)) {
