@@ -2,6 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { runIbmvioSim } from '../src/ibmvio/sim/run.js';
 import { runXenSim } from '../src/xen/sim/run.js';
 import { unitImage } from '../src/ibmvio/sim/throughput.js';
+import { dataInPool } from '../src/vscsi/buffer-pool.js';
+
+/** Every pooled data buffer the VIOS/dom0 side (this process) lent is back once the run is over. */
+async function expectPoolReturned(): Promise<void> {
+  for (let i = 0; i < 50 && dataInPool.lent > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(dataInPool.lent).toBe(0);
+}
 
 describe('simulator throughput mode', () => {
   it('stamps every 4 KiB with LBA and generation, so a misplaced or stale block differs', () => {
@@ -29,5 +36,13 @@ describe('simulator throughput mode', () => {
     expect(r.bytes).toBeGreaterThan(0);
     expect(r.bytesVerified).toBe(8 << 20); // the whole work area read back after the timed phase
     expect(r.queueDepth).toBe(16);
+    await expectPoolReturned(); // data-out buffers included
+  }, 20_000);
+
+  it('VIO: 4k random writes are read back verified and give their data-out buffers back', async () => {
+    const r = await runIbmvioSim({ clients: 1, seconds: 0.5, aix: false, hostile: false, lunsPerClient: 1, workload: { blockSize: 4096, pattern: 'random', op: 'write' } });
+    expect(r.ok, r.lines.join('\n')).toBe(true);
+    expect(r.bytesVerified).toBe(8 << 20);
+    await expectPoolReturned();
   }, 20_000);
 });

@@ -17,6 +17,7 @@ import {
   TmfFunction as TF,
   type TmfResponse,
 } from '../vscsi/fabric.js';
+import { dataInPool } from '../vscsi/buffer-pool.js';
 import { type ReasonName, SenseKey, senseKeyOf } from '../vscsi/sense.js';
 import { CreditAccount, type SuppressedCreditPolicy } from './credits.js';
 import {
@@ -115,6 +116,8 @@ interface ActiveCommand {
   retired: boolean;
   done: Promise<void>;
   resolveDone: () => void;
+  /** Pooled data-out buffers, given back once the core completed the command normally. */
+  dataOut?: Array<() => void>;
 }
 
 const TASK_ATTR: Record<number, TaskAttribute> = {
@@ -427,14 +430,18 @@ export class SrpChannel<C> {
         fetchDataOut: async (offset, length) => {
           const segs = sliceSegments(segments, offset, length);
           if (!segs) throw new Error(`data-out range ${offset}+${length} is not covered by the descriptors`);
-          const buf = Buffer.alloc(length);
+          // Pooled, not a fresh zero-filled Buffer: the copy overwrites all of it, and an O_DIRECT
+          // backstore takes the pool's aligned buffers without a bounce copy.
+          const lent = dataInPool.acquire(length);
           try {
-            await this.opts.mover.readFromInitiator(segs, buf);
+            await this.opts.mover.readFromInitiator(segs, lent.data);
           } catch (err) {
+            // Not given back: a mover that failed part-way may still be writing into it.
             this.stats.transferErrors++;
             throw err;
           }
-          return buf;
+          (entry.dataOut ??= []).push(lent.release);
+          return lent.data;
         },
         complete: (result) => {
           void this.complete(entry, cmd, request, segments, result, ctx);
@@ -452,6 +459,11 @@ export class SrpChannel<C> {
     result: ScsiCompletion,
     ctx: C,
   ): Promise<void> {
+    // The core completed the command, so its write from the data-out buffers is over; after an abort
+    // they are left to the garbage collector, as the iSCSI path does.
+    const dataOut = entry.dataOut;
+    entry.dataOut = undefined;
+    if (dataOut && result.status !== ScsiStatus.TASK_ABORTED) for (const r of dataOut) r();
     // The core's pooled data-in buffer goes back once nothing can read it any more: at once when it
     // is not sent, after the RDMA copy when it is; never after a failed copy (a mover may still hold it).
     let release = result.releaseDataIn;

@@ -9,8 +9,9 @@
  * behaviour); every other defect is answered with the protocol's error result.
  */
 import type { Logger } from 'pino';
+import { dataInPool } from '../vscsi/buffer-pool.js';
 import type { Nexus, ScsiCompletion, DataDirection } from '../vscsi/fabric.js';
-import { TaskAttribute, TmfFunction, TmfResponse } from '../vscsi/fabric.js';
+import { ScsiStatus, TaskAttribute, TmfFunction, TmfResponse } from '../vscsi/fabric.js';
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
@@ -79,6 +80,8 @@ interface Pending {
   answered: boolean;
   /** The core dropped it (a TMF, PREEMPT AND ABORT, nexus loss); it will never complete. */
   coreAborted: boolean;
+  /** Pooled data-out buffers, given back once the core completed the command normally. */
+  dataOut?: Array<() => void>;
 }
 
 /** Events in a row that found no work before we start delaying the unmask (event-storm damping). */
@@ -296,12 +299,17 @@ export class VscsiRing {
           if (offset < 0 || length < 0 || offset + length > expectedLength) {
             throw new RangeError(`data-out [${offset}, +${length}) outside the ${expectedLength}-byte buffer`);
           }
-          const buf = Buffer.alloc(length);
-          if (!this.copyIn(sliceSegments(segments, offset, length), buf, 0)) {
+          // Pooled, not a fresh zero-filled Buffer: the copy overwrites all of it, and an O_DIRECT
+          // backstore takes the pool's aligned buffers without a bounce copy. The grant copy is
+          // synchronous, so a failed one leaves nothing writing into the buffer.
+          const lent = dataInPool.acquire(length);
+          if (!this.copyIn(sliceSegments(segments, offset, length), lent.data, 0)) {
+            lent.release();
             throw new Error(`grant copy from dom ${this.o.frontendDomid} failed`);
           }
+          (p.dataOut ??= []).push(lent.release);
           this.stats.bytesOut += length;
-          return buf;
+          return lent.data;
         },
         complete: (result: ScsiCompletion) => this.complete(p, segments, expectedLength, result),
         aborted: () => this.coreAborted(p),
@@ -310,6 +318,11 @@ export class VscsiRing {
   }
 
   private complete(p: Pending, segments: Segment[], expectedLength: number, result: ScsiCompletion): void {
+    // The core completed the command, so its write from the data-out buffers is over; after an abort
+    // they are left to the garbage collector, as the iSCSI path does.
+    const dataOut = p.dataOut;
+    p.dataOut = undefined;
+    if (dataOut && result.status !== ScsiStatus.TASK_ABORTED) for (const r of dataOut) r();
     try {
       this.answer(p, segments, expectedLength, result);
     } finally {
