@@ -223,6 +223,14 @@ async function runHypervisorPaths(o: Options): Promise<{ ceilings: CopyCeiling[]
   }
 }
 
+// Interrupted: exit through process.exit so that the started vtgt is killed too (processes.ts).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`bench: ${signal}, stopping (a private tgtd still running is stopped with tgt-down.sh)`);
+    process.exit(130);
+  });
+}
+
 main().catch((e: unknown) => {
   console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
   process.exit(1);

@@ -51,9 +51,21 @@ function vtgtConfig(backing: BackingSpec): string {
 export async function startVtgt(root: string, dataDir: string, backing: BackingSpec): Promise<TargetUnderTest> {
   const cfg = join(dataDir, 'bench.yaml');
   writeFileSync(cfg, vtgtConfig(backing));
+  // In its own session, as tgt-up.sh starts tgtd (setsid). With the kernel's autogroup scheduling
+  // (sched_autogroup_enabled, on by default on desktop and Debian kernels) each session is a
+  // scheduling group that gets an equal share of a busy CPU: a target left in the benchmark's session
+  // competes with the 64 client processes as one task among 65, while tgtd's group has half the
+  // machine (BENCHMARKS.md section 19). Both targets must be started alike.
   const child: ChildProcess = spawn(process.execPath, [join(root, 'bin', 'vtgt.js'), 'serve', '--config', cfg, '--data', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
+  // Detached, it would outlive a benchmark that dies; tgtd is stopped by tgt-down.sh likewise.
+  const killOnExit = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.removeListener('exit', killOnExit));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
