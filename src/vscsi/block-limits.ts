@@ -28,6 +28,11 @@ export interface BlockLimits {
   atomicGranularity: number;
 }
 
+/** MAXIMUM TRANSFER LENGTH in blocks; on its own because every READ and WRITE checks it. */
+export function maxTransferBlocks(lu: LogicalUnit): number {
+  return MAX_TRANSFER_BYTES / lu.blockSize;
+}
+
 export function blockLimits(lu: LogicalUnit): BlockLimits {
   const bs = lu.blockSize;
   // Whole physical blocks, and at least whole 4 KiB pages, which is what file-backed stores write
@@ -35,14 +40,14 @@ export function blockLimits(lu: LogicalUnit): BlockLimits {
   const granularity = Math.max(lu.logicalPerPhysical, 4096 / bs, 1);
   const discard = lu.backstore.capabilities.discard;
   return {
-    maxTransferBlocks: MAX_TRANSFER_BYTES / bs,
+    maxTransferBlocks: maxTransferBlocks(lu),
     optimalGranularityBlocks: granularity,
     maxCompareAndWriteBlocks: MAX_COMPARE_AND_WRITE_BLOCKS,
     maxUnmapLbaCount: discard ? MAX_UNMAP_LBA_COUNT : 0,
     maxUnmapDescriptors: discard ? MAX_UNMAP_BLOCK_DESCRIPTORS : 0,
     optimalUnmapGranularity: granularity,
     maxWriteSameBlocks: MAX_WRITE_SAME_BLOCKS,
-    maxAtomicTransferBlocks: Math.min(lu.maxAtomicBlocks, MAX_TRANSFER_BYTES / bs),
+    maxAtomicTransferBlocks: Math.min(lu.maxAtomicBlocks, maxTransferBlocks(lu)),
     // An atomic write must not straddle physical blocks: the medium commits whole physical blocks.
     atomicAlignment: lu.logicalPerPhysical > 1 ? lu.logicalPerPhysical : 0,
     atomicGranularity: 0,

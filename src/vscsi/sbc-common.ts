@@ -1,5 +1,5 @@
 /** Helpers shared by the SBC command handlers: LBA range and transfer length checks, write protect. */
-import { blockLimits } from './block-limits.js';
+import { maxTransferBlocks } from './block-limits.js';
 import type { LogicalUnit } from './logical-unit.js';
 import { failure, invalidCdbField, type ScsiFailure } from './sense.js';
 
@@ -12,7 +12,7 @@ export function checkRange(lu: LogicalUnit, lba: bigint, count: bigint): ScsiFai
 
 /** SBC-3 6.5.3: a TRANSFER LENGTH above MAXIMUM TRANSFER LENGTH → INVALID FIELD IN CDB. */
 export function checkTransferLength(lu: LogicalUnit, count: number, fieldByte: number): ScsiFailure | undefined {
-  if (count > blockLimits(lu).maxTransferBlocks) return invalidCdbField(fieldByte);
+  if (count > maxTransferBlocks(lu)) return invalidCdbField(fieldByte);
   return undefined;
 }
 
