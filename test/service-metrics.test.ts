@@ -147,6 +147,20 @@ describe('logging', () => {
     expect(c.records).toHaveLength(4); // logged again after the recovery
   });
 
+  it('passes the description of the store through: physical block size and O_DIRECT alignment', () => {
+    const c = capture();
+    const allocate = (n: number) => Buffer.alloc(n);
+    const inner = Object.assign(new MemoryStore({ type: 'file', name: 'd1', path: '/srv/d1.img', size: 1 << 20 }), {
+      physicalBlockSize: 4096,
+      alignedBuffers: { alignment: 4096, allocate },
+    });
+    const g = guardBackstore(inner, c.logger);
+    // The core's READ CAPACITY(16) LBPPBE default and the buffer pool's alignment read these.
+    expect(g.physicalBlockSize).toBe(4096);
+    expect(g.alignedBuffers).toEqual({ alignment: 4096, allocate });
+    expect(guardBackstore(new MemoryStore({ type: 'memory', name: 'm1', size: 1 << 20 }), c.logger).alignedBuffers).toBeUndefined();
+  });
+
   it('is the only one to log a failure the core also sees (once, not once per layer)', async () => {
     const c = capture();
     const inner = new MemoryStore({ type: 'memory', name: 'm0', size: 1 << 20 });
