@@ -4,7 +4,8 @@
  * Reuse must never hand a buffer to a second command while the first still needs its bytes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BufferPool, dataInPool } from '../src/vscsi/buffer-pool.js';
+import { BufferPool, dataInPool, releaseDataOut } from '../src/vscsi/buffer-pool.js';
+import { ScsiStatus } from '../src/vscsi/fabric.js';
 import { IscsiTestClient, cdb } from './helpers/iscsi-client.js';
 import { PipelinedSession } from './helpers/iscsi-load-client.js';
 import { IQN, pattern, startTarget } from './helpers/iscsi-harness.js';
@@ -29,6 +30,18 @@ describe('BufferPool', () => {
     b.release();
     c.release();
     expect(pool.idleBytes).toBe(8192);
+  });
+
+  it('takes the data-out buffers back after a completion, not after TASK ABORTED', () => {
+    const pool = new BufferPool();
+    const done = [pool.acquire(4096), pool.acquire(8192)];
+    releaseDataOut(done.map((l) => l.release), ScsiStatus.CHECK_CONDITION);
+    expect(pool.lent).toBe(0);
+    expect(pool.idleBytes).toBe(4096 + 8192);
+    const aborted = pool.acquire(4096);
+    releaseDataOut([aborted.release], ScsiStatus.TASK_ABORTED);
+    expect(pool.lent).toBe(1); // left to the garbage collector
+    releaseDataOut(undefined, ScsiStatus.GOOD);
   });
 
   it('rounds up to power-of-two classes and does not pool beyond 1 MiB', () => {

@@ -47,7 +47,6 @@ export abstract class FdBackstore implements Backstore {
   protected readonly file: IoFile;
   protected readonly rw: ReadWrite;
   protected readonly log: Logger | undefined;
-  readonly #directAlign: number;
   #bounced = 0;
   readonly #sizeQuery: string;
   #size: number;
@@ -65,7 +64,6 @@ export abstract class FdBackstore implements Backstore {
     this.file = init.file;
     this.rw = init.rw;
     this.log = opts.logger;
-    this.#directAlign = init.directAlign;
     this.#sizeQuery = init.sizeQuery;
     this.#size = init.sizeBytes;
   }
@@ -106,16 +104,19 @@ export abstract class FdBackstore implements Backstore {
     return this.#bounced;
   }
 
-  private bounceBuffer(length: number): Buffer {
+  /** O_DIRECT only: `buf` as is when aligned, else a counted bounce buffer of `length` bytes. */
+  private directBuffer(buf: Buffer, length: number): Buffer {
+    const a = this.alignedBuffers;
+    if (!a || isAligned(buf, a.alignment)) return buf;
     this.#bounced++;
-    return alignedBuffer(length, DIRECT_ALIGN);
+    return a.allocate(length);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.check('read', offset, length);
     const out = readTarget('read', this.describe, length, into);
     if (length === 0) return out;
-    const bounce = this.direct && !isAligned(out, this.#directAlign) ? this.bounceBuffer(length) : out;
+    const bounce = this.directBuffer(out, length);
     try {
       const n = await this.rw.read(bounce, 0, length, offset);
       if (n < length) this.shortRead(bounce, n, length);
@@ -129,11 +130,8 @@ export abstract class FdBackstore implements Backstore {
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
     this.checkModify('write', offset, data.length);
     if (data.length === 0) return;
-    let src = data;
-    if (this.direct && !isAligned(data, this.#directAlign)) {
-      src = this.bounceBuffer(data.length);
-      data.copy(src);
-    }
+    const src = this.directBuffer(data, data.length);
+    if (src !== data) data.copy(src);
     try {
       // Write-through opens O_DSYNC already; write-back FUA writes ask for RWF_DSYNC.
       await this.rw.write(src, 0, src.length, offset, fua && this.cacheMode === 'writeback');

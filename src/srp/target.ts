@@ -17,7 +17,7 @@ import {
   TmfFunction as TF,
   type TmfResponse,
 } from '../vscsi/fabric.js';
-import { dataInPool } from '../vscsi/buffer-pool.js';
+import { dataInPool, releaseDataOut } from '../vscsi/buffer-pool.js';
 import { type ReasonName, SenseKey, senseKeyOf } from '../vscsi/sense.js';
 import { CreditAccount, type SuppressedCreditPolicy } from './credits.js';
 import {
@@ -459,11 +459,8 @@ export class SrpChannel<C> {
     result: ScsiCompletion,
     ctx: C,
   ): Promise<void> {
-    // The core completed the command, so its write from the data-out buffers is over; after an abort
-    // they are left to the garbage collector, as the iSCSI path does.
-    const dataOut = entry.dataOut;
+    releaseDataOut(entry.dataOut, result.status);
     entry.dataOut = undefined;
-    if (dataOut && result.status !== ScsiStatus.TASK_ABORTED) for (const r of dataOut) r();
     // The core's pooled data-in buffer goes back once nothing can read it any more: at once when it
     // is not sent, after the RDMA copy when it is; never after a failed copy (a mover may still hold it).
     let release = result.releaseDataIn;

@@ -7,6 +7,8 @@
  * the callback stays correct.
  */
 
+import { ScsiStatus } from './fabric.js';
+
 /** Smallest and largest pooled sizes (power-of-two classes); larger transfers are not pooled. */
 const MIN_SHIFT = 12; // 4 KiB
 const MAX_SHIFT = 20; // 1 MiB
@@ -77,6 +79,16 @@ export class BufferPool {
 }
 
 function noop(): void {}
+
+/**
+ * Give back the pooled data-out buffers a fabric lent for one command, once the core completed it
+ * (its write from them is over). After an abort they are left to the garbage collector instead: an
+ * aborted command may still have been writing from them.
+ */
+export function releaseDataOut(releases: ReadonlyArray<() => void> | undefined, status: number): void {
+  if (!releases || status === ScsiStatus.TASK_ABORTED) return;
+  for (const release of releases) release();
+}
 
 /** One pool per process: every LU and fabric shares it. */
 export const dataInPool = new BufferPool();

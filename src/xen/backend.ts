@@ -9,9 +9,9 @@
  * behaviour); every other defect is answered with the protocol's error result.
  */
 import type { Logger } from 'pino';
-import { dataInPool } from '../vscsi/buffer-pool.js';
+import { dataInPool, releaseDataOut } from '../vscsi/buffer-pool.js';
 import type { Nexus, ScsiCompletion, DataDirection } from '../vscsi/fabric.js';
-import { ScsiStatus, TaskAttribute, TmfFunction, TmfResponse } from '../vscsi/fabric.js';
+import { TaskAttribute, TmfFunction, TmfResponse } from '../vscsi/fabric.js';
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
@@ -318,11 +318,8 @@ export class VscsiRing {
   }
 
   private complete(p: Pending, segments: Segment[], expectedLength: number, result: ScsiCompletion): void {
-    // The core completed the command, so its write from the data-out buffers is over; after an abort
-    // they are left to the garbage collector, as the iSCSI path does.
-    const dataOut = p.dataOut;
+    releaseDataOut(p.dataOut, result.status);
     p.dataOut = undefined;
-    if (dataOut && result.status !== ScsiStatus.TASK_ABORTED) for (const r of dataOut) r();
     try {
       this.answer(p, segments, expectedLength, result);
     } finally {
