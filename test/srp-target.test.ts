@@ -389,6 +389,36 @@ describe('SrpChannel', () => {
     expect(ch.outstandingCredits).toBe(0);
   });
 
+  it('a LUN RESET waits for a command already sending its data and response, then answers after it', async () => {
+    const { ch, sent, nexus, mem } = setup(4);
+    await ch.handle(login(), 0);
+    // The core has completed the READ; its data-in copy to the initiator is still in progress.
+    let copied!: () => void;
+    const copyGate = new Promise<void>((r) => (copied = r));
+    const write = mem.writeToInitiator.bind(mem);
+    mem.writeToInitiator = async (segs, src) => {
+      await copyGate;
+      return write(segs, src);
+    };
+    nexus.disk.fill(0x5a, 0, 512);
+    await ch.handle(
+      encodeCmd({ tag: tag(60), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x28, 0, 1),
+        dataOut: { format: 'none' }, dataIn: { format: 'direct', desc: d(0x1000, 512) } }),
+      0,
+    );
+    await flush();
+    const tmf = ch.handle(encodeTskMgmt({ tag: tag(61), solNot: 0, lun: Buffer.alloc(8), func: 0x08, taskTag: Buffer.alloc(8) }), 0);
+    await flush();
+    expect(sent.length).toBe(1); // LOGIN_RSP only: the reset waits for the command's response
+    copied();
+    await tmf;
+    expect(sent.length).toBe(3);
+    expect(rsp(sent[1]!)).toMatchObject({ tag: tag(60), status: 0 });
+    expect(mem.mem.subarray(0x1000, 0x1200).every((x) => x === 0x5a)).toBe(true);
+    expect(rsp(sent[2]!)).toMatchObject({ tag: tag(61), responseData: Buffer.from([0, 0, 0, 0]) });
+    expect(ch.activeCount).toBe(0);
+  });
+
   it('I_LOGOUT closes the nexus', async () => {
     const { ch, nexus } = setup();
     let loggedOut = false;

@@ -212,8 +212,9 @@ export class VioAdapter {
     for (const s of segs) {
       for (let done = 0; done < s.len; ) {
         const n = Math.min(max, s.len - done);
-        const ioba = s.va + BigInt(done);
-        const part = buf.subarray(off, off + n);
+        // The usual transfer is one piece covering the whole buffer: no BigInt or view made for it.
+        const ioba = done === 0 ? s.va : s.va + BigInt(done);
+        const part = off === 0 && n === buf.length ? buf : buf.subarray(off, off + n);
         const rc =
           dir === 'from' ? this.hv.copyFromPartner(this.config.unit, ioba, part) : this.hv.copyToPartner(this.config.unit, ioba, part);
         if (rc !== H.SUCCESS) {

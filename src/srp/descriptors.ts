@@ -124,6 +124,16 @@ export interface DescriptorLimits {
 export const DEFAULT_DESCRIPTOR_LIMITS: DescriptorLimits = { maxDescriptors: 1024 };
 
 /**
+ * The segments of a direct (or absent) descriptor; undefined for an indirect one. Synchronous, so the
+ * common case (one direct descriptor) costs no promise per command.
+ */
+export function resolveDirect(d: DataBufferDescriptor): Decoded<ResolvedDescriptors> | undefined {
+  if (d.format === 'none') return ok({ segments: [], expectedLength: 0 });
+  if (d.format === 'direct') return ok({ segments: [d.desc], expectedLength: d.desc.len });
+  return undefined;
+}
+
+/**
  * Turn a parsed descriptor into the full segment list. For an indirect descriptor the count comes
  * from table.len / 16 (the Linux VIO client puts only the first 10 in the IU and points table at an
  * external list holding all of them); when the table holds more entries than the IU, the whole
@@ -134,8 +144,7 @@ export async function resolveDescriptors(
   fetch: (table: DirectDescriptor) => Promise<Buffer>,
   limits: DescriptorLimits = DEFAULT_DESCRIPTOR_LIMITS,
 ): Promise<Decoded<ResolvedDescriptors>> {
-  if (d.format === 'none') return ok({ segments: [], expectedLength: 0 });
-  if (d.format === 'direct') return ok({ segments: [d.desc], expectedLength: d.desc.len });
+  if (d.format !== 'indirect') return resolveDirect(d)!;
   const { table, totalLength, inIu } = d;
   if (table.len % DIRECT_DESC_LEN !== 0) {
     return bad('BAD_DESCRIPTOR', `indirect table length ${table.len} is not a multiple of ${DIRECT_DESC_LEN}`);
@@ -190,7 +199,8 @@ export function sliceSegments(
       continue;
     }
     const take = Math.min(s.len - skip, need);
-    out.push({ va: s.va + BigInt(skip), key: s.key, len: take });
+    // A whole segment is passed on as it is (segments are never modified): no new object or BigInt.
+    out.push(skip === 0 && take === s.len ? s : { va: s.va + BigInt(skip), key: s.key, len: take });
     need -= take;
     skip = 0;
   }

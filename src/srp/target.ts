@@ -25,6 +25,7 @@ import {
   type DescriptorLimits,
   type DirectDescriptor,
   resolveDescriptors,
+  resolveDirect,
   sliceSegments,
 } from './descriptors.js';
 import {
@@ -102,7 +103,8 @@ export interface SrpChannelOptions<C> {
 type ChannelState = 'idle' | 'logging-in' | 'logged-in' | 'closed';
 
 interface ActiveCommand {
-  key: string;
+  /** The tag as a number: the key of `active`, and the core's task tag. */
+  key: bigint;
   tag: SrpTag;
   lun: number;
   creditId: number;
@@ -114,10 +116,27 @@ interface ActiveCommand {
   /** complete() was called by the core; the response is being sent. */
   completing: boolean;
   retired: boolean;
-  done: Promise<void>;
-  resolveDone: () => void;
+  /** Answered or retired. */
+  finished: boolean;
+  /** Made only when a task management function waits for this command's response to go out. */
+  whenFinished?: { promise: Promise<void>; resolve: () => void };
   /** Pooled data-out buffers, given back once the core completed the command normally. */
   dataOut?: Array<() => void>;
+}
+
+function finished(c: ActiveCommand): void {
+  c.finished = true;
+  c.whenFinished?.resolve();
+}
+
+function whenFinished(c: ActiveCommand): Promise<void> {
+  if (c.finished) return Promise.resolve();
+  if (!c.whenFinished) {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    c.whenFinished = { promise, resolve };
+  }
+  return c.whenFinished.promise;
 }
 
 const TASK_ATTR: Record<number, TaskAttribute> = {
@@ -161,7 +180,7 @@ export class SrpChannel<C> {
   private state: ChannelState = 'idle';
   private nexus: Nexus | undefined;
   private credits: CreditAccount;
-  private readonly active = new Map<string, ActiveCommand>();
+  private readonly active = new Map<bigint, ActiveCommand>();
   private generation = 0;
   private readonly residualStyle: ResidualStyle;
   private readonly maxSense: number;
@@ -371,7 +390,7 @@ export class SrpChannel<C> {
       return this.failureRsp(d.error.tag!, iu[1] ?? 0, creditId, rawLun, BAD_IU_REASON, ctx);
     }
     const cmd = d.value;
-    const key = cmd.tag.toString('hex');
+    const key = tagToBigInt(cmd.tag);
     const lun = this.opts.decodeLun(cmd.lun);
     if (this.active.has(key)) {
       return this.failureRsp(cmd.tag, cmd.solNot, creditId, lun, 'OVERLAPPED_COMMANDS_ATTEMPTED', ctx);
@@ -382,8 +401,6 @@ export class SrpChannel<C> {
       return this.failureRsp(cmd.tag, cmd.solNot, creditId, lun, BAD_IU_REASON, ctx);
     }
     const direction = cmd.dataIn.format !== 'none' ? 'read' : cmd.dataOut.format !== 'none' ? 'write' : 'none';
-    let resolveDone!: () => void;
-    const done = new Promise<void>((r) => (resolveDone = r));
     const entry: ActiveCommand = {
       key,
       tag: cmd.tag,
@@ -393,19 +410,21 @@ export class SrpChannel<C> {
       submitted: false,
       completing: false,
       retired: false,
-      done,
-      resolveDone,
+      finished: false,
     };
     this.active.set(key, entry);
-    const resolved = await resolveDescriptors(
-      direction === 'read' ? cmd.dataIn : cmd.dataOut,
-      async (table) => {
-        const buf = Buffer.alloc(table.len);
-        await this.opts.mover.readFromInitiator([table], buf);
-        return buf;
-      },
-      this.limits,
-    );
+    const descriptor = direction === 'read' ? cmd.dataIn : cmd.dataOut;
+    const resolved =
+      resolveDirect(descriptor) ??
+      (await resolveDescriptors(
+        descriptor,
+        async (table) => {
+          const buf = Buffer.alloc(table.len);
+          await this.opts.mover.readFromInitiator([table], buf);
+          return buf;
+        },
+        this.limits,
+      ));
     // A TMF arrived while the descriptors were being fetched: its outcome decides whether we go on.
     if (entry.heldBy) await entry.heldBy;
     if (entry.retired || entry.generation !== this.generation) return;
@@ -414,7 +433,7 @@ export class SrpChannel<C> {
       this.opts.logger?.debug({ error: resolved.error.message }, 'SRP_CMD descriptor rejected');
       this.active.delete(key);
       entry.retired = true;
-      entry.resolveDone();
+      finished(entry);
       return this.failureRsp(cmd.tag, cmd.solNot, creditId, lun, BAD_IU_REASON, ctx);
     }
     const { segments, expectedLength } = resolved.value;
@@ -423,7 +442,7 @@ export class SrpChannel<C> {
       lun: entry.lun,
       cdb: cmd.cdb,
       attribute: TASK_ATTR[cmd.taskAttr] ?? TA.SIMPLE,
-      tag: tagToBigInt(cmd.tag),
+      tag: key,
       direction,
       expectedLength,
       port: {
@@ -489,7 +508,7 @@ export class SrpChannel<C> {
       await this.sendRsp(cmd.tag, cmd.solNot, entry.creditId, request.direction === 'read' || request.direction === 'write' ? request.direction : 'none', final, ctx);
     } finally {
       release?.();
-      entry.resolveDone();
+      finished(entry);
     }
   }
 
@@ -498,7 +517,7 @@ export class SrpChannel<C> {
     if (cmd.retired) return;
     cmd.retired = true;
     this.credits.suppress(cmd.creditId);
-    cmd.resolveDone();
+    finished(cmd);
   }
 
   private async handleTskMgmt(iu: Buffer, ctx: C): Promise<void> {
@@ -531,7 +550,7 @@ export class SrpChannel<C> {
     if (lun === INVALID_LUN) return answer(SrpRspCode.NOT_SUPPORTED);
     const candidates: ActiveCommand[] = [];
     if (fn === TF.ABORT_TASK) {
-      const c = this.active.get(tm.taskTag.toString('hex'));
+      const c = this.active.get(tagToBigInt(tm.taskTag));
       if (c && c.lun === lun) candidates.push(c);
     } else if (fn !== TF.CLEAR_ACA) {
       for (const c of this.active.values()) if (c.lun === lun) candidates.push(c);
@@ -572,7 +591,7 @@ export class SrpChannel<C> {
       const finishing: Promise<void>[] = [];
       for (const c of inCore) {
         if (c.retired) continue;
-        if (c.completing) finishing.push(c.done);
+        if (c.completing) finishing.push(whenFinished(c));
         else {
           this.active.delete(c.key);
           this.retire(c);
