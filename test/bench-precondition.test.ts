@@ -23,6 +23,17 @@ function extents(path: string): string[] | undefined {
   }
 }
 
+/** Pages of `path` in the page cache (`fincore`), or undefined when it cannot tell. */
+function cachedPages(path: string): number | undefined {
+  try {
+    const out = execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'PAGES', path], { encoding: 'utf8' });
+    const n = Number(out.trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function fileSystemTracksUnwritten(): boolean {
   const probe = join(dir, 'probe.img');
   try {
@@ -59,7 +70,20 @@ describe('benchmark backing preparation', () => {
     expect(statSync(written).blocks * 512).toBeGreaterThanOrEqual(8 << 20);
   });
 
-  it('says which file it could not prepare', async () => {
+  it.skipIf(!fileSystemTracksUnwritten() || cachedPages(join(dir, 'probe.img')) === undefined)(
+    'writes an O_DIRECT backing with O_DIRECT: written extents, nothing left in the page cache',
+    async () => {
+      const p = join(dir, 'direct.img');
+      await writeEveryBlock(p, 8 << 20, { direct: true });
+      expect(extents(p)!.filter((l) => l.includes('unwritten'))).toEqual([]);
+      expect(cachedPages(p)).toBe(0);
+      expect(readFileSync(p).every((x) => x === 0)).toBe(true);
+    },
+  );
+
+  it('says which file it could not prepare, and refuses sizes it cannot write whole', async () => {
     await expect(writeEveryBlock(join(dir, 'missing-dir', 'x.img'), 4096)).rejects.toThrow(/missing-dir\/x\.img/);
+    await expect(writeEveryBlock(join(dir, 'odd.img'), 4096 + 512)).rejects.toThrow(/multiple of 4096/);
+    await expect(writeEveryBlock(join(dir, 'odd.img'), 4096, { direct: true })).rejects.toThrow(/multiple of 1048576/);
   });
 });

@@ -136,7 +136,7 @@ async function main(): Promise<void> {
         // Precondition: every block of both backing files written once, so neither target pays first-touch
         // allocation (tmpfs pages, file system extents) during the measured runs, and reads cost the same
         // for both whatever each one's write workloads have covered (precondition.ts).
-        for (const b of [vb, tb]) if (b.path) await writeEveryBlock(b.path, b.sizeBytes);
+        for (const b of [vb, tb]) if (b.path) await writeEveryBlock(b.path, b.sizeBytes, { direct: kind === 'direct' });
         targets.push(await startVtgt(root, dataDir, vb));
         targets.push(await startTgt(o.tools, o.tgtPort, tb));
         // Warm-up, not measured: vtgt's JIT compiles its hot paths during the first seconds of load.
