@@ -287,7 +287,8 @@ export class VscsiRing {
     this.pending.set(req.rqid, p);
     target.nexus.submit({
       lun: target.lun,
-      cdb: Buffer.from(req.cmnd.subarray(0, req.cmdLen)),
+      // No copy here: the core copies the CDB once, and `req` was decoded from this request's own copy of the slot.
+      cdb: req.cmnd.subarray(0, req.cmdLen),
       // vscsiif carries no task attribute.
       attribute: TaskAttribute.SIMPLE,
       tag: BigInt(req.rqid),

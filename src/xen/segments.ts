@@ -113,7 +113,8 @@ export function sliceSegments(segs: readonly Segment[], offset: number, length: 
     if (sEnd > offset && pos < end) {
       const from = Math.max(offset, pos) - pos;
       const to = Math.min(end, sEnd) - pos;
-      out.push({ gref: s.gref, offset: s.offset + from, length: to - from });
+      // A whole segment is passed on as it is (segments are never modified).
+      out.push(from === 0 && to === s.length ? s : { gref: s.gref, offset: s.offset + from, length: to - from });
     }
     pos = sEnd;
     if (pos >= end) break;
