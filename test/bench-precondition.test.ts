@@ -44,6 +44,10 @@ function fileSystemTracksUnwritten(): boolean {
   return extents(probe)?.some((l) => l.includes('unwritten')) ?? false;
 }
 
+// Probed once: the file system must report unwritten extents, and fincore must read the probe's cache.
+const tracksUnwritten = fileSystemTracksUnwritten();
+const seesPageCache = cachedPages(join(dir, 'probe.img')) !== undefined;
+
 describe('benchmark backing preparation', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -56,7 +60,7 @@ describe('benchmark backing preparation', () => {
     expect(b.every((x) => x === 0)).toBe(true);
   });
 
-  it.skipIf(!fileSystemTracksUnwritten())('leaves no unwritten extent where fallocate leaves only unwritten ones', async () => {
+  it.skipIf(!tracksUnwritten)('leaves no unwritten extent where fallocate leaves only unwritten ones', async () => {
     const allocated = join(dir, 'allocated.img');
     execFileSync('fallocate', ['-l', String(8 << 20), allocated]);
     expect(extents(allocated)!.every((l) => l.includes('unwritten'))).toBe(true);
@@ -70,7 +74,7 @@ describe('benchmark backing preparation', () => {
     expect(statSync(written).blocks * 512).toBeGreaterThanOrEqual(8 << 20);
   });
 
-  it.skipIf(!fileSystemTracksUnwritten() || cachedPages(join(dir, 'probe.img')) === undefined)(
+  it.skipIf(!tracksUnwritten || !seesPageCache)(
     'writes an O_DIRECT backing with O_DIRECT: written extents, nothing left in the page cache',
     async () => {
       const p = join(dir, 'direct.img');
