@@ -78,4 +78,29 @@ describe('COMPARE AND WRITE is atomic against a plain WRITE of the same range', 
     expect(cr.status).toBe(GOOD); // had it compared against the old zeroes it would be MISCOMPARE
     expect((await g.mem.read(8 * 512, 512)).equals(fill(1, 0x55))).toBe(true);
   });
+
+  it('plain WRITEs of the same blocks from two sessions reach the medium together, without waiting for each other', async () => {
+    const g = gated();
+    const { fab, other } = rig({ backstore: g.mem });
+    const b = other();
+    await clearUa(fab);
+    await clearUa(b);
+    g.gate.write = true;
+    const w1 = fab.submit({ cdb: cdb10(0x2a, 16, 2), dataOut: fill(2, 0x66) });
+    const w2 = b.submit({ cdb: cdb10(0x2a, 17, 2), dataOut: fill(2, 0x77) });
+    for (let i = 0; i < 10 && g.held.write.length < 2; i++) await tick();
+    expect(g.held.write.length).toBe(2); // both at the backstore at once
+    // A CAW of a block both write waits for both of them.
+    const c = fab.submit({ cdb: caw(17n, 1), dataOut: Buffer.concat([fill(1, 0x77), fill(1, 0x88)]) });
+    g.gate.read = true;
+    for (let i = 0; i < 10; i++) await tick();
+    expect(g.held.read.length).toBe(0); // the CAW has not started its compare read
+    g.gate.read = false;
+    g.open('write');
+    const [r1, r2] = await Promise.all([w1, w2]);
+    expect([r1.status, r2.status]).toEqual([GOOD, GOOD]);
+    // w2 wrote block 17 last (released last from the gate, in submission order)
+    expect((await c).status).toBe(GOOD);
+    expect((await g.mem.read(17 * 512, 512)).equals(fill(1, 0x88))).toBe(true);
+  });
 });

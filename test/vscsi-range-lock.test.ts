@@ -77,4 +77,68 @@ describe('LBA range lock', () => {
     }
     expect(l.heldCount).toBe(held.length);
   });
+
+  it('lets shared holders overlap each other but not an exclusive holder', async () => {
+    const l = new RangeLock();
+    const w1 = l.tryAcquireShared(0n, 8n)!;
+    const w2 = l.tryAcquireShared(4n, 8n); // plain WRITEs of the same blocks run together
+    expect(w2).toBeTypeOf('function');
+    expect(l.tryAcquire(6n, 1n)).toBeUndefined(); // a CAW of a block they write must wait
+    expect(l.tryAcquire(12n, 4n)).toBeTypeOf('function'); // one beside them need not
+    expect(l.tryAcquireShared(14n, 1n)).toBeUndefined(); // and excludes a plain WRITE in its turn
+    let got = false;
+    const caw = l.acquire(6n, 1n).then((r) => ((got = true), r));
+    await turn();
+    w1();
+    await turn();
+    expect(got).toBe(false); // w2 still covers block 6
+    w2!();
+    (await caw)();
+    expect(got).toBe(true);
+    expect(l.heldCount).toBe(1); // the exclusive 12..15
+  });
+
+  it('queues a shared request behind an overlapping exclusive waiter, not behind a disjoint one', async () => {
+    const l = new RangeLock();
+    const write = l.tryAcquireShared(0n, 8n)!;
+    const order: string[] = [];
+    const caw = l.acquire(0n, 8n).then((r) => (order.push('caw'), r));
+    await turn();
+    // Free of holders that exclude it, but the waiting CAW came first: a stream of plain WRITEs
+    // must not starve it.
+    expect(l.tryAcquireShared(2n, 1n)).toBeUndefined();
+    const later = l.acquireShared(2n, 1n).then((r) => (order.push('write'), r));
+    const beside = l.tryAcquireShared(100n, 1n);
+    expect(beside).toBeTypeOf('function');
+    write();
+    const releaseCaw = await caw;
+    await turn();
+    expect(order).toEqual(['caw']);
+    releaseCaw();
+    (await later)();
+    beside!();
+    expect(order).toEqual(['caw', 'write']);
+    expect(l.heldCount).toBe(0);
+  });
+
+  it('stays exact with shared and exclusive ranges mixed at random', () => {
+    const l = new RangeLock();
+    const held: Array<{ s: bigint; e: bigint; shared: boolean; r: () => void }> = [];
+    let seed = 11;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0), seed % n);
+    for (let i = 0; i < 5000; i++) {
+      const shared = rnd(4) !== 0;
+      const s = BigInt(rnd(50_000));
+      const n = BigInt(1 + rnd(i % 50 === 0 ? 20_000 : 16));
+      const clash = held.some((h) => h.s < s + n && s < h.e && !(shared && h.shared));
+      const r = shared ? l.tryAcquireShared(s, n) : l.tryAcquire(s, n);
+      expect(r === undefined).toBe(clash);
+      if (r) held.push({ s, e: s + n, shared, r });
+      if (held.length > 1000) held.splice(rnd(held.length), 1)[0]!.r();
+    }
+    expect(l.heldCount).toBe(held.length);
+    for (const h of held.splice(0)) h.r();
+    expect(l.heldCount).toBe(0);
+    expect(l.tryAcquire(0n, 10_000_000n)).toBeTypeOf('function');
+  });
 });

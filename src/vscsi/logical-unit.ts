@@ -197,12 +197,13 @@ export class LogicalUnit {
 
   /**
    * Hold off media reads that could observe half of a WRITE ATOMIC(16): while an atomic write is
-   * pending, reads take the range lock; otherwise they only count themselves, which is all the common
-   * path pays. Returns the release function.
+   * pending, reads take the range lock shared (excluded by the atomic write, not by each other);
+   * otherwise they only count themselves, which is all the common path pays. Returns the release
+   * function.
    */
   readGuard(lba: bigint, count: bigint): (() => void) | Promise<() => void> {
     // Synchronous in the common case: a READ pays no extra promise turn for atomic write support.
-    if (this.atomicWriters > 0) return this.rangeLock.acquire(lba, count);
+    if (this.atomicWriters > 0) return this.rangeLock.acquireShared(lba, count);
     this.unlockedReads++;
     return () => {
       if (--this.unlockedReads === 0) for (const wake of this.unlockedReadsDrained.splice(0)) wake();

@@ -1,9 +1,10 @@
 /**
  * WRITE ATOMIC(16) (SBC-4 5.48, atomic writes 4.29).
  *
- * Atomic against other commands: the write holds the LU range lock like every writer, and while it is
- * pending READs of the LU take the range lock too (`LogicalUnit.readGuard`), after the reads already
- * running have finished — so no command sees part of it.
+ * Atomic against other commands: the write holds the LU range lock exclusively (plain WRITEs hold it
+ * shared), and while it is pending READs of the LU take the range lock shared too
+ * (`LogicalUnit.readGuard`), after the reads already running have finished — so no command sees part
+ * of it.
  *
  * Atomic across a crash or power loss only as far as the storage itself is: the backstore verbs write
  * in place (pwrite / io_uring on a file or device, possibly through the page cache), so a larger write

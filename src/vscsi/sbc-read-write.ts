@@ -108,10 +108,15 @@ async function write(ctx: CommandContext, verify: boolean) {
   const blocks = data.length / bs;
   // WRITE AND VERIFY verifies against the medium, so the data must reach it: treat as FUA.
   const fua = verify || (cdb.length > 6 && (cdb[1]! & FUA) !== 0);
-  const release = lu.rangeLock.tryAcquire(lba, BigInt(blocks)) ?? (await lu.rangeLock.acquire(lba, BigInt(blocks)));
+  // A byte-checking verify reads back what it wrote: no other write may land in between.
+  const exclusive = verify && (cdb[1]! & 0x02) !== 0;
+  const n = BigInt(blocks);
+  const release = exclusive
+    ? await lu.rangeLock.acquire(lba, n)
+    : (lu.rangeLock.tryAcquireShared(lba, n) ?? (await lu.rangeLock.acquireShared(lba, n)));
   try {
     await lu.backstore.write(Number(lba) * bs, data, fua);
-    if (verify && (cdb[1]! & 0x02) !== 0) {
+    if (exclusive) {
       const back = await lu.backstore.read(Number(lba) * bs, data.length);
       const at = firstMismatch(data, back);
       if (at >= 0) return check(failure('MISCOMPARE_DURING_VERIFY_OPERATION', { information: BigInt(at) }));
