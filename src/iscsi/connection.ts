@@ -30,6 +30,7 @@ import type { IscsiTransport } from './tcp.js';
 import { TextExchange, type TextResponder } from './text.js';
 import { decodeSamLun } from './core-types.js';
 import { TaskAttribute } from '../vscsi/fabric.js';
+import { InFlightTable } from '../vscsi/in-flight-table.js';
 
 /** What a connection needs from the server. */
 export interface ConnectionServer {
@@ -85,7 +86,8 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   private readonly receiver = new PduReceiver({ headerDigest: false, dataDigest: false, maxRecvDataSegmentLength: LOGIN_MAX_SEGMENT });
   private busy = false;
   private readonly login: LoginMachine | undefined;
-  private readonly tasks = new Set<ScsiTask>();
+  /** This connection's tasks by ITT (unique in the session, so in the connection too). */
+  private readonly tasks = new InFlightTable<number, ScsiTask>();
   private readonly tombstones: number[] = [];
   /** Commands in CmdSN order waiting for backpressure to ease before going to the core. */
   private held: ScsiTask[] = [];
@@ -174,7 +176,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   }
 
   taskFinished(task: ScsiTask, transferOpen: boolean): void {
-    this.tasks.delete(task);
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
     if (task.submitted) {
       this.inflightReadBytes -= task.inLength;
       if (this.held.length) this.releaseHeld();
@@ -412,7 +414,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
     const task = new ScsiTask(this, cmd, decodeSamLun(cmd.lunField));
     if (pdu.release) task.holdBuffer(pdu.release);
     s.tasks.set(cmd.itt, task);
-    this.tasks.add(task);
+    this.tasks.set(task.itt, task);
     const delivered = s.order(cmd.cmdSn, cmd.immediate, () => this.submit(task));
     if (!delivered) task.abort();
   }
@@ -495,7 +497,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   private onDataOut(pdu: Pdu): void {
     const d = parseDataOut(pdu);
     const task = this.session?.tasks.get(d.itt);
-    if (!task || !this.tasks.has(task) || (task.state !== 'active')) {
+    if (!task || this.tasks.get(task.itt) !== task || task.state !== 'active') {
       if (this.tombstones.includes(d.itt)) return; // late data of a finished or aborted task (§4.2.5)
       this.log?.warn({ itt: d.itt, ttt: d.ttt }, 'Data-Out for an unknown task');
       return this.reject(RejectReason.INVALID_PDU_FIELD, pdu.bhs);
@@ -643,7 +645,7 @@ export class IscsiConnection implements TaskConnection, SessionConnection {
   /** Tasks with allegiance to this connection end with it (ERL 0): never answered. */
   private abortTasks(): void {
     this.held = [];
-    for (const t of [...this.tasks]) t.abort();
+    for (const t of this.tasks.values()) t.abort();
   }
 
   private onClose(err?: Error): void {

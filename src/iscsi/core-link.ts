@@ -7,6 +7,7 @@ import type { FabricCommandPort, Nexus, ScsiCommandRequest, ScsiCompletion } fro
 import type { SessionCounters } from './session.js';
 import { type BatchSender, copyOf, pooledCopyOf } from './thread-batch.js';
 import type { LentBuffer } from '../vscsi/buffer-pool.js';
+import { InFlightTable } from '../vscsi/in-flight-table.js';
 import type { Batch, ToConnectionOp, ToCoreOp } from './thread-messages.js';
 
 /** What the main thread keeps for one moved connection's session. */
@@ -100,7 +101,7 @@ class ForwardingPort implements FabricCommandPort {
 
 export class CoreLink {
   private readonly sessions = new Map<number, LinkedSession>();
-  private readonly commands = new Map<number, ForwardingPort>();
+  private readonly commands = new InFlightTable<number, ForwardingPort>();
 
   constructor(readonly out: BatchSender<ToConnectionOp>) {}
 

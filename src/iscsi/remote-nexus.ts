@@ -5,12 +5,13 @@
  */
 import type { FabricCommandPort, ScsiCommandRequest, TmfRequest, TmfResult } from '../vscsi/fabric.js';
 import type { SessionNexus } from './session.js';
+import { InFlightTable } from '../vscsi/in-flight-table.js';
 import { type BatchSender, copyOf, pooledCopyOf } from './thread-batch.js';
 import type { Batch, ToConnectionOp, ToCoreOp } from './thread-messages.js';
 
 /** Commands and TMFs of every moved connection of one thread, by the ids the thread gave them. */
 export class RemoteCommands {
-  private readonly ports = new Map<number, FabricCommandPort>();
+  private readonly ports = new InFlightTable<number, FabricCommandPort>();
   private readonly tmfs = new Map<number, { resolve: (r: TmfResult) => void; reject: (e: Error) => void }>();
   private nextCmd = 1;
   private nextTmf = 1;

@@ -7,6 +7,7 @@ import type { Nexus } from '../vscsi/fabric.js';
 import type { OperationalParams } from './params.js';
 import { serialAdd, serialLe, serialLt } from './pdu.js';
 import type { ScsiTask } from './scsi-task.js';
+import { InFlightTable } from '../vscsi/in-flight-table.js';
 
 /** What the session asks of each of its connections. */
 export interface SessionConnection {
@@ -38,7 +39,7 @@ export const DEFAULT_CMD_WINDOW = 128;
 
 export class IscsiSession<N extends SessionNexus = SessionNexus> {
   readonly connections = new Map<number, SessionConnection>();
-  readonly tasks = new Map<number, ScsiTask>();
+  readonly tasks = new InFlightTable<number, ScsiTask>();
   readonly counters: SessionCounters = { commands: 0, readBytes: 0, writeBytes: 0, tmfs: 0, rejects: 0 };
   readonly createdAt = Date.now();
   expCmdSn: number;
@@ -135,7 +136,7 @@ export class IscsiSession<N extends SessionNexus = SessionNexus> {
   /** Abort every task silently (session end, reinstatement) and drop queued commands. */
   abortAllTasks(): void {
     this.pending.clear();
-    for (const t of [...this.tasks.values()]) t.abort();
+    for (const t of this.tasks.values()) t.abort();
     this.tasks.clear();
   }
 }

@@ -18,6 +18,7 @@ import {
   type TmfResponse,
 } from '../vscsi/fabric.js';
 import { dataInPool, releaseDataOut } from '../vscsi/buffer-pool.js';
+import { InFlightTable } from '../vscsi/in-flight-table.js';
 import { type ReasonName, SenseKey, senseKeyOf } from '../vscsi/sense.js';
 import { CreditAccount, type SuppressedCreditPolicy } from './credits.js';
 import {
@@ -180,7 +181,7 @@ export class SrpChannel<C> {
   private state: ChannelState = 'idle';
   private nexus: Nexus | undefined;
   private credits: CreditAccount;
-  private readonly active = new Map<bigint, ActiveCommand>();
+  private readonly active = new InFlightTable<bigint, ActiveCommand>();
   private generation = 0;
   private readonly residualStyle: ResidualStyle;
   private readonly maxSense: number;

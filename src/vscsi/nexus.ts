@@ -31,6 +31,7 @@ import type { TaskSetEntry } from './task-set.js';
 import { UnitAttentionQueue } from './unit-attention.js';
 import { handleTaskManagement } from './tmf.js';
 import { sanitizeInProgress } from './sbc-sanitize.js';
+import { InFlightTable } from './in-flight-table.js';
 
 export type AbortMode = 'silent' | 'taskAborted';
 
@@ -93,7 +94,7 @@ export class NexusImpl implements Nexus {
   readonly id = nextNexusId++;
   readonly prInitiator: PrInitiator;
   private readonly ua = new Map<number, UnitAttentionQueue>();
-  readonly active = new Map<bigint, ActiveCommand>();
+  readonly active = new InFlightTable<bigint, ActiveCommand>();
   private closed = false;
   private readonly unsubscribe: () => void;
 

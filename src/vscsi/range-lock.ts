@@ -13,12 +13,17 @@
  * With many sessions a LU has a thousand writes in flight. Exclusive holders are indexed by 128-block
  * chunk so a range is compared only with those sharing one of its chunks; ranges over `MAX_CHUNKS`
  * chunks (large UNMAP extents, SANITIZE) stay in a short list compared with everything. Shared holders
- * are a plain set: taking or dropping one is O(1), and only an exclusive request (rare) scans them.
+ * are an `InFlightTable` (not a Set, for the garbage collector's sake — see there): taking or dropping
+ * one is O(1), and only an exclusive request (rare) scans them.
  */
+import { InFlightTable } from './in-flight-table.js';
+
 interface Held {
   start: bigint;
   end: bigint; // exclusive
   shared: boolean;
+  /** Shared ranges only: the key in `shared`. */
+  id: number;
   /** Exclusive ranges only: first and last chunk, or undefined for a range kept in `large`. */
   chunks: [number, number] | undefined;
 }
@@ -39,7 +44,8 @@ export class RangeLock {
   private readonly byChunk = new Map<number, Held[]>();
   private readonly large = new Set<Held>();
   private exclusiveHeld = 0;
-  private readonly shared = new Set<Held>();
+  private readonly shared = new InFlightTable<number, Held>();
+  private nextSharedId = 0;
   private waiters: Waiter[] = [];
 
   /** Take [start, start+count) exclusively now if it is free and nobody overlapping waits; else undefined. */
@@ -89,7 +95,7 @@ export class RangeLock {
   private conflictsHeld(range: Held): boolean {
     if (this.overlapsExclusive(range)) return true;
     if (range.shared || this.shared.size === 0) return false;
-    for (const h of this.shared) if (overlap(h, range)) return true;
+    for (const h of this.shared.values()) if (overlap(h, range)) return true;
     return false;
   }
 
@@ -108,13 +114,16 @@ export class RangeLock {
   }
 
   private take(range: Held): () => void {
-    if (range.shared) this.shared.add(range);
+    if (range.shared) {
+      range.id = this.nextSharedId = (this.nextSharedId + 1) | 0;
+      this.shared.set(range.id, range);
+    }
     else this.index(range);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      if (range.shared) this.shared.delete(range);
+      if (range.shared) this.shared.delete(range.id);
       else this.unindex(range);
       this.wakeAfter(range);
     };
@@ -162,7 +171,7 @@ export class RangeLock {
 const endOf = (start: bigint, count: bigint): bigint => start + (count > 0n ? count : 1n);
 
 function sharedRange(start: bigint, count: bigint): Held {
-  return { start, end: endOf(start, count), shared: true, chunks: undefined };
+  return { start, end: endOf(start, count), shared: true, id: 0, chunks: undefined };
 }
 
 function exclusiveRange(start: bigint, count: bigint): Held {
@@ -170,5 +179,5 @@ function exclusiveRange(start: bigint, count: bigint): Held {
   const first = start >> CHUNK_SHIFT;
   const last = (end - 1n) >> CHUNK_SHIFT;
   const indexed = last - first < BigInt(MAX_CHUNKS) && last <= LAST_INDEXED_CHUNK;
-  return { start, end, shared: false, chunks: indexed ? [Number(first), Number(last)] : undefined };
+  return { start, end, shared: false, id: 0, chunks: indexed ? [Number(first), Number(last)] : undefined };
 }

@@ -10,6 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { dataInPool, releaseDataOut } from '../vscsi/buffer-pool.js';
+import { InFlightTable } from '../vscsi/in-flight-table.js';
 import type { Nexus, ScsiCompletion, DataDirection } from '../vscsi/fabric.js';
 import { TaskAttribute, TmfFunction, TmfResponse } from '../vscsi/fabric.js';
 import {
@@ -96,7 +97,7 @@ export class VscsiRing {
   private reqCons = 0;
   private rspProdPvt = 0;
   private rspPushed = 0;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new InFlightTable<number, Pending>();
   /** Task management functions of this ring still running, per nexus (they answer what they abort). */
   private readonly localTmfs = new Map<Nexus, number>();
   private processing = false;
@@ -388,7 +389,7 @@ export class VscsiRing {
     // Aborted tasks are never completed by the core, but every consumed request needs exactly one
     // response or the frontend's ring shrinks and its rqid stays busy: answer them with the host
     // byte Linux uses for them before the TMF's own answer.
-    for (const p of [...this.pending.values()]) {
+    for (const p of this.pending.values()) {
       const hit = isAbort
         ? p.req.rqid === req.refRqid && p.target.nexus === target.nexus && p.target.lun === target.lun
         : p.target.nexus === target.nexus && p.target.lun === target.lun;
