@@ -9,6 +9,8 @@
  * does not (ib_srp) needs the target to add it to a later response.
  */
 
+import { InFlightTable } from '../vscsi/in-flight-table.js';
+
 export type SuppressedCreditPolicy =
   /** The initiator re-credits itself for commands it completed without a response (Linux ibmvscsi). */
   | 'initiator-recredits'
@@ -16,7 +18,8 @@ export type SuppressedCreditPolicy =
   | 'target-returns';
 
 export class CreditAccount {
-  private readonly open = new Set<number>();
+  /** Requests holding a credit (a table, not a Set: no hash-table churn per command). */
+  private readonly open = new InFlightTable<number, true>();
   private nextId = 1;
   private owed = 0;
 
@@ -40,7 +43,7 @@ export class CreditAccount {
   consume(): number | undefined {
     if (this.open.size >= this.limit) return undefined;
     const id = this.nextId++;
-    this.open.add(id);
+    this.open.set(id, true);
     return id;
   }
 
