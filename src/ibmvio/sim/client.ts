@@ -29,6 +29,7 @@ import {
 import { decodeCrq, encodeCrq, INIT_COMPLETE_ENTRY, INIT_ENTRY, ioba8 } from '../crq-entry.js';
 import { type AdapterInfo, decodeAdapterInfo, encodeAdapterInfo, encodeClientCapabilities, encodeMad } from '../mad-codec.js';
 import type { Partition } from './partition.js';
+import { InFlightTable } from '../../vscsi/in-flight-table.js';
 
 /** Client memory layout (IOBAs; the window maps the whole file 1:1 except the guard pages). */
 export const Layout = {
@@ -88,7 +89,8 @@ export class VioClient {
   serverInfo: AdapterInfo | undefined;
   resets = 0;
   private freeSlots: number[] = [];
-  private readonly pending = new Map<bigint, Pending>();
+  /** Commands awaiting their response, by SRP tag (a table, not a Map: see InFlightTable). */
+  private readonly pending = new InFlightTable<bigint, Pending>();
   private nextToken = 1n;
   private crqCursor = 0;
   private epoch = 0;

@@ -8,6 +8,7 @@ import { SharedRegion } from '../../native/shm.js';
 import { CRQ_ENTRY_LEN, H, type HReturn } from '../constants.js';
 import { type ClientToHv, type HvToClient, LineReader, partitionCredentialName } from './wire.js';
 import { credentialFile, readCredential } from '../../sim/credentials.js';
+import { InFlightTable } from '../../vscsi/in-flight-table.js';
 
 type HcallArgs =
   | { call: 'H_PUT_TCE'; ioba: number; pages: number; realOffset: number; perm: number }
@@ -18,7 +19,8 @@ type HcallArgs =
 
 export class Partition {
   private nextId = 1;
-  private readonly waiting = new Map<number, (rc: number) => void>();
+  /** Hypercalls awaiting their return code (a table, not a Map: see InFlightTable). */
+  private readonly waiting = new InFlightTable<number, (rc: number) => void>();
   private irqHandler: () => void = () => {};
   private closed = false;
 

@@ -7,6 +7,7 @@ import { SIM_MAX_LINE, SimEvent, SimReply } from './protocol.js';
 import { LineReader } from '../../sim/line-reader.js';
 import { readCredential } from '../../sim/credentials.js';
 import { credentialPath } from './domain-credentials.js';
+import { InFlightTable } from '../../vscsi/in-flight-table.js';
 import type { XenStore, XenStoreTransaction, XenStoreWatch } from '../hypervisor.js';
 
 export class SimCallError extends Error {
@@ -26,7 +27,8 @@ const TX_MAX_ATTEMPTS = 64;
 export class SimXenClient {
   private nextId = 1;
   private nextWid = 1;
-  private readonly calls = new Map<number, Pending>();
+  /** Calls awaiting their reply (a table, not a Map: see InFlightTable). */
+  private readonly calls = new InFlightTable<number, Pending>();
   private readonly watchers = new Map<number, (path: string) => void>();
   private readonly ports = new Map<number, () => void>();
   private closed = false;
