@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { InFlightTable } from '../src/vscsi/in-flight-table.js';
 
@@ -60,5 +62,26 @@ describe('InFlightTable', () => {
     expect(t.size).toBe(0);
     expect(t.has(5n)).toBe(false);
     expect(t.values()).toEqual([]);
+  });
+
+  it('holds nothing of an entry once it is deleted, even after entries moved back over its slot', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const t = new InFlightTable<number, object>(8);
+    // Keys 0, 8, 16, 24 share a home slot in some capacity: deletes shift later entries back.
+    const refs: Array<WeakRef<object>> = [];
+    const fill = () => {
+      for (let i = 0; i < 32; i++) {
+        const v = { payload: new Array(64).fill(i) };
+        refs.push(new WeakRef(v));
+        t.set(i * 8, v);
+      }
+    };
+    fill();
+    for (let i = 0; i < 32; i++) t.delete(i * 8);
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+    expect(t.size).toBe(0);
   });
 });
