@@ -36,13 +36,19 @@ function gated() {
   return { mem, held, gate, writes, open };
 }
 
+/** Two sessions (nexuses) on one gated LU, unit attentions cleared. */
+async function twoSessions() {
+  const g = gated();
+  const { fab, other } = rig({ backstore: g.mem });
+  const b = other();
+  await clearUa(fab);
+  await clearUa(b);
+  return { g, fab, b };
+}
+
 describe('COMPARE AND WRITE is atomic against a plain WRITE of the same range', () => {
   it('a WRITE arriving between CAW compare and write waits: the CAW writes what it compared against, then the WRITE lands', async () => {
-    const g = gated();
-    const { fab, other } = rig({ backstore: g.mem });
-    const b = other();
-    await clearUa(fab);
-    await clearUa(b);
+    const { g, fab, b } = await twoSessions();
     await fab.submit({ cdb: cdb10(0x2a, 4, 2), dataOut: fill(2, 0x11) });
     g.writes.length = 0;
 
@@ -61,11 +67,7 @@ describe('COMPARE AND WRITE is atomic against a plain WRITE of the same range', 
   });
 
   it('a CAW arriving during a WRITE compares against the written data, not the old data', async () => {
-    const g = gated();
-    const { fab, other } = rig({ backstore: g.mem });
-    const b = other();
-    await clearUa(fab);
-    await clearUa(b);
+    const { g, fab, b } = await twoSessions();
     g.gate.write = true;
     const w = b.submit({ cdb: cdb10(0x2a, 8, 1), dataOut: fill(1, 0x44) }); // medium still holds zeroes
     for (let i = 0; i < 10 && g.held.write.length === 0; i++) await tick();
@@ -80,11 +82,7 @@ describe('COMPARE AND WRITE is atomic against a plain WRITE of the same range', 
   });
 
   it('plain WRITEs of the same blocks from two sessions reach the medium together, without waiting for each other', async () => {
-    const g = gated();
-    const { fab, other } = rig({ backstore: g.mem });
-    const b = other();
-    await clearUa(fab);
-    await clearUa(b);
+    const { g, fab, b } = await twoSessions();
     g.gate.write = true;
     const w1 = fab.submit({ cdb: cdb10(0x2a, 16, 2), dataOut: fill(2, 0x66) });
     const w2 = b.submit({ cdb: cdb10(0x2a, 17, 2), dataOut: fill(2, 0x77) });
