@@ -206,7 +206,10 @@ export class LogicalUnit {
     if (this.atomicWriters > 0) return this.rangeLock.acquireShared(lba, count);
     this.unlockedReads++;
     return () => {
-      if (--this.unlockedReads === 0) for (const wake of this.unlockedReadsDrained.splice(0)) wake();
+      // Checked first: at queue depth 1 the count reaches 0 after every READ, and splice allocates.
+      if (--this.unlockedReads === 0 && this.unlockedReadsDrained.length > 0) {
+        for (const wake of this.unlockedReadsDrained.splice(0)) wake();
+      }
     };
   }
 
