@@ -214,9 +214,18 @@ function receiveIntoReusedBuffers(server: Server, onConnection: (t: IscsiTranspo
   };
 }
 
+/**
+ * Receive buffers of closed connections, for the next ones. A fresh 256 KiB buffer per connection was
+ * most of what a login cost (page faults on first use, and external memory that V8 answers with
+ * collections): an initiator that logs in and out for every job, like `qemu-img`, paid it every time
+ * (BENCHMARKS.md, section 22). Bounded, so a burst of connections does not pin its memory forever.
+ */
+const idleRxBuffers: Buffer[] = [];
+const MAX_IDLE_RX_BUFFERS = 32;
+
 /** A transport over a new socket (an accepted handle, or a descriptor) reading into reused buffers. */
 function transportWithReusedReceive(source: { handle: unknown } | { fd: number }): TcpTransport {
-  const large = Buffer.allocUnsafeSlow(RX_BUFFER_BYTES);
+  const large = idleRxBuffers.pop() ?? Buffer.allocUnsafeSlow(RX_BUFFER_BYTES);
   const small = large.subarray(0, RX_SMALL_BYTES);
   let deliver: ((chunk: Buffer) => void) | undefined;
   let missing: () => number = () => 0;
@@ -230,6 +239,10 @@ function transportWithReusedReceive(source: { handle: unknown } | { fd: number }
       callback: (n: number, buf: Uint8Array) => void deliver?.(Buffer.from(buf.buffer, buf.byteOffset, n)),
     },
   } as unknown as ConstructorParameters<typeof Socket>[0]);
+  // After 'close' the handle reads no more, and the receiver kept copies of what it needed.
+  socket.once('close', () => {
+    if (idleRxBuffers.length < MAX_IDLE_RX_BUFFERS) idleRxBuffers.push(large);
+  });
   return new TcpTransport(socket, {
     register: (onChunk, demand) => {
       deliver = onChunk;
