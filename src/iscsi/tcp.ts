@@ -215,9 +215,9 @@ function receiveIntoReusedBuffers(server: Server, onConnection: (t: IscsiTranspo
 }
 
 /**
- * Receive buffers of closed connections, for the next ones. A fresh 256 KiB buffer per connection was
- * most of what a login cost (page faults on first use, and external memory that V8 answers with
- * collections): an initiator that logs in and out for every job, like `qemu-img`, paid it every time
+ * Receive buffers of closed connections, for the next ones. A fresh 256 KiB buffer per connection
+ * meant fresh pages to fault in and external memory that V8 answered with full collections (3 per 200
+ * logins); an initiator that logs in and out for every job, like `qemu-img`, paid that every time
  * (BENCHMARKS.md, section 22). Bounded, so a burst of connections does not pin its memory forever.
  */
 const idleRxBuffers: Buffer[] = [];
