@@ -104,7 +104,7 @@ export interface SrpChannelOptions<C> {
 type ChannelState = 'idle' | 'logging-in' | 'logged-in' | 'closed';
 
 interface ActiveCommand {
-  /** The tag as a number: the key of `active`, and the core's task tag. */
+  /** The tag as a bigint: the key of `active`, and the core's task tag. */
   key: bigint;
   tag: SrpTag;
   lun: number;
