@@ -9,17 +9,15 @@ import type { IoFile } from '../native/io.js';
 export interface ReadWrite {
   /** Bytes read; fewer than `len` only at end of file. */
   read(buf: Buffer, off: number, len: number, pos: number): Promise<number>;
-  /** All of `len` bytes or an error; `dsync`: on stable storage when it resolves. */
-  write(buf: Buffer, off: number, len: number, pos: number, dsync: boolean): Promise<void>;
+  /** All of `len` bytes or an error; `dsync`: on stable storage when it resolves. The value means nothing. */
+  write(buf: Buffer, off: number, len: number, pos: number, dsync: boolean): Promise<unknown>;
   datasync(): Promise<void>;
 }
 
 export function nativeReadWrite(f: IoFile): ReadWrite {
   return {
     read: (buf, off, len, pos) => f.read(buf, off, len, pos),
-    write: async (buf, off, len, pos, dsync) => {
-      await f.write(buf, off, len, pos, dsync);
-    },
+    write: (buf, off, len, pos, dsync) => f.write(buf, off, len, pos, dsync),
     datasync: () => f.datasync(),
   };
 }

@@ -35,6 +35,19 @@ interface R2tState {
   dataSn: number;
 }
 
+interface Segment {
+  offset: number;
+  data: Buffer;
+}
+
+/**
+ * The segment and fetch lists of a task that has none (every READ has no segments, and a fetch waits
+ * only for data not yet received): one shared empty list instead of two arrays per command, which
+ * would wait with it as long as the device takes (BENCHMARKS.md, section 23). Never mutated: a task
+ * replaces it with a list of its own first.
+ */
+const NONE: readonly never[] = [];
+
 interface Fetch {
   offset: number;
   end: number;
@@ -52,7 +65,7 @@ export class ScsiTask implements FabricCommandPort {
   readonly inLength: number;
   /** Handed to the core (commands may wait in the connection while the initiator is slow to read). */
   submitted = false;
-  private readonly segments: Array<{ offset: number; data: Buffer }> = [];
+  private segments: readonly Segment[] = NONE;
   /** Pooled buffers holding this task's data-out: given back when the core has completed the command. */
   private pooled: Array<() => void> | undefined;
   private contiguousEnd = 0;
@@ -64,7 +77,7 @@ export class ScsiTask implements FabricCommandPort {
   /** Open R2Ts by TTT; created with the first R2T (most commands never need one). */
   private r2ts: Map<number, R2tState> | undefined;
   private r2tSn = 0;
-  private fetches: Fetch[] = [];
+  private fetches: readonly Fetch[] = NONE;
   private dataSn = 0;
   /** Set when the data-out phase failed: every fetch fails, so the core ends the command with an error. */
   private dataFailure: string | undefined;
@@ -117,7 +130,7 @@ export class ScsiTask implements FabricCommandPort {
     const ready = this.fetchDataOutNow(offset, length);
     if (ready) return Promise.resolve(ready);
     return new Promise((resolve, reject) => {
-      this.fetches.push({ offset, end: offset + length, resolve, reject });
+      this.fetches = [...this.fetches, { offset, end: offset + length, resolve, reject }];
       this.serveFetches();
       this.solicit();
     });
@@ -208,7 +221,7 @@ export class ScsiTask implements FabricCommandPort {
     this.unsolicitedOpen = false;
     this.r2ts?.clear();
     const fetches = this.fetches;
-    if (fetches.length) this.fetches = [];
+    this.fetches = NONE;
     for (const f of fetches) f.reject(new Error(this.dataFailure));
   }
 
@@ -263,9 +276,9 @@ export class ScsiTask implements FabricCommandPort {
     this.r2ts?.clear();
     this.unsolicitedOpen = false;
     const fetches = this.fetches;
-    if (fetches.length) this.fetches = [];
+    this.fetches = NONE;
     for (const f of fetches) f.reject(new Error(`iSCSI task 0x${this.itt.toString(16)} ended before its data arrived`));
-    this.segments.length = 0;
+    this.segments = NONE;
     const pooled = this.pooled;
     this.pooled = undefined;
     // Only after complete(): an aborted command may still be writing from these buffers, so those are
@@ -283,11 +296,13 @@ export class ScsiTask implements FabricCommandPort {
   private addSegment(offset: number, data: Buffer): void {
     // DataPDUInOrder/DataSequenceInOrder are forced to Yes (params.ts), so segments arrive in order
     // within a burst; bursts of different R2Ts may interleave, so keep the list sorted.
-    let i = this.segments.length;
-    while (i > 0 && this.segments[i - 1]!.offset > offset) i--;
-    this.segments.splice(i, 0, { offset, data });
+    const segments = this.segments === NONE ? [] : (this.segments as Segment[]);
+    this.segments = segments;
+    let i = segments.length;
+    while (i > 0 && segments[i - 1]!.offset > offset) i--;
+    segments.splice(i, 0, { offset, data });
     while (true) {
-      const next = this.segments.find((s) => s.offset <= this.contiguousEnd && s.offset + s.data.length > this.contiguousEnd);
+      const next = segments.find((s) => s.offset <= this.contiguousEnd && s.offset + s.data.length > this.contiguousEnd);
       if (!next) break;
       this.contiguousEnd = next.offset + next.data.length;
     }
@@ -300,7 +315,7 @@ export class ScsiTask implements FabricCommandPort {
       if (f.end <= this.contiguousEnd) f.resolve(this.gather(f.offset, f.end));
       else remaining.push(f);
     }
-    this.fetches = remaining;
+    this.fetches = remaining.length ? remaining : NONE;
   }
 
   /** Bytes [start, end) from the received segments: a view when one segment holds them all. */

@@ -223,7 +223,13 @@ export class IoFile {
     return this.#fd < 0;
   }
 
-  async #submit(
+  /**
+   * Hand one request to the engine. A plain promise chain, not an async function: on a device-backed
+   * LU thousands of requests wait here at once, and each scavenge copies what every waiting request
+   * holds — an async frame per layer (generator, promise, await closures) was a third of it
+   * (BENCHMARKS.md, section 23).
+   */
+  #submit(
     op: number,
     name: string,
     buf: Uint8Array | null,
@@ -232,20 +238,34 @@ export class IoFile {
     position: number,
     mode = 0,
   ): Promise<number | NativeDevInfo> {
-    if (this.#fd < 0 || this.#closing) throw new Error(`${name}: ${this.path} is closed`);
+    if (this.#fd < 0 || this.#closing) return Promise.reject(new Error(`${name}: ${this.path} is closed`));
     this.#inflight++;
+    let pending: Promise<number | NativeDevInfo>;
     try {
       const uring = this.engine === 'io_uring';
-      return await loadNative().ioSubmit(op, this.#fd, buf, bufOffset, length, position, mode, uring, uring && op === IoOp.WRITE && this.#puntWrites);
+      pending = loadNative().ioSubmit(op, this.#fd, buf, bufOffset, length, position, mode, uring, uring && op === IoOp.WRITE && this.#puntWrites);
     } catch (e) {
-      const err = e as { code?: string; message?: string };
-      const code = typeof err.code === 'string' ? err.code : 'EIO';
-      const where = op <= IoOp.WRITE || op === IoOp.FALLOCATE || op === IoOp.BLKDISCARD || op === IoOp.BLKZEROOUT
-        ? ` at offset ${position} length ${length}` : '';
-      throw new NativeIoError(`${name} failed on ${this.path}${where}: ${err.message ?? String(e)}`, code, name, this.path);
-    } finally {
-      if (--this.#inflight === 0 && this.#drained) this.#drained();
+      this.#settled(undefined);
+      return Promise.reject(this.#ioError(e, op, name, position, length));
     }
+    return pending.then(this.#settled, (e: unknown) => {
+      this.#settled(undefined);
+      throw this.#ioError(e, op, name, position, length);
+    });
+  }
+
+  /** One request left the engine (one function per file, not a closure per request). */
+  readonly #settled = <T>(result: T): T => {
+    if (--this.#inflight === 0 && this.#drained) this.#drained();
+    return result;
+  };
+
+  #ioError(e: unknown, op: number, name: string, position: number, length: number): NativeIoError {
+    const err = e as { code?: string; message?: string };
+    const code = typeof err.code === 'string' ? err.code : 'EIO';
+    const where = op <= IoOp.WRITE || op === IoOp.FALLOCATE || op === IoOp.BLKDISCARD || op === IoOp.BLKZEROOUT
+      ? ` at offset ${position} length ${length}` : '';
+    return new NativeIoError(`${name} failed on ${this.path}${where}: ${err.message ?? String(e)}`, code, name, this.path);
   }
 
   #transferArgs(op: string, buf: Uint8Array, bufOffset: number, length: number, position: number): void {
@@ -260,23 +280,33 @@ export class IoFile {
   }
 
   /** Read `length` bytes at `position` into buf[bufOffset...]. Resolves with the bytes read (< length only at EOF). */
-  async read(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
-    this.#transferArgs('pread', buf, bufOffset, length, position);
-    const n = this.#trySync(false, buf, bufOffset, length, position, false);
-    if (n >= 0) return n;
-    return (await this.#submit(IoOp.READ, 'pread', buf, bufOffset, length, position)) as number;
+  read(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
+    let n: number;
+    try {
+      this.#transferArgs('pread', buf, bufOffset, length, position);
+      n = this.#trySync(false, buf, bufOffset, length, position, false);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (n >= 0) return Promise.resolve(n);
+    return this.#submit(IoOp.READ, 'pread', buf, bufOffset, length, position) as Promise<number>;
   }
 
   /**
    * Write buf[bufOffset, +length) at `position`; resolves when all bytes are written. `dsync`: the data
    * (and the metadata needed to read it) is on stable storage when it resolves (RWF_DSYNC).
    */
-  async write(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync = false): Promise<number> {
-    this.#transferArgs('pwrite', buf, bufOffset, length, position);
-    if (this.readOnly) throw new NativeIoError(`pwrite refused on ${this.path}: opened read-only`, 'EBADF', 'pwrite', this.path);
-    const n = this.#trySync(true, buf, bufOffset, length, position, dsync);
-    if (n >= 0) return n;
-    return (await this.#submit(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0)) as number;
+  write(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync = false): Promise<number> {
+    let n: number;
+    try {
+      this.#transferArgs('pwrite', buf, bufOffset, length, position);
+      if (this.readOnly) throw new NativeIoError(`pwrite refused on ${this.path}: opened read-only`, 'EBADF', 'pwrite', this.path);
+      n = this.#trySync(true, buf, bufOffset, length, position, dsync);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (n >= 0) return Promise.resolve(n);
+    return this.#submit(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0) as Promise<number>;
   }
 
   async datasync(): Promise<void> {

@@ -69,32 +69,50 @@ function openTransfer(ctx: CommandContext, write: boolean): Addressed | ScsiFail
 
 const isAddressed = (x: Addressed | ScsiFailure): x is Addressed => 'lengthByte' in x;
 
-async function read(ctx: CommandContext) {
+// READ and WRITE are promise chains, not async functions: a command waiting for its device keeps
+// its frames alive, and each young-generation collection copies them (BENCHMARKS.md, section 23).
+// The rare byte-checking WRITE AND VERIFY stays an async function.
+
+function read(ctx: CommandContext): CommandOutcome | Promise<CommandOutcome> {
   const lu = ctx.unit;
   const opened = openTransfer(ctx, false);
   if (!isAddressed(opened)) return check(opened);
   const { lba, count } = opened;
   if (count === 0) return good();
-  const bs = lu.blockSize;
   const guard = lu.readGuard(lba, BigInt(count));
-  const release = typeof guard === 'function' ? guard : await guard;
-  const lent = dataInPool.acquire(count * bs);
-  let data: Buffer;
-  try {
-    data = await lu.backstore.read(Number(lba) * bs, count * bs, lent.data);
-  } catch (e) {
-    lent.release();
-    throw e;
-  } finally {
-    release();
-  }
-  ctx.bytes = data.length;
-  // A backstore may answer with its own buffer instead of filling ours.
-  if (data !== lent.data) lent.release();
-  return data === lent.data ? goodLent(data, lent.release) : good(data);
+  return typeof guard === 'function' ? readHolding(ctx, lba, count, guard) : guard.then((release) => readHolding(ctx, lba, count, release));
 }
 
-async function write(ctx: CommandContext, verify: boolean) {
+function readHolding(ctx: CommandContext, lba: bigint, count: number, release: () => void): Promise<CommandOutcome> {
+  const lu = ctx.unit;
+  const bs = lu.blockSize;
+  const lent = dataInPool.acquire(count * bs);
+  let reading: Promise<Buffer>;
+  try {
+    reading = lu.backstore.read(Number(lba) * bs, count * bs, lent.data);
+  } catch (e) {
+    lent.release();
+    release();
+    throw e;
+  }
+  return reading.then(
+    (data) => {
+      release();
+      ctx.bytes = data.length;
+      // A backstore may answer with its own buffer instead of filling ours.
+      if (data === lent.data) return goodLent(data, lent.release);
+      lent.release();
+      return good(data);
+    },
+    (e: unknown) => {
+      lent.release();
+      release();
+      throw e;
+    },
+  );
+}
+
+function write(ctx: CommandContext, verify: boolean): CommandOutcome | Promise<CommandOutcome> {
   const lu = ctx.unit;
   const cdb = ctx.cdb;
   const opened = openTransfer(ctx, true);
@@ -102,25 +120,57 @@ async function write(ctx: CommandContext, verify: boolean) {
   const { lba, count } = opened;
   if (verify && (cdb[1]! & 0x04) !== 0) return check(invalidCdbField(1, 2)); // BYTCHK 1xb is reserved
   const bs = lu.blockSize;
-  const data = ctx.dataOutTruncatableNow(count * bs, bs) ?? (await ctx.dataOutTruncatable(count * bs, bs));
+  const data = ctx.dataOutTruncatableNow(count * bs, bs);
+  if (data === undefined) return ctx.dataOutTruncatable(count * bs, bs).then((d) => writeData(ctx, lba, d, verify));
+  return writeData(ctx, lba, data, verify);
+}
+
+function writeData(ctx: CommandContext, lba: bigint, data: Buffer | ScsiFailure, verify: boolean): CommandOutcome | Promise<CommandOutcome> {
   if (isFailure(data)) return check(data);
   if (data.length === 0 || ctx.aborted) return good();
-  const blocks = data.length / bs;
+  const cdb = ctx.cdb;
+  // A byte-checking verify reads back what it wrote: no other write may land in between.
+  if (verify && (cdb[1]! & 0x02) !== 0) return writeAndCompare(ctx, lba, data);
   // WRITE AND VERIFY verifies against the medium, so the data must reach it: treat as FUA.
   const fua = verify || (cdb.length > 6 && (cdb[1]! & FUA) !== 0);
-  // A byte-checking verify reads back what it wrote: no other write may land in between.
-  const exclusive = verify && (cdb[1]! & 0x02) !== 0;
-  const n = BigInt(blocks);
-  const release = exclusive
-    ? await lu.rangeLock.acquire(lba, n)
-    : (lu.rangeLock.tryAcquireShared(lba, n) ?? (await lu.rangeLock.acquireShared(lba, n)));
+  const lock = ctx.unit.rangeLock;
+  const n = BigInt(data.length / ctx.unit.blockSize);
+  const release = lock.tryAcquireShared(lba, n);
+  if (release) return writeHolding(ctx, lba, data, fua, release);
+  return lock.acquireShared(lba, n).then((r) => writeHolding(ctx, lba, data, fua, r));
+}
+
+function writeHolding(ctx: CommandContext, lba: bigint, data: Buffer, fua: boolean, release: () => void): Promise<CommandOutcome> {
+  const lu = ctx.unit;
+  let writing: Promise<void>;
   try {
-    await lu.backstore.write(Number(lba) * bs, data, fua);
-    if (exclusive) {
-      const back = await lu.backstore.read(Number(lba) * bs, data.length);
-      const at = firstMismatch(data, back);
-      if (at >= 0) return check(failure('MISCOMPARE_DURING_VERIFY_OPERATION', { information: BigInt(at) }));
-    }
+    writing = lu.backstore.write(Number(lba) * lu.blockSize, data, fua);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return writing.then(
+    () => {
+      release();
+      ctx.bytes = data.length;
+      return good();
+    },
+    (e: unknown) => {
+      release();
+      throw e;
+    },
+  );
+}
+
+async function writeAndCompare(ctx: CommandContext, lba: bigint, data: Buffer): Promise<CommandOutcome> {
+  const lu = ctx.unit;
+  const bs = lu.blockSize;
+  const release = await lu.rangeLock.acquire(lba, BigInt(data.length / bs));
+  try {
+    await lu.backstore.write(Number(lba) * bs, data, true);
+    const back = await lu.backstore.read(Number(lba) * bs, data.length);
+    const at = firstMismatch(data, back);
+    if (at >= 0) return check(failure('MISCOMPARE_DURING_VERIFY_OPERATION', { information: BigInt(at) }));
   } finally {
     release();
   }

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { BackstoreError } from '../src/backstores/backstore.js';
+import { MemoryBackstore } from '../src/backstores/memory.js';
+import { CHECK, GOOD, cdb10, clearUa, decodeSense, rig } from './vscsi-helpers.js';
+
+/**
+ * READ and WRITE hold the LU's read guard or range lock and a pooled buffer while the backstore works;
+ * a failing backstore — a rejected promise or a synchronous throw — must leave neither behind.
+ */
+type Failure = 'reject' | 'throw';
+
+function failingStore(how: Failure): MemoryBackstore {
+  const mem = new MemoryBackstore({ name: 'failing', size: 1 << 20 });
+  const fail = (op: string) => {
+    const e = new BackstoreError('io', `${op} failed on the test store`, 'EIO');
+    e.reported = true; // keep the test's output free of the LU's first-failure log line
+    if (how === 'throw') throw e;
+    return Promise.reject(e);
+  };
+  mem.read = () => fail('read');
+  mem.write = () => fail('write');
+  return mem;
+}
+
+describe.each<Failure>(['reject', 'throw'])('a backstore that fails (%s)', (how) => {
+  it('READ answers MEDIUM ERROR / UNRECOVERED READ ERROR and leaves no read in progress', async () => {
+    const { fab, lu } = rig({ backstore: failingStore(how) });
+    await clearUa(fab);
+    const r = await fab.submit({ cdb: cdb10(0x28, 8, 4), expectedLength: 2048 });
+    expect(r.status).toBe(CHECK);
+    expect(decodeSense(r.sense)).toMatchObject({ key: 0x3, asc: 0x11, ascq: 0x00 });
+    expect(lu.unlockedReads).toBe(0);
+  });
+
+  it('WRITE answers MEDIUM ERROR / WRITE ERROR and releases its LBA range', async () => {
+    const { fab, lu } = rig({ backstore: failingStore(how) });
+    await clearUa(fab);
+    const r = await fab.submit({ cdb: cdb10(0x2a, 8, 2), dataOut: Buffer.alloc(1024, 0x5a) });
+    expect(r.status).toBe(CHECK);
+    expect(decodeSense(r.sense)).toMatchObject({ key: 0x3, asc: 0x0c, ascq: 0x00 });
+    expect(lu.rangeLock.heldCount).toBe(0);
+    // An exclusive holder of the same blocks gets them at once.
+    const release = lu.rangeLock.tryAcquire(8n, 2n);
+    expect(release).toBeTypeOf('function');
+    release!();
+  });
+});
+
+describe('READ and WRITE against a working store', () => {
+  it('round-trip data and release the range lock and read guard', async () => {
+    const { fab, lu } = rig();
+    await clearUa(fab);
+    const data = Buffer.alloc(1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    expect((await fab.submit({ cdb: cdb10(0x2a, 3, 2), dataOut: data })).status).toBe(GOOD);
+    const r = await fab.submit({ cdb: cdb10(0x28, 3, 2), expectedLength: 1024 });
+    expect(r.status).toBe(GOOD);
+    expect(Buffer.compare(r.data!, data)).toBe(0);
+    expect(lu.rangeLock.heldCount).toBe(0);
+    expect(lu.unlockedReads).toBe(0);
+  });
+});
