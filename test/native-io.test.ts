@@ -309,6 +309,10 @@ describe('IoFile errors', () => {
     expect((err as NativeIoError).code).toBe('EBADF');
     expect((err as NativeIoError).message).toContain(path);
     expect((err as NativeIoError).message).toContain('at offset 0 length 4096');
+    // The request's own position and length, not another's: the engine's rejection carries them.
+    const later = await f.punchHole(8192, 12288).catch((e: unknown) => e);
+    expect((later as NativeIoError).message).toMatch(new RegExp(`^fallocate failed on ${path} at offset 8192 length 12288: `));
+    expect((later as NativeIoError).syscall).toBe('fallocate');
     await f.close();
   });
 

@@ -3,7 +3,7 @@ import { TaskAttribute } from '../src/vscsi/fabric.js';
 import { TaskSet, type TaskSetEntry } from '../src/vscsi/task-set.js';
 
 function entry(tag: number, attribute: TaskAttribute, started: number[]): TaskSetEntry {
-  return { nexusId: 1, tag: BigInt(tag), attribute, state: 'waiting', start: () => started.push(tag) };
+  return { nexusId: 1, tag: BigInt(tag), attribute, setState: 'waiting', start: () => started.push(tag) };
 }
 
 describe('TaskSet ordering rules', () => {

@@ -50,6 +50,10 @@ void Settle(napi_env env, IoRequest* r) {
     Napi::Error err = ErrnoError(e, r->err, IoOpName(r->op));
     err.Set("syscall", Napi::String::New(e, IoOpName(r->op)));
     err.Set("bytesDone", Napi::Number::New(e, static_cast<double>(r->done)));
+    // What the request was, so that one rejection handler per file can name it (no closure per request).
+    err.Set("op", Napi::Number::New(e, static_cast<double>(r->op)));
+    err.Set("position", Napi::Number::New(e, static_cast<double>(r->offset)));
+    err.Set("length", Napi::Number::New(e, static_cast<double>(r->len)));
     napi_reject_deferred(env, js->deferred, err.Value());
   } else {
     napi_resolve_deferred(env, js->deferred, ResultValue(e, *r));

@@ -72,6 +72,7 @@ export interface NativeAddon {
   shmFromFd(fd: number, size: number, readOnly: boolean): NativeShmHandle;
   shmCreateAnonymous(size: number): NativeShmHandle;
   shmCopy(src: NativeShmHandle, srcOffset: number, dst: NativeShmHandle, dstOffset: number, length: number): void;
+  /** Rejects with an Error carrying code, syscall, bytesDone and the request's op, position and length. */
   ioSubmit(
     op: number,
     fd: number,

@@ -248,16 +248,22 @@ export class IoFile {
       this.#settled(undefined);
       return Promise.reject(this.#ioError(e, op, name, position, length));
     }
-    return pending.then(this.#settled, (e: unknown) => {
-      this.#settled(undefined);
-      throw this.#ioError(e, op, name, position, length);
-    });
+    return pending.then(this.#settled, this.#failed);
   }
 
   /** One request left the engine (one function per file, not a closure per request). */
   readonly #settled = <T>(result: T): T => {
     if (--this.#inflight === 0 && this.#drained) this.#drained();
     return result;
+  };
+
+  /** The engine's rejection carries the request's op, position and length (native/src/napi_io.cc). */
+  readonly #failed = (e: unknown): never => {
+    this.#settled(undefined);
+    const r = e as { op?: unknown; syscall?: unknown; position?: unknown; length?: unknown };
+    const op = typeof r.op === 'number' ? r.op : -1;
+    const name = typeof r.syscall === 'string' ? r.syscall : 'io';
+    throw this.#ioError(e, op, name, typeof r.position === 'number' ? r.position : 0, typeof r.length === 'number' ? r.length : 0);
   };
 
   #ioError(e: unknown, op: number, name: string, position: number, length: number): NativeIoError {

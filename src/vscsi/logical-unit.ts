@@ -205,13 +205,16 @@ export class LogicalUnit {
     // Synchronous in the common case: a READ pays no extra promise turn for atomic write support.
     if (this.atomicWriters > 0) return this.rangeLock.acquireShared(lba, count);
     this.unlockedReads++;
-    return () => {
-      // Checked first: at queue depth 1 the count reaches 0 after every READ, and splice allocates.
-      if (--this.unlockedReads === 0 && this.unlockedReadsDrained.length > 0) {
-        for (const wake of this.unlockedReadsDrained.splice(0)) wake();
-      }
-    };
+    return this.unlockedReadDone;
   }
+
+  /** Ends one read started without the range lock: one function per LU, not a closure per READ. */
+  private readonly unlockedReadDone = (): void => {
+    // Checked first: at queue depth 1 the count reaches 0 after every READ, and splice allocates.
+    if (--this.unlockedReads === 0 && this.unlockedReadsDrained.length > 0) {
+      for (const wake of this.unlockedReadsDrained.splice(0)) wake();
+    }
+  };
 
   /** Resolves when every read that started without the range lock has finished. */
   unlockedReadsDone(): Promise<void> {

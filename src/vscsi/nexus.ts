@@ -27,7 +27,7 @@ import { prNexusKey, type PrInitiator } from './reservation-port.js';
 import { buildSense, failure, Reason, type ReasonName, type ScsiFailure, type SenseFormat } from './sense.js';
 import { recordLatency } from './stats.js';
 import { AluaState, type ScsiTarget, type TargetPort } from './target.js';
-import type { TaskSetEntry } from './task-set.js';
+import type { TaskSet, TaskSetEntry } from './task-set.js';
 import { UnitAttentionQueue } from './unit-attention.js';
 import { handleTaskManagement } from './tmf.js';
 import { sanitizeInProgress } from './sbc-sanitize.js';
@@ -36,11 +36,18 @@ import { InFlightTable } from './in-flight-table.js';
 export type AbortMode = 'silent' | 'taskAborted';
 
 /** One command between submit and completion. */
-export class ActiveCommand {
+/**
+ * A command from submission to completion; also its own entry in its LU's task set, so that a command
+ * waiting for its device holds one object less (BENCHMARKS.md, section 23).
+ */
+export class ActiveCommand implements TaskSetEntry {
   state: 'waiting' | 'running' | 'done' = 'waiting';
   abortMode: AbortMode | undefined;
-  entry: TaskSetEntry | undefined;
   ctx: CommandContext | undefined;
+  setState: 'waiting' | 'running' = 'waiting';
+  prevInSet: TaskSetEntry | undefined = undefined;
+  nextInSet: TaskSetEntry | undefined = undefined;
+  inSet: TaskSet | undefined = undefined;
   private settledPromise: Promise<void> | undefined;
   private resolveSettled: (() => void) | undefined;
   private isSettled = false;
@@ -63,6 +70,20 @@ export class ActiveCommand {
 
   get tag(): bigint {
     return this.request.tag;
+  }
+
+  get attribute(): TaskAttribute {
+    return this.request.attribute;
+  }
+
+  get nexusId(): number {
+    return this.nexus.id;
+  }
+
+  /** The task set enabled it. */
+  start(): void {
+    this.state = 'running';
+    this.nexus.execute(this);
   }
 
   get lun(): number {
@@ -212,44 +233,42 @@ export class NexusImpl implements Nexus {
     }
     const cdb = Buffer.from(request.cdb ?? Buffer.alloc(0)); // copy once: the fabric may reuse its buffer
     const lu = this.unitAt(request.lun);
-    const reject = (f: ScsiFailure): void =>
-      this.completeImmediately(request, lu, { kind: 'check', failure: f });
 
     if (this.active.has(request.tag)) {
       // Overlapped commands (SAM-5): a tag still in use by an active task of this nexus.
-      reject(failure('OVERLAPPED_COMMANDS_ATTEMPTED'));
+      this.refuse(request, lu, failure('OVERLAPPED_COMMANDS_ATTEMPTED'));
       return;
     }
     if (cdb.length === 0) {
-      reject(failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } }));
+      this.refuse(request, lu, failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } }));
       return;
     }
     const found = lookupCommand(cdb);
     const spec = 'spec' in found ? found.spec : undefined;
     if (!lu && !spec?.noLogicalUnit) {
-      reject(failure('LOGICAL_UNIT_NOT_SUPPORTED'));
+      this.refuse(request, lu, failure('LOGICAL_UNIT_NOT_SUPPORTED'));
       return;
     }
     if (lu && !spec?.noUnitAttention) {
       const q = this.unitAttentions(request.lun);
       const reason = q?.take();
       if (reason) {
-        reject(failure(reason));
+        this.refuse(request, lu, failure(reason));
         return;
       }
     }
     if (!spec) {
-      reject((found as { failure: ScsiFailure }).failure);
+      this.refuse(request, lu, (found as { failure: ScsiFailure }).failure);
       return;
     }
     const invalid = validateCdb(spec, cdb);
     if (invalid) {
-      reject(invalid);
+      this.refuse(request, lu, invalid);
       return;
     }
     if (request.attribute === TaskAttribute.ACA) {
       // NACA is never accepted, so no ACA condition can exist for an ACA task to address.
-      reject(failure('INVALID_MESSAGE_ERROR'));
+      this.refuse(request, lu, failure('INVALID_MESSAGE_ERROR'));
       return;
     }
 
@@ -262,29 +281,21 @@ export class NexusImpl implements Nexus {
       this.execute(cmd);
       return;
     }
-    const entry: TaskSetEntry = {
-      nexusId: this.id,
-      tag: request.tag,
-      attribute: request.attribute,
-      state: 'waiting',
-      start: () => {
-        cmd.state = 'running';
-        this.execute(cmd);
-      },
-      prevInSet: undefined,
-      nextInSet: undefined,
-      inSet: undefined,
-    };
-    cmd.entry = entry;
-    lu.taskSet.add(entry);
+    lu.taskSet.add(cmd);
+  }
+
+  /** Complete a command refused before it started (a method, not a closure made for every command). */
+  private refuse(request: ScsiCommandRequest, lu: LogicalUnit | undefined, f: ScsiFailure): void {
+    this.completeImmediately(request, lu, { kind: 'check', failure: f });
   }
 
   /**
    * Run the command and finish it. Plain promise callbacks instead of nested async functions: with
    * thousands of commands in flight (64 sessions x QD32) every per-command allocation is copied by
    * each young-generation collection, so the hot path keeps them few (BENCHMARKS.md, section 8).
+   * Called by ActiveCommand.start when the task set enables the command, or at once without an LU.
    */
-  private execute(cmd: ActiveCommand): void {
+  execute(cmd: ActiveCommand): void {
     const lu = cmd.lu;
     const ctx = new CommandContext(cmd.cdb, cmd.lun, lu, this, this.owner, cmd.request, this.logger);
     cmd.ctx = ctx;
@@ -362,7 +373,7 @@ export class NexusImpl implements Nexus {
 
   private finish(cmd: ActiveCommand, ctx: CommandContext, outcome: CommandOutcome): void {
     cmd.state = 'done';
-    if (cmd.entry && cmd.lu) cmd.lu.taskSet.remove(cmd.entry);
+    cmd.inSet?.remove(cmd);
     const abortMode = cmd.abortMode;
     if (abortMode) {
       if (outcome.kind === 'good') outcome.releaseData?.();
@@ -492,7 +503,7 @@ export class NexusImpl implements Nexus {
     cmd.ctx?.abort();
     if (cmd.state === 'waiting') {
       cmd.state = 'done';
-      if (cmd.entry && cmd.lu) cmd.lu.taskSet.remove(cmd.entry);
+      cmd.inSet?.remove(cmd);
       this.untrack(cmd);
       if (cmd.lu) cmd.lu.stats.aborted++;
       if (mode === 'taskAborted' && !this.closed) {

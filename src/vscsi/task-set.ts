@@ -15,7 +15,8 @@ export interface TaskSetEntry {
   readonly nexusId: number;
   readonly tag: bigint;
   readonly attribute: TaskAttribute;
-  state: 'waiting' | 'running';
+  /** Owned by the TaskSet: 'running' once start() was called. */
+  setState: 'waiting' | 'running';
   /** Called once, when the task becomes enabled. */
   start(): void;
   /** List links, owned by the TaskSet holding the entry (initialise to undefined for a stable shape). */
@@ -53,10 +54,10 @@ export class TaskSet {
     }
     this.count++;
     if (blocks(entry)) this.blockers++;
-    if (entry.state !== 'waiting') return;
+    if (entry.setState !== 'waiting') return;
     if (this.blockers === 0 && this.waiting === 0) {
       // SIMPLE among SIMPLE tasks: enabled at once, no scan.
-      entry.state = 'running';
+      entry.setState = 'running';
       entry.start();
       return;
     }
@@ -75,7 +76,7 @@ export class TaskSet {
     entry.prevInSet = entry.nextInSet = entry.inSet = undefined;
     this.count--;
     if (blocks(entry)) this.blockers--;
-    if (entry.state === 'waiting') this.waiting--;
+    if (entry.setState === 'waiting') this.waiting--;
     if (this.waiting > 0) this.pump();
   }
 
@@ -94,13 +95,13 @@ export class TaskSet {
     let blockingSimple = false; // an older ORDERED / HEAD OF QUEUE task is present
     const toStart: TaskSetEntry[] = [];
     for (let e = this.head; e && toStart.length < this.waiting; e = e.nextInSet) {
-      if (e.state === 'waiting') {
+      if (e.setState === 'waiting') {
         let enabled: boolean;
         if (e.attribute === TaskAttribute.HEAD_OF_QUEUE) enabled = true;
         else if (e.attribute === TaskAttribute.ORDERED) enabled = e === this.head;
         else enabled = !blockingSimple;
         if (enabled) {
-          e.state = 'running';
+          e.setState = 'running';
           toStart.push(e);
         }
       }
