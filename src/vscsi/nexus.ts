@@ -35,7 +35,6 @@ import { InFlightTable } from './in-flight-table.js';
 
 export type AbortMode = 'silent' | 'taskAborted';
 
-/** One command between submit and completion. */
 /**
  * A command from submission to completion; also its own entry in its LU's task set, so that a command
  * waiting for its device holds one object less (BENCHMARKS.md, section 23).
