@@ -104,8 +104,11 @@ export class TcpTransport implements IscsiTransport {
   end(): void {
     if (this.closed) return;
     this.socket.end();
-    // A peer that never reads must not keep the socket forever.
-    setTimeout(() => this.socket.destroy(), 5000).unref();
+    // A peer that never reads must not keep the socket forever. The timer goes with the socket: left
+    // armed, it kept every logged-out connection (socket, session, nexus) alive for 5 s, long enough
+    // for V8 to promote it to the old generation.
+    const giveUp = setTimeout(() => this.socket.destroy(), 5000).unref();
+    this.socket.once('close', () => clearTimeout(giveUp));
   }
 
   destroy(): void {
