@@ -14,11 +14,11 @@ describe('iSCSI TCP transport end', () => {
     await listener?.close();
   });
 
-  async function accept(): Promise<{ t: IscsiTransport; closed: Promise<void> }> {
+  async function accept(peerKeepsItsSide = false): Promise<{ t: IscsiTransport; closed: Promise<void> }> {
     const transport = await new Promise<IscsiTransport>((res) => {
       void listenTcp('127.0.0.1', 0, res).then((l) => {
         listener = l;
-        client = connect(l.port, '127.0.0.1');
+        client = connect({ port: l.port, host: '127.0.0.1', allowHalfOpen: peerKeepsItsSide });
       });
     });
     let closedNow!: () => void;
@@ -43,13 +43,15 @@ describe('iSCSI TCP transport end', () => {
 
   it('destroys the socket 5 s after ending when the peer never closes', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const { t, closed } = await accept();
-    client!.on('end', () => undefined); // half-open: the peer keeps its side
+    const { t, closed } = await accept(true);
+    const peerSawEnd = new Promise<void>((r) => client!.once('end', r));
     client!.resume();
     let isClosed = false;
     void closed.then(() => (isClosed = true));
     t.end();
-    await new Promise((r) => setImmediate(r));
+    await peerSawEnd;
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(isClosed).toBe(false);
     vi.advanceTimersByTime(4999);
     await new Promise((r) => setImmediate(r));
     expect(isClosed).toBe(false);
