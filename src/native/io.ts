@@ -269,7 +269,7 @@ export class IoFile {
   #ioError(e: unknown, op: number, name: string, position: number, length: number): NativeIoError {
     const err = e as { code?: string; message?: string };
     const code = typeof err.code === 'string' ? err.code : 'EIO';
-    const where = op <= IoOp.WRITE || op === IoOp.FALLOCATE || op === IoOp.BLKDISCARD || op === IoOp.BLKZEROOUT
+    const where = op === IoOp.READ || op === IoOp.WRITE || op === IoOp.FALLOCATE || op === IoOp.BLKDISCARD || op === IoOp.BLKZEROOUT
       ? ` at offset ${position} length ${length}` : '';
     return new NativeIoError(`${name} failed on ${this.path}${where}: ${err.message ?? String(e)}`, code, name, this.path);
   }
