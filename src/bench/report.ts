@@ -131,6 +131,8 @@ export interface TargetCheck {
 export interface TargetOptions {
   /** Loopback TCP bandwidth of this machine in MiB/s (iperf3 single stream); the issue's figure by default. */
   loopbackMiBs?: number;
+  /** Where `loopbackMiBs` came from, shown with the check (e.g. "iperf3 3.12, ... in this run"). */
+  loopbackSource?: string;
 }
 
 /** The issue-7 targets, checked against one run's comparison rows. */
@@ -173,7 +175,9 @@ export function evaluateTargets(rows: ComparisonRow[], opts: TargetOptions = {})
         goal: '128 KiB sequential read from a null LUN ≥ 70 % of loopback TCP',
         backing: b,
         result: verdict(v === undefined ? undefined : v >= 0.7 * ref),
-        detail: `${fmt(v, 0)} MiB/s = ${fmt(v === undefined ? undefined : (100 * v) / ref, 0)} % of ${fmt(ref, 0)} MiB/s`,
+        detail: `${fmt(v, 0)} MiB/s = ${fmt(v === undefined ? undefined : (100 * v) / ref, 0)} % of ${fmt(ref, 0)} MiB/s${
+          opts.loopbackSource ? ` (${opts.loopbackSource})` : ''
+        }`,
       });
     }
     const many = mine
