@@ -40,6 +40,9 @@ struct IoRequest {
   // rdevMinor, fsType (statfs f_type)]
   double info[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
   void* js = nullptr;
+  // A transfer completed through the JS completion sink rather than a promise of its own: the
+  // caller's slot number (>= 0), handed back with the result (napi_io.cc, ioSubmitTransfer).
+  double tag = -1;
   IoRequest* next = nullptr;
 };
 

@@ -1,10 +1,14 @@
-// Thin binding over io_engine.cc: ioSubmit(...) -> Promise. The Buffer an op reads into or writes from
+// Thin binding over io_engine.cc. ioSubmit(...) -> Promise: the Buffer an op reads into or writes from
 // is pinned by a reference until the op completes; the promise settles on the loop thread.
+// ioSubmitTransfer(..., slot): a read or write whose completion goes to one JS function registered with
+// ioSetTransferSink, in batches written to a shared Float64Array — no promise, persistent handle or
+// Buffer reference per request (the caller keeps the Buffer alive; src/native/transfer-slots.ts).
 #include <napi.h>
 #include <uv.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "addon_data.h"
 #include "io_engine.h"
@@ -24,6 +28,16 @@ struct IoState {
   napi_env env = nullptr;
   napi_async_context async_ctx = nullptr;
   Napi::ObjectReference resource;
+  // The transfer sink: called with n after n completions [slot, result, errno] were written to ring.
+  Napi::FunctionReference sink;
+  Napi::Reference<Napi::Float64Array> ring_ref;
+  double* ring = nullptr;
+  size_t ring_entries = 0;
+  // Transfer requests are reused rather than allocated and freed for every read and write.
+  std::vector<IoRequest*> spare;
+  ~IoState() {
+    for (IoRequest* r : spare) delete r;
+  }
 };
 
 namespace {
@@ -43,17 +57,23 @@ Napi::Value ResultValue(Napi::Env e, const IoRequest& r) {
   return o;
 }
 
+// The error a failed request rejects with: errno name and text, plus what the request was, so that one
+// rejection handler per file can name it (no closure per request).
+Napi::Error RequestError(Napi::Env e, int err, IoOp op, double position, double length, double done) {
+  Napi::Error error = ErrnoError(e, err, IoOpName(op));
+  error.Set("syscall", Napi::String::New(e, IoOpName(op)));
+  error.Set("bytesDone", Napi::Number::New(e, done));
+  error.Set("op", Napi::Number::New(e, static_cast<double>(op)));
+  error.Set("position", Napi::Number::New(e, position));
+  error.Set("length", Napi::Number::New(e, length));
+  return error;
+}
+
 void Settle(napi_env env, IoRequest* r) {
   auto* js = static_cast<JsRequest*>(r->js);
   Napi::Env e(env);
   if (r->err) {
-    Napi::Error err = ErrnoError(e, r->err, IoOpName(r->op));
-    err.Set("syscall", Napi::String::New(e, IoOpName(r->op)));
-    err.Set("bytesDone", Napi::Number::New(e, static_cast<double>(r->done)));
-    // What the request was, so that one rejection handler per file can name it (no closure per request).
-    err.Set("op", Napi::Number::New(e, static_cast<double>(r->op)));
-    err.Set("position", Napi::Number::New(e, static_cast<double>(r->offset)));
-    err.Set("length", Napi::Number::New(e, static_cast<double>(r->len)));
+    Napi::Error err = RequestError(e, r->err, r->op, static_cast<double>(r->offset), static_cast<double>(r->len), static_cast<double>(r->done));
     napi_reject_deferred(env, js->deferred, err.Value());
   } else {
     napi_resolve_deferred(env, js->deferred, ResultValue(e, *r));
@@ -65,6 +85,46 @@ void Settle(napi_env env, IoRequest* r) {
 
 IoState* State(Napi::Env env);
 
+// Requests kept for reuse at most: as many as the io_uring ring and its backlog commonly hold.
+constexpr size_t kMaxSpareRequests = 4096;
+
+// Hands `n` completions in the ring to the sink. The sink catches its own errors; one that escapes
+// anyway is reported as an uncaught exception rather than left pending in the middle of a batch.
+void CallSink(Napi::Env env, IoState* st, size_t n) {
+  napi_value argv[1] = {Napi::Number::New(env, static_cast<double>(n))};
+  napi_value result;
+  if (napi_call_function(env, env.Undefined(), st->sink.Value(), 1, argv, &result) != napi_ok && env.IsExceptionPending()) {
+    napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+  }
+}
+
+void Deliver(napi_env env, IoState* st, IoRequest** reqs, size_t n) {
+  Napi::Env e(env);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    IoRequest* r = reqs[i];
+    if (r->tag < 0) {
+      Settle(env, r);
+      continue;
+    }
+    if (k == st->ring_entries) {
+      CallSink(e, st, k);
+      k = 0;
+    }
+    double* slot = st->ring + 3 * k++;
+    slot[0] = r->tag;
+    slot[1] = r->err ? static_cast<double>(r->done) : static_cast<double>(r->result);
+    slot[2] = r->err;
+    if (st->spare.size() < kMaxSpareRequests) {
+      *r = IoRequest();
+      st->spare.push_back(r);
+    } else {
+      delete r;
+    }
+  }
+  if (k) CallSink(e, st, k);
+}
+
 // Environment teardown (process exit, worker termination). An *async* cleanup hook, because closing
 // the engine's uv handles completes in callbacks inside this library: Node must not unload the addon
 // (worker threads dlclose it) before they have run.
@@ -73,6 +133,9 @@ void Cleanup(napi_async_cleanup_hook_handle hook, void* arg) {
   napi_async_destroy(st->env, st->async_ctx);
   st->async_ctx = nullptr;
   st->resource.Reset();
+  st->sink.Reset();
+  st->ring_ref.Reset();
+  st->ring = nullptr;
   IoEngine* engine = st->engine;
   st->engine = nullptr;
   engine->Shutdown([engine, st, hook]() {
@@ -104,7 +167,7 @@ IoState* State(Napi::Env env) {
     Napi::HandleScope hs(env);
     // A callback scope so promise continuations (microtasks) run when the batch is settled.
     Napi::CallbackScope cs(env, st->async_ctx);
-    for (size_t i = 0; i < n; i++) Settle(env, reqs[i]);
+    Deliver(env, st, reqs, n);
   });
   napi_add_async_cleanup_hook(env, Cleanup, st, nullptr);
   return st;
@@ -160,6 +223,87 @@ Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   r->js = js;
   st->engine->Submit(r, info[7].ToBoolean().Value());
   return Napi::Value(env, promise);
+}
+
+// ioSetTransferSink(sink(n), ring: Float64Array of 3 * entries) — once per environment.
+Napi::Value IoSetTransferSink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array || info[1].As<Napi::Float64Array>().ElementLength() < 3) {
+    Napi::TypeError::New(env, "ioSetTransferSink(sink, ring): sink must be a function and ring a Float64Array of at least 3 elements")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  IoState* st = State(env);
+  if (!st->sink.IsEmpty()) {
+    Napi::Error::New(env, "ioSetTransferSink: a sink is already registered in this environment").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Float64Array ring = info[1].As<Napi::Float64Array>();
+  st->sink = Napi::Persistent(info[0].As<Napi::Function>());
+  st->ring_ref = Napi::Persistent(ring);
+  st->ring = ring.Data();
+  st->ring_entries = ring.ElementLength() / 3;
+  return env.Undefined();
+}
+
+// ioSubmitTransfer(op READ|WRITE, fd, buffer, bufferOffset, length, position, rwflags, preferUring, punt, slot)
+// -> undefined. The completion reaches the sink as [slot, bytes (or bytes done before the error), errno].
+Napi::Value IoSubmitTransfer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t op, fd, boff, len, pos, mode, slot;
+  if (info.Length() < 10 || !GetIndex(info[0], &op) || (op != static_cast<uint64_t>(IoOp::kRead) && op != static_cast<uint64_t>(IoOp::kWrite)) ||
+      !GetIndex(info[1], &fd) || fd > 0x7fffffff || !info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !GetIndex(info[3], &boff) || !GetIndex(info[4], &len) ||
+      !GetIndex(info[5], &pos) || !GetIndex(info[6], &mode) || mode > 0x7fffffff || !GetIndex(info[9], &slot) || slot > 0x7fffffff) {
+    Napi::TypeError::New(env, "ioSubmitTransfer: expected (op READ or WRITE, fd, buffer, bufferOffset, length, position, rwflags, preferUring, punt, slot)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  IoState* st = State(env);
+  if (st->sink.IsEmpty()) {
+    Napi::Error::New(env, "ioSubmitTransfer: no sink registered (ioSetTransferSink)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array buf = info[2].As<Napi::Uint8Array>();
+  size_t blen = buf.ByteLength();
+  if (boff > blen || len > blen - boff || pos > static_cast<uint64_t>(INT64_MAX) - len) {
+    Napi::RangeError::New(env, "ioSubmitTransfer: buffer offset " + std::to_string(boff) + " + length " + std::to_string(len) +
+                                   " exceeds buffer size " + std::to_string(blen) + " or the position overflows")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  IoRequest* r;
+  if (st->spare.empty()) {
+    r = new IoRequest();
+  } else {
+    r = st->spare.back();
+    st->spare.pop_back();
+  }
+  r->op = static_cast<IoOp>(op);
+  r->fd = static_cast<int>(fd);
+  r->buf = buf.Data() + boff;
+  r->len = len;
+  r->offset = pos;
+  r->mode = static_cast<int>(mode);
+  r->punt = info[8].ToBoolean().Value();
+  r->tag = static_cast<double>(slot);
+  st->engine->Submit(r, info[7].ToBoolean().Value());
+  return env.Undefined();
+}
+
+// ioTransferError(errno, op, position, length, bytesDone) -> the Error ioSubmit would have rejected with.
+Napi::Value IoTransferError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t err, op, pos, len, done;
+  if (info.Length() < 5 || !GetIndex(info[0], &err) || err == 0 || err > 4095 || !GetIndex(info[1], &op) ||
+      op >= static_cast<uint64_t>(IoOp::kCount) || !GetIndex(info[2], &pos) || !GetIndex(info[3], &len) || !GetIndex(info[4], &done)) {
+    Napi::TypeError::New(env, "ioTransferError: expected (errno, op, position, length, bytesDone)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return RequestError(env, static_cast<int>(err), static_cast<IoOp>(op), static_cast<double>(pos), static_cast<double>(len),
+                      static_cast<double>(done))
+      .Value();
 }
 
 // ioExecuteSync(op, fd, position, length, mode) -> number | device info. For ops without a buffer
@@ -267,6 +411,9 @@ Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
 
 void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("ioSubmit", Napi::Function::New(env, IoSubmit, "ioSubmit"));
+  exports.Set("ioSetTransferSink", Napi::Function::New(env, IoSetTransferSink, "ioSetTransferSink"));
+  exports.Set("ioSubmitTransfer", Napi::Function::New(env, IoSubmitTransfer, "ioSubmitTransfer"));
+  exports.Set("ioTransferError", Napi::Function::New(env, IoTransferError, "ioTransferError"));
   exports.Set("ioExecuteSync", Napi::Function::New(env, IoExecuteSync, "ioExecuteSync"));
   exports.Set("ioTransferSync", Napi::Function::New(env, IoTransferSync, "ioTransferSync"));
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));

@@ -84,6 +84,23 @@ export interface NativeAddon {
     preferUring: boolean,
     punt?: boolean,
   ): Promise<number | NativeDevInfo>;
+  /** Registers the function that receives transfer completions: n entries [slot, bytes, errno] in `ring`. */
+  ioSetTransferSink(sink: (n: number) => void, ring: Float64Array): void;
+  /** A read or write whose completion goes to the transfer sink under `slot`; the caller keeps `buffer` alive. */
+  ioSubmitTransfer(
+    op: number,
+    fd: number,
+    buffer: Uint8Array,
+    bufferOffset: number,
+    length: number,
+    position: number,
+    rwflags: number,
+    preferUring: boolean,
+    punt: boolean,
+    slot: number,
+  ): void;
+  /** The Error `ioSubmit` would reject with for a failed request (code, syscall, bytesDone, op, position, length). */
+  ioTransferError(errno: number, op: number, position: number, length: number, bytesDone: number): Error;
   ioEngineInfo(): NativeIoEngineInfo;
   ioExecuteSync(op: number, fd: number, position: number, length: number, mode: number): number | NativeDevInfo;
   ioTransferSync(

@@ -1,11 +1,13 @@
 /**
  * Async block I/O through the native engine: io_uring (when the addon was built with liburing and the
  * kernel allows it) or the addon's thread pool. Every argument is validated here before crossing into
- * C++; the addon pins the Buffer until the operation completes. Failures reject with `NativeIoError`
- * naming the operation, the file and the offset.
+ * C++. Reads and writes complete through one sink (transfer-slots.ts, which keeps their Buffers alive);
+ * other operations get a promise from the addon, which pins any Buffer. Failures reject with
+ * `NativeIoError` naming the operation, the file and the offset.
  */
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { loadNative, type NativeDevInfo, type NativeIoEngineInfo } from './index.js';
+import { submitTransfer, type TransferOwner } from './transfer-slots.js';
 
 /** Operation numbers shared with native/src/io_request.h (IoOp). */
 export const IoOp = {
@@ -251,6 +253,30 @@ export class IoFile {
     return pending.then(this.#settled, this.#failed);
   }
 
+  /**
+   * A read or write: completed through the transfer sink (transfer-slots.ts), without a promise from
+   * the addon and the `then` this file would put on it.
+   */
+  #transfer(op: number, name: string, buf: Uint8Array, bufOffset: number, length: number, position: number, rwflags: number): Promise<number> {
+    if (this.#fd < 0 || this.#closing) return Promise.reject(new Error(`${name}: ${this.path} is closed`));
+    this.#inflight++;
+    const uring = this.engine === 'io_uring';
+    try {
+      return submitTransfer(this.#owner, op, this.#fd, buf, bufOffset, length, position, rwflags, uring, uring && op === IoOp.WRITE && this.#puntWrites);
+    } catch (e) {
+      this.#settled(undefined);
+      return Promise.reject(this.#ioError(e, op, name, position, length));
+    }
+  }
+
+  /** This file as the owner of its transfers: one object per file. */
+  readonly #owner: TransferOwner = {
+    transferDone: () => {
+      this.#settled(undefined);
+    },
+    transferError: (e, op, position, length) => this.#ioError(e, op, op === IoOp.READ ? 'pread' : 'pwrite', position, length),
+  };
+
   /** One request left the engine (one function per file, not a closure per request). */
   readonly #settled = <T>(result: T): T => {
     if (--this.#inflight === 0 && this.#drained) this.#drained();
@@ -295,7 +321,7 @@ export class IoFile {
       return Promise.reject(e);
     }
     if (n >= 0) return Promise.resolve(n);
-    return this.#submit(IoOp.READ, 'pread', buf, bufOffset, length, position) as Promise<number>;
+    return this.#transfer(IoOp.READ, 'pread', buf, bufOffset, length, position, 0);
   }
 
   /**
@@ -312,7 +338,7 @@ export class IoFile {
       return Promise.reject(e);
     }
     if (n >= 0) return Promise.resolve(n);
-    return this.#submit(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0) as Promise<number>;
+    return this.#transfer(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0);
   }
 
   async datasync(): Promise<void> {
