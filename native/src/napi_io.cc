@@ -107,6 +107,10 @@ void Deliver(napi_env env, IoState* st, IoRequest** reqs, size_t n) {
       Settle(env, r);
       continue;
     }
+    if (st->ring == nullptr) {  // the environment is being torn down: nobody is waiting any more
+      delete r;
+      continue;
+    }
     if (k == st->ring_entries) {
       CallSink(e, st, k);
       k = 0;
