@@ -1,13 +1,14 @@
-// Thin binding over io_engine.cc. ioSubmit(...) -> Promise: the Buffer an op reads into or writes from
-// is pinned by a reference until the op completes; the promise settles on the loop thread.
-// ioSubmitTransfer(..., slot): a read or write whose completion goes to one JS function registered with
-// ioSetTransferSink, in batches written to a shared Float64Array — no promise, persistent handle or
-// Buffer reference per request (the caller keeps the Buffer alive; src/native/transfer-slots.ts).
+// Thin binding over io_engine.cc. ioSubmitTransfer(..., slot): a read or write whose completion goes to
+// one JS function registered with ioSetTransferSink, in batches written to a shared Float64Array — no
+// promise, persistent handle or Buffer reference per request (the caller keeps the Buffer alive;
+// src/native/transfer-slots.ts). ioSubmit(...) -> Promise: every other operation (none has a buffer);
+// the promise settles on the loop thread.
 #include <napi.h>
 #include <uv.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "addon_data.h"
@@ -18,7 +19,6 @@ namespace {
 
 struct JsRequest {
   napi_deferred deferred = nullptr;
-  napi_ref buffer = nullptr;
 };
 
 }  // namespace
@@ -42,43 +42,61 @@ struct IoState {
 
 namespace {
 
-Napi::Value ResultValue(Napi::Env e, const IoRequest& r) {
-  if (r.op != IoOp::kDevInfo) return Napi::Number::New(e, static_cast<double>(r.result));
-  Napi::Object o = Napi::Object::New(e);
-  o.Set("size", r.info[0]);
-  o.Set("isBlockDevice", r.info[1] != 0);
-  o.Set("logicalBlockSize", r.info[2]);
-  o.Set("physicalBlockSize", r.info[3]);
-  o.Set("readOnlyDevice", r.info[4] != 0);
-  o.Set("mode", r.info[5]);
-  o.Set("rdevMajor", r.info[6]);
-  o.Set("rdevMinor", r.info[7]);
-  o.Set("fsType", r.info[8]);
-  return o;
+// What a request resolves with: bytes (or an offset) for most, an object for kDevInfo. With N-API's C
+// functions for the reason given at RequestError; nullptr when the value cannot be made.
+napi_value ResultValue(napi_env env, const IoRequest& r) {
+  napi_value v = nullptr;
+  if (r.op != IoOp::kDevInfo) {
+    napi_create_double(env, static_cast<double>(r.result), &v);
+    return v;
+  }
+  static const char* const kKeys[9] = {"size", "isBlockDevice", "logicalBlockSize", "physicalBlockSize", "readOnlyDevice",
+                                       "mode", "rdevMajor", "rdevMinor", "fsType"};
+  if (napi_create_object(env, &v) != napi_ok) return nullptr;
+  for (int i = 0; i < 9; i++) {
+    napi_value field;
+    bool flag = i == 1 || i == 4;
+    napi_status made = flag ? napi_get_boolean(env, r.info[i] != 0, &field) : napi_create_double(env, r.info[i], &field);
+    if (made != napi_ok || napi_set_named_property(env, v, kKeys[i], field) != napi_ok) return nullptr;
+  }
+  return v;
 }
 
 // The error a failed request rejects with: errno name and text, plus what the request was, so that one
-// rejection handler per file can name it (no closure per request).
-Napi::Error RequestError(Napi::Env e, int err, IoOp op, double position, double length, double done) {
-  Napi::Error error = ErrnoError(e, err, IoOpName(op));
-  error.Set("syscall", Napi::String::New(e, IoOpName(op)));
-  error.Set("bytesDone", Napi::Number::New(e, done));
-  error.Set("op", Napi::Number::New(e, static_cast<double>(op)));
-  error.Set("position", Napi::Number::New(e, position));
-  error.Set("length", Napi::Number::New(e, length));
+// rejection handler per file can name it (no closure per request). Built with N-API's C functions,
+// whose failures are returned rather than fatal: completions keep arriving while a worker thread is
+// being terminated, when no JavaScript object can be made any more. nullptr then.
+napi_value RequestError(napi_env env, int err, IoOp op, double position, double length, double done) {
+  std::string message = std::string(IoOpName(op)) + ": " + ErrnoName(err) + " (" + std::strerror(err) + ")";
+  napi_value msg, code, error;
+  if (napi_create_string_utf8(env, message.c_str(), message.size(), &msg) != napi_ok ||
+      napi_create_string_utf8(env, ErrnoName(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_error(env, nullptr, msg, &error) != napi_ok) {
+    return nullptr;
+  }
+  auto set = [&](const char* key, napi_value v) { return napi_set_named_property(env, error, key, v) == napi_ok; };
+  auto number = [&](double d) {
+    napi_value v = nullptr;
+    napi_create_double(env, d, &v);
+    return v;
+  };
+  napi_value syscall;
+  if (napi_create_string_utf8(env, IoOpName(op), NAPI_AUTO_LENGTH, &syscall) != napi_ok || !set("code", code) ||
+      !set("errno", number(-err)) || !set("syscall", syscall) || !set("bytesDone", number(done)) ||
+      !set("op", number(static_cast<double>(op))) || !set("position", number(position)) || !set("length", number(length))) {
+    return nullptr;
+  }
   return error;
 }
 
 void Settle(napi_env env, IoRequest* r) {
   auto* js = static_cast<JsRequest*>(r->js);
-  Napi::Env e(env);
   if (r->err) {
-    Napi::Error err = RequestError(e, r->err, r->op, static_cast<double>(r->offset), static_cast<double>(r->len), static_cast<double>(r->done));
-    napi_reject_deferred(env, js->deferred, err.Value());
-  } else {
-    napi_resolve_deferred(env, js->deferred, ResultValue(e, *r));
+    napi_value err = RequestError(env, r->err, r->op, static_cast<double>(r->offset), static_cast<double>(r->len), static_cast<double>(r->done));
+    if (err) napi_reject_deferred(env, js->deferred, err);
+  } else if (napi_value value = ResultValue(env, *r)) {
+    napi_resolve_deferred(env, js->deferred, value);
   }
-  if (js->buffer) napi_delete_reference(env, js->buffer);
   delete js;
   delete r;
 }
@@ -88,18 +106,24 @@ IoState* State(Napi::Env env);
 // Requests kept for reuse at most: as many as the io_uring ring and its backlog commonly hold.
 constexpr size_t kMaxSpareRequests = 4096;
 
-// Hands `n` completions in the ring to the sink. The sink catches its own errors; one that escapes
-// anyway is reported as an uncaught exception rather than left pending in the middle of a batch.
-void CallSink(Napi::Env env, IoState* st, size_t n) {
-  napi_value argv[1] = {Napi::Number::New(env, static_cast<double>(n))};
-  napi_value result;
-  if (napi_call_function(env, env.Undefined(), st->sink.Value(), 1, argv, &result) != napi_ok && env.IsExceptionPending()) {
-    napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+// Hands `n` completions in the ring to the sink, with N-API's C functions (see RequestError). The sink
+// catches its own errors, so a call that fails is the environment stopping (a worker thread being
+// terminated): nobody is left to settle. An Error that escapes anyway is reported as uncaught.
+void CallSink(napi_env env, IoState* st, size_t n) {
+  napi_value argv[1], fn, undefined, result;
+  if (napi_create_double(env, static_cast<double>(n), &argv[0]) != napi_ok || napi_get_reference_value(env, static_cast<napi_ref>(st->sink), &fn) != napi_ok ||
+      fn == nullptr || napi_get_undefined(env, &undefined) != napi_ok) {
+    return;
   }
+  if (napi_call_function(env, undefined, fn, 1, argv, &result) == napi_ok) return;
+  bool pending = false;
+  napi_value exception;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending || napi_get_and_clear_last_exception(env, &exception) != napi_ok) return;
+  bool is_error = false;
+  if (napi_is_error(env, exception, &is_error) == napi_ok && is_error) napi_fatal_exception(env, exception);
 }
 
 void Deliver(napi_env env, IoState* st, IoRequest** reqs, size_t n) {
-  Napi::Env e(env);
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     IoRequest* r = reqs[i];
@@ -112,7 +136,7 @@ void Deliver(napi_env env, IoState* st, IoRequest** reqs, size_t n) {
       continue;
     }
     if (k == st->ring_entries) {
-      CallSink(e, st, k);
+      CallSink(env, st, k);
       k = 0;
     }
     double* slot = st->ring + 3 * k++;
@@ -126,7 +150,7 @@ void Deliver(napi_env env, IoState* st, IoRequest** reqs, size_t n) {
       delete r;
     }
   }
-  if (k) CallSink(e, st, k);
+  if (k) CallSink(env, st, k);
 }
 
 // Environment teardown (process exit, worker termination). An *async* cleanup hook, because closing
@@ -177,15 +201,22 @@ IoState* State(Napi::Env env) {
   return st;
 }
 
-// ioSubmit(op, fd, buffer|null, bufferOffset, length, position, mode, preferUring[, punt]) -> Promise<number|object>
+// ioSubmit(op, fd, length, position, mode, preferUring) -> Promise<number|object>, for every operation but
+// READ and WRITE (those go through ioSubmitTransfer).
 Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint64_t op, fd, boff, len, pos, mode;
-  if (info.Length() < 8 || !GetIndex(info[0], &op) || op >= static_cast<uint64_t>(IoOp::kCount) ||
-      !GetIndex(info[1], &fd) || fd > 0x7fffffff || !GetIndex(info[3], &boff) || !GetIndex(info[4], &len) ||
-      !GetIndex(info[5], &pos) || !GetIndex(info[6], &mode) || mode > 0x7fffffff) {
-    Napi::TypeError::New(env, "ioSubmit: expected (op, fd, buffer, bufferOffset, length, position, mode, preferUring)")
-        .ThrowAsJavaScriptException();
+  uint64_t op, fd, len, pos, mode;
+  if (info.Length() < 6 || !GetIndex(info[0], &op) || op >= static_cast<uint64_t>(IoOp::kCount) || !GetIndex(info[1], &fd) ||
+      fd > 0x7fffffff || !GetIndex(info[2], &len) || !GetIndex(info[3], &pos) || !GetIndex(info[4], &mode) || mode > 0x7fffffff) {
+    Napi::TypeError::New(env, "ioSubmit: expected (op, fd, length, position, mode, preferUring)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (op == static_cast<uint64_t>(IoOp::kRead) || op == static_cast<uint64_t>(IoOp::kWrite)) {
+    Napi::TypeError::New(env, "ioSubmit: reads and writes go through ioSubmitTransfer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (pos > static_cast<uint64_t>(INT64_MAX) - len) {
+    Napi::RangeError::New(env, "ioSubmit: position + length overflows a file offset").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   auto* r = new IoRequest();
@@ -194,38 +225,12 @@ Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   r->len = len;
   r->offset = pos;
   r->mode = static_cast<int>(mode);
-  r->punt = info.Length() > 8 && info[8].ToBoolean().Value();
-  if (pos > static_cast<uint64_t>(INT64_MAX) - len) {
-    delete r;
-    Napi::RangeError::New(env, "ioSubmit: position + length overflows a file offset").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
   auto* js = new JsRequest();
-  if (r->op == IoOp::kRead || r->op == IoOp::kWrite) {
-    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      delete r;
-      delete js;
-      Napi::TypeError::New(env, "ioSubmit: read/write need a Buffer").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    Napi::Uint8Array buf = info[2].As<Napi::Uint8Array>();
-    size_t blen = buf.ByteLength();
-    if (boff > blen || len > blen - boff) {
-      delete r;
-      delete js;
-      Napi::RangeError::New(env, "ioSubmit: buffer offset " + std::to_string(boff) + " + length " + std::to_string(len) +
-                                     " exceeds buffer size " + std::to_string(blen))
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    r->buf = buf.Data() + boff;
-    napi_create_reference(env, buf, 1, &js->buffer);
-  }
   IoState* st = State(env);
   napi_value promise;
   napi_create_promise(env, &js->deferred, &promise);
   r->js = js;
-  st->engine->Submit(r, info[7].ToBoolean().Value());
+  st->engine->Submit(r, info[5].ToBoolean().Value());
   return Napi::Value(env, promise);
 }
 
@@ -305,9 +310,10 @@ Napi::Value IoTransferError(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "ioTransferError: expected (errno, op, position, length, bytesDone)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return RequestError(env, static_cast<int>(err), static_cast<IoOp>(op), static_cast<double>(pos), static_cast<double>(len),
-                      static_cast<double>(done))
-      .Value();
+  napi_value error = RequestError(env, static_cast<int>(err), static_cast<IoOp>(op), static_cast<double>(pos), static_cast<double>(len),
+                                  static_cast<double>(done));
+  if (!error) return env.Undefined();  // an exception is pending, or JavaScript can no longer run
+  return Napi::Value(env, error);
 }
 
 // ioExecuteSync(op, fd, position, length, mode) -> number | device info. For ops without a buffer
@@ -336,7 +342,9 @@ Napi::Value IoExecuteSync(const Napi::CallbackInfo& info) {
     e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return ResultValue(env, r);
+  napi_value value = ResultValue(env, r);
+  if (!value) return env.Undefined();  // an exception is pending
+  return Napi::Value(env, value);
 }
 
 // ioTransferSync(write, fd, buffer, bufferOffset, length, position, rwflags) -> bytes | -errno.

@@ -72,18 +72,11 @@ export interface NativeAddon {
   shmFromFd(fd: number, size: number, readOnly: boolean): NativeShmHandle;
   shmCreateAnonymous(size: number): NativeShmHandle;
   shmCopy(src: NativeShmHandle, srcOffset: number, dst: NativeShmHandle, dstOffset: number, length: number): void;
-  /** Rejects with an Error carrying code, syscall, bytesDone and the request's op, position and length. */
-  ioSubmit(
-    op: number,
-    fd: number,
-    buffer: Uint8Array | null,
-    bufferOffset: number,
-    length: number,
-    position: number,
-    mode: number,
-    preferUring: boolean,
-    punt?: boolean,
-  ): Promise<number | NativeDevInfo>;
+  /**
+   * Any operation but a read or a write (those: ioSubmitTransfer). Rejects with an Error carrying code,
+   * syscall, bytesDone and the request's op, position and length.
+   */
+  ioSubmit(op: number, fd: number, length: number, position: number, mode: number, preferUring: boolean): Promise<number | NativeDevInfo>;
   /** Registers the function that receives transfer completions: n entries [slot, bytes, errno] in `ring`. */
   ioSetTransferSink(sink: (n: number) => void, ring: Float64Array): void;
   /** A read or write whose completion goes to the transfer sink under `slot`; the caller keeps `buffer` alive. */

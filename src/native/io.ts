@@ -226,26 +226,15 @@ export class IoFile {
   }
 
   /**
-   * Hand one request to the engine. A plain promise chain, not an async function: on a device-backed
-   * LU thousands of requests wait here at once, and each scavenge copies what every waiting request
-   * holds — an async frame per layer (generator, promise, await closures) was a third of it
-   * (BENCHMARKS.md, section 23).
+   * Hand one operation other than a read or write (flushes, fallocate, block ioctls, seeks, device
+   * information; reads and writes go through #transfer) to the engine, which settles a promise for it.
    */
-  #submit(
-    op: number,
-    name: string,
-    buf: Uint8Array | null,
-    bufOffset: number,
-    length: number,
-    position: number,
-    mode = 0,
-  ): Promise<number | NativeDevInfo> {
+  #submit(op: number, name: string, length: number, position: number, mode = 0): Promise<number | NativeDevInfo> {
     if (this.#fd < 0 || this.#closing) return Promise.reject(new Error(`${name}: ${this.path} is closed`));
     this.#inflight++;
     let pending: Promise<number | NativeDevInfo>;
     try {
-      const uring = this.engine === 'io_uring';
-      pending = loadNative().ioSubmit(op, this.#fd, buf, bufOffset, length, position, mode, uring, uring && op === IoOp.WRITE && this.#puntWrites);
+      pending = loadNative().ioSubmit(op, this.#fd, length, position, mode, this.engine === 'io_uring');
     } catch (e) {
       this.#settled(undefined);
       return Promise.reject(this.#ioError(e, op, name, position, length));
@@ -255,7 +244,9 @@ export class IoFile {
 
   /**
    * A read or write: completed through the transfer sink (transfer-slots.ts), without a promise from
-   * the addon and the `then` this file would put on it.
+   * the addon and the `then` this file would put on it. A plain promise chain, not an async function:
+   * on a device-backed LU thousands of requests wait here at once, and each scavenge copies what every
+   * waiting request holds (BENCHMARKS.md, sections 23 and 25).
    */
   #transfer(op: number, name: string, buf: Uint8Array, bufOffset: number, length: number, position: number, rwflags: number): Promise<number> {
     if (this.#fd < 0 || this.#closing) return Promise.reject(new Error(`${name}: ${this.path} is closed`));
@@ -342,11 +333,11 @@ export class IoFile {
   }
 
   async datasync(): Promise<void> {
-    await this.#submit(IoOp.FDATASYNC, 'fdatasync', null, 0, 0, 0);
+    await this.#submit(IoOp.FDATASYNC, 'fdatasync', 0, 0);
   }
 
   async fsync(): Promise<void> {
-    await this.#submit(IoOp.FSYNC, 'fsync', null, 0, 0, 0);
+    await this.#submit(IoOp.FSYNC, 'fsync', 0, 0);
   }
 
   #rangeArgs(op: string, offset: number, length: number): void {
@@ -363,7 +354,7 @@ export class IoFile {
   /** fallocate(2) with the given FALLOC_FL_* mode. */
   async fallocate(mode: number, offset: number, length: number): Promise<void> {
     this.#fallocateArgs(mode, offset, length);
-    await this.#submit(IoOp.FALLOCATE, 'fallocate', null, 0, length, offset, mode);
+    await this.#submit(IoOp.FALLOCATE, 'fallocate', length, offset, mode);
   }
 
   /** Deallocate a range of a regular file; it reads back as zeroes and the size is unchanged. */
@@ -379,30 +370,30 @@ export class IoFile {
   /** BLKDISCARD on a block device (offset and length aligned to its logical block size). */
   async blkDiscard(offset: number, length: number): Promise<void> {
     this.#rangeArgs('blkdiscard', offset, length);
-    await this.#submit(IoOp.BLKDISCARD, 'ioctl(BLKDISCARD)', null, 0, length, offset);
+    await this.#submit(IoOp.BLKDISCARD, 'ioctl(BLKDISCARD)', length, offset);
   }
 
   /** BLKZEROOUT on a block device. */
   async blkZeroout(offset: number, length: number): Promise<void> {
     this.#rangeArgs('blkzeroout', offset, length);
-    await this.#submit(IoOp.BLKZEROOUT, 'ioctl(BLKZEROOUT)', null, 0, length, offset);
+    await this.#submit(IoOp.BLKZEROOUT, 'ioctl(BLKZEROOUT)', length, offset);
   }
 
   /** lseek(SEEK_DATA): the first data offset >= offset, or -1 when there is none before EOF. */
   async seekData(offset: number): Promise<number> {
     checkIndex('seekData', 'offset', offset);
-    return (await this.#submit(IoOp.SEEK_DATA, 'lseek(SEEK_DATA)', null, 0, 0, offset)) as number;
+    return (await this.#submit(IoOp.SEEK_DATA, 'lseek(SEEK_DATA)', 0, offset)) as number;
   }
 
   /** lseek(SEEK_HOLE): the first hole offset >= offset (EOF counts as a hole), or -1 past EOF. */
   async seekHole(offset: number): Promise<number> {
     checkIndex('seekHole', 'offset', offset);
-    return (await this.#submit(IoOp.SEEK_HOLE, 'lseek(SEEK_HOLE)', null, 0, 0, offset)) as number;
+    return (await this.#submit(IoOp.SEEK_HOLE, 'lseek(SEEK_HOLE)', 0, offset)) as number;
   }
 
   /** Size, and for block devices the logical/physical block size (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET). */
   async devInfo(): Promise<NativeDevInfo> {
-    return (await this.#submit(IoOp.DEV_INFO, 'fstat', null, 0, 0, 0)) as NativeDevInfo;
+    return (await this.#submit(IoOp.DEV_INFO, 'fstat', 0, 0)) as NativeDevInfo;
   }
 
   #sync(op: number, name: string, position: number, length: number, mode: number): number | NativeDevInfo {
