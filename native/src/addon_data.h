@@ -22,8 +22,11 @@ struct AddonData {
 
 AddonData* GetAddonData(Napi::Env env);
 
-// Throws a JS error for an errno: message "<what>: <strerror>", with .code ("EIO") and .errno set.
+// A JS error for an errno: message "<what>: <NAME> (<strerror>)", with .code ("EIO") and .errno set.
 Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what);
+// The same error made with N-API's C functions, whose failures are returned rather than fatal (for
+// code that may run while the environment is stopping): nullptr when it cannot be made.
+napi_value ErrnoErrorValue(napi_env env, int err, const std::string& what);
 const char* ErrnoName(int err);
 
 // An offset, length or fd argument: a number that IsJsIndex accepts. false for anything else.

@@ -39,11 +39,22 @@ const char* ErrnoName(int err) {
   }
 }
 
+napi_value ErrnoErrorValue(napi_env env, int err, const std::string& what) {
+  std::string message = what + ": " + ErrnoName(err) + " (" + std::strerror(err) + ")";
+  napi_value msg, code, number, error;
+  if (napi_create_string_utf8(env, message.c_str(), message.size(), &msg) != napi_ok ||
+      napi_create_string_utf8(env, ErrnoName(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_double(env, -err, &number) != napi_ok || napi_create_error(env, nullptr, msg, &error) != napi_ok ||
+      napi_set_named_property(env, error, "code", code) != napi_ok || napi_set_named_property(env, error, "errno", number) != napi_ok) {
+    return nullptr;
+  }
+  return error;
+}
+
 Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what) {
-  Napi::Error e = Napi::Error::New(env, what + ": " + ErrnoName(err) + " (" + std::strerror(err) + ")");
-  e.Set("code", Napi::String::New(env, ErrnoName(err)));
-  e.Set("errno", Napi::Number::New(env, -err));
-  return e;
+  napi_value error = ErrnoErrorValue(env, err, what);
+  // Only where JavaScript is running (a call from it), so the value can always be made.
+  return error ? Napi::Error(env, error) : Napi::Error::New(env, what);
 }
 }  // namespace vtgt
 

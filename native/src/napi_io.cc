@@ -67,13 +67,8 @@ napi_value ResultValue(napi_env env, const IoRequest& r) {
 // whose failures are returned rather than fatal: completions keep arriving while a worker thread is
 // being terminated, when no JavaScript object can be made any more. nullptr then.
 napi_value RequestError(napi_env env, int err, IoOp op, double position, double length, double done) {
-  std::string message = std::string(IoOpName(op)) + ": " + ErrnoName(err) + " (" + std::strerror(err) + ")";
-  napi_value msg, code, error;
-  if (napi_create_string_utf8(env, message.c_str(), message.size(), &msg) != napi_ok ||
-      napi_create_string_utf8(env, ErrnoName(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_error(env, nullptr, msg, &error) != napi_ok) {
-    return nullptr;
-  }
+  napi_value error = ErrnoErrorValue(env, err, IoOpName(op));
+  if (!error) return nullptr;
   auto set = [&](const char* key, napi_value v) { return napi_set_named_property(env, error, key, v) == napi_ok; };
   auto number = [&](double d) {
     napi_value v = nullptr;
@@ -81,8 +76,8 @@ napi_value RequestError(napi_env env, int err, IoOp op, double position, double 
     return v;
   };
   napi_value syscall;
-  if (napi_create_string_utf8(env, IoOpName(op), NAPI_AUTO_LENGTH, &syscall) != napi_ok || !set("code", code) ||
-      !set("errno", number(-err)) || !set("syscall", syscall) || !set("bytesDone", number(done)) ||
+  if (napi_create_string_utf8(env, IoOpName(op), NAPI_AUTO_LENGTH, &syscall) != napi_ok || !set("syscall", syscall) ||
+      !set("bytesDone", number(done)) ||
       !set("op", number(static_cast<double>(op))) || !set("position", number(position)) || !set("length", number(length))) {
     return nullptr;
   }
