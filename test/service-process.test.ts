@@ -6,11 +6,14 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { SERVICE_SEMI_SPACE_MIB } from '../src/service/young-generation.js';
 import { BIN, DEFAULT_TARGET as T, ProcessScope, tool, vtgt } from './service-helpers.js';
+
+const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
 
 const scope = new ProcessScope();
 const tempDir = () => scope.tempDir();
-const startService = (data: string, extra?: string[]) => scope.startService(data, extra);
+const startService = (data: string, extra?: string[], env?: NodeJS.ProcessEnv) => scope.startService(data, extra, env);
 afterEach(() => scope.killAll());
 afterAll(() => scope.cleanup());
 
@@ -19,6 +22,8 @@ describe('vtgt serve process', () => {
     const data = tempDir();
     const svc = await startService(data);
     const portal = `iscsi://127.0.0.1:${svc.port}`;
+    // Restarted in place (the PID we spawned, which SIGHUP below reaches) with the service's young generation.
+    expect(cmdline(svc.proc.pid!)).toContain(`--max-semi-space-size=${SERVICE_SEMI_SPACE_MIB}`);
     expect(statSync(join(data, 'vtgt.sock')).mode & 0o777).toBe(0o600);
     // WRITE ATOMIC's intent journal for the file LUN lives in the data directory.
     expect(statSync(join(data, 'atomic', 'disk0.journal')).isFile()).toBe(true);
@@ -69,6 +74,12 @@ describe('vtgt serve process', () => {
 
     svc.proc.kill('SIGTERM');
     expect(await svc.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('keeps a young-generation size the administrator chose in NODE_OPTIONS', async () => {
+    const svc = await startService(tempDir(), [], { NODE_OPTIONS: '--max-semi-space-size=8' });
+    expect(cmdline(svc.proc.pid!).filter((a) => a.startsWith('--max-semi-space-size'))).toEqual([]);
+    expect(tool('iscsi-ls', '-s', `iscsi://127.0.0.1:${svc.port}`).out).toMatch(/Lun:0\s+Type:DIRECT_ACCESS/);
   });
 
   it('stops gracefully with a session logged in and loses no acknowledged write', async () => {

@@ -12,6 +12,7 @@ void InitShm(Napi::Env env, Napi::Object exports);
 void InitIo(Napi::Env env, Napi::Object exports);
 void InitBusyPoll(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
+void InitExec(Napi::Env env, Napi::Object exports);
 // Optional parts owned by other areas (napi_xen*.cc): weak, so the addon links with or without them.
 __attribute__((weak)) void InitXen(Napi::Env env, Napi::Object exports);
 
@@ -64,6 +65,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vtgt::InitIo(env, exports);
   vtgt::InitBusyPoll(env, exports);
   vtgt::InitFd(env, exports);
+  vtgt::InitExec(env, exports);
   if (vtgt::InitXen) vtgt::InitXen(env, exports);
   return exports;
 }

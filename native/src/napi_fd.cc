@@ -13,9 +13,9 @@
 #include <cmath>
 #include <string>
 
-namespace vtgt {
-Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what);
+#include "addon_data.h"
 
+namespace vtgt {
 namespace {
 
 Napi::Value DupSocketFd(const Napi::CallbackInfo& info) {

@@ -23,6 +23,8 @@ export { UsageError };
 export interface CliIo {
   out(s: string): void;
   err(s: string): void;
+  /** Called by `serve` once its options are valid, before it starts: the process entry sets up Node here. */
+  prepareService?(): void;
 }
 
 const DATA_HELP = 'data directory holding the config, images and control socket (default: $VTGT_DATA, then ./vtgt-data)';

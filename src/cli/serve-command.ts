@@ -32,6 +32,7 @@ export function serveCommand(program: Command, io: CliIo): void {
       }
       const timeoutS = Number(o.shutdownTimeout);
       if (!Number.isFinite(timeoutS) || timeoutS < 1 || timeoutS > 3600) throw new UsageError('--shutdown-timeout must be 1..3600 seconds');
+      io.prepareService?.();
       const dataDir = await resolveDataDir(o.data);
       let svc;
       try {

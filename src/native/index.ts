@@ -113,6 +113,8 @@ export interface NativeAddon {
   bufferAlignment(buf: Uint8Array): number;
   /** A close-on-exec duplicate of a socket descriptor (throws for anything but a socket). */
   dupSocketFd(fd: number): number;
+  /** execve(2) with the current environment: returns only by throwing (ENOENT, E2BIG, ...). */
+  execReplace(path: string, argv: string[]): never;
   [name: string]: unknown;
 }
 
