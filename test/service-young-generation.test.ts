@@ -1,6 +1,5 @@
 // `vtgt serve` restarts Node with a larger young generation unless one was chosen (young-generation.ts).
 import { describe, expect, it } from 'vitest';
-import { loadNative } from '../src/native/index.js';
 import { SERVICE_SEMI_SPACE_MIB, serviceRelaunchArgv } from '../src/service/young-generation.js';
 
 const FLAG = `--max-semi-space-size=${SERVICE_SEMI_SPACE_MIB}`;
@@ -31,28 +30,5 @@ describe('serviceRelaunchArgv', () => {
 
   it('does nothing without a script to restart', () => {
     expect(serviceRelaunchArgv([], ['/usr/bin/node'], undefined)).toBeUndefined();
-  });
-});
-
-describe('native execReplace', () => {
-  const n = loadNative();
-
-  it('throws the errno and leaves the process running when execve fails', () => {
-    let err: NodeJS.ErrnoException | undefined;
-    try {
-      n.execReplace('/nonexistent/vtgt-node', ['/nonexistent/vtgt-node', '-e', '0']);
-    } catch (e) {
-      err = e as NodeJS.ErrnoException;
-    }
-    expect(err?.code).toBe('ENOENT');
-    expect(err?.message).toContain('execve /nonexistent/vtgt-node');
-  });
-
-  it('refuses arguments it cannot pass to execve', () => {
-    expect(() => n.execReplace('', ['x'])).toThrow(TypeError);
-    expect(() => n.execReplace('/bin/true', [])).toThrow(/must name the program/);
-    expect(() => (n.execReplace as (p: unknown, a: unknown) => never)('/bin/true', ['true', 5])).toThrow(/argv\[1\] is not a string/);
-    expect(() => n.execReplace('/bin/true', ['true', 'a\0b'])).toThrow(/NUL byte/);
-    expect(() => (n.execReplace as (p: unknown, a: unknown) => never)(1, ['x'])).toThrow(TypeError);
   });
 });
