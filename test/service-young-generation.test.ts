@@ -1,6 +1,6 @@
 // `vtgt serve` restarts Node with a larger young generation unless one was chosen (young-generation.ts).
 import { describe, expect, it } from 'vitest';
-import { SERVICE_SEMI_SPACE_MIB, serviceRelaunchArgv } from '../src/service/young-generation.js';
+import { relaunchWithServiceHeap, SERVICE_SEMI_SPACE_MIB, serviceRelaunchArgv, type RelaunchContext } from '../src/service/young-generation.js';
 
 const FLAG = `--max-semi-space-size=${SERVICE_SEMI_SPACE_MIB}`;
 
@@ -30,5 +30,47 @@ describe('serviceRelaunchArgv', () => {
 
   it('does nothing without a script to restart', () => {
     expect(serviceRelaunchArgv([], ['/usr/bin/node'], undefined)).toBeUndefined();
+  });
+});
+
+describe('relaunchWithServiceHeap', () => {
+  const ctx = (over: Partial<RelaunchContext>): RelaunchContext => ({
+    execPath: '/usr/bin/node',
+    execArgv: [],
+    argv: ['/usr/bin/node', '/opt/vtgt/bin/vtgt.js', 'serve'],
+    nodeOptions: undefined,
+    exec: () => {
+      throw new Error('exec must not be called');
+    },
+    ...over,
+  });
+
+  it('execs Node with the flag in front of the script', () => {
+    const calls: Array<[string, string[]]> = [];
+    const warnings: string[] = [];
+    relaunchWithServiceHeap((m) => warnings.push(m), ctx({ exec: ((p: string, a: string[]) => void calls.push([p, a])) as RelaunchContext['exec'] }));
+    expect(calls).toEqual([['/usr/bin/node', ['/usr/bin/node', FLAG, '/opt/vtgt/bin/vtgt.js', 'serve']]]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('does not exec when the size was chosen', () => {
+    const warnings: string[] = [];
+    relaunchWithServiceHeap((m) => warnings.push(m), ctx({ execArgv: ['--max-semi-space-size=16'] }));
+    expect(warnings).toEqual([]);
+  });
+
+  it('says why and carries on when the exec fails', () => {
+    const warnings: string[] = [];
+    relaunchWithServiceHeap(
+      (m) => warnings.push(m),
+      ctx({
+        exec: () => {
+          throw Object.assign(new Error('execve /usr/bin/node: E2BIG (Argument list too long)'), { code: 'E2BIG' });
+        },
+      }),
+    );
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`could not restart Node with ${FLAG} (execve /usr/bin/node: E2BIG`);
+    expect(warnings[0]).toContain('V8 default heap sizes');
   });
 });

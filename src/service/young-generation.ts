@@ -11,6 +11,7 @@
 import { loadNative } from '../native/index.js';
 
 export const SERVICE_SEMI_SPACE_MIB = 32;
+const SERVICE_FLAG = `--max-semi-space-size=${SERVICE_SEMI_SPACE_MIB}`;
 
 /** V8 accepts both spellings of its flags. */
 const SEMI_SPACE_FLAG = /^--max[-_]semi[-_]space[-_]size(=|$)/;
@@ -31,21 +32,38 @@ export function serviceRelaunchArgv(
   if (choosesSemiSpace(execArgv)) return undefined;
   if (nodeOptions && choosesSemiSpace(nodeOptions.split(/\s+/))) return undefined;
   if (argv.length < 2) return undefined;
-  return [argv[0]!, `--max-semi-space-size=${SERVICE_SEMI_SPACE_MIB}`, ...execArgv, ...argv.slice(1)];
+  return [argv[0]!, SERVICE_FLAG, ...execArgv, ...argv.slice(1)];
 }
+
+/** What relaunching reads from the process and how it execs (tests replace both). */
+export interface RelaunchContext {
+  execPath: string;
+  execArgv: readonly string[];
+  argv: readonly string[];
+  nodeOptions: string | undefined;
+  exec(path: string, argv: string[]): never;
+}
+
+const thisProcess = (): RelaunchContext => ({
+  execPath: process.execPath,
+  execArgv: process.execArgv,
+  argv: process.argv,
+  nodeOptions: process.env.NODE_OPTIONS,
+  exec: (path, argv) => loadNative().execReplace(path, argv),
+});
 
 /**
  * Re-execute this process with the service's young-generation size; returns only when nothing needed
  * doing or the exec failed (then the reason is passed to `warn` and the service runs with V8's default).
  */
-export function relaunchWithServiceHeap(warn: (message: string) => void): void {
-  const argv = serviceRelaunchArgv(process.execArgv, process.argv, process.env.NODE_OPTIONS);
+export function relaunchWithServiceHeap(warn: (message: string) => void, ctx: RelaunchContext = thisProcess()): void {
+  const argv = serviceRelaunchArgv(ctx.execArgv, ctx.argv, ctx.nodeOptions);
   if (!argv) return;
   try {
-    loadNative().execReplace(process.execPath, argv);
+    ctx.exec(ctx.execPath, argv);
   } catch (e) {
     warn(
-      `vtgt: could not restart Node with --max-semi-space-size=${SERVICE_SEMI_SPACE_MIB} (${(e as Error).message}); ` +
+      `vtgt: could not restart Node with ${SERVICE_FLAG} (${(e as Error).message}); ` +
         'running with V8 default heap sizes. Start node with that flag yourself to avoid this.',
     );
   }
