@@ -64,6 +64,38 @@ for (const engine of ['io_uring', 'threadpool'] as IoEngineKind[]) {
       await f.close();
       expect(() => closeSync(fd)).toThrow(/EBADF/); // close() closed the adopted descriptor
     });
+
+    it('readTo/writeFrom tell their listener after returning, errors with their own position', async () => {
+      const path = join(dir, `listen-${engine}`);
+      writeFileSync(path, Buffer.concat([block(0), block(1)]));
+      const fd = openSync(path, 'r'); // read-only for the kernel: writes fail in the engine (EBADF)
+      const f = IoFile.fromFd(fd, path, { engine, syncFastPath: false });
+      const told: Array<{ bytes: number; error: Error | undefined; early: boolean }> = [];
+      let returned = false;
+      const listener = {
+        transferComplete(bytes: number, error: Error | undefined) {
+          told.push({ bytes, error, early: !returned });
+        },
+      };
+      const out = Buffer.alloc(4096);
+      expect(f.readTo(out, 0, 4096, 4096, listener)).toBe(-1);
+      expect(f.writeFrom(block(5), 0, 4096, 0, false, listener)).toBe(-1);
+      returned = true;
+      for (let i = 0; i < 200 && told.length < 2; i++) await new Promise((r) => setImmediate(r));
+      expect(told).toHaveLength(2);
+      expect(told.every((t) => !t.early)).toBe(true);
+      const read = told.find((t) => t.error === undefined)!;
+      expect(read.bytes).toBe(4096);
+      expect(out.equals(block(1))).toBe(true);
+      const write = told.find((t) => t.error !== undefined)!;
+      expect(write.error).toBeInstanceOf(NativeIoError);
+      expect(write.error!.message).toMatch(new RegExp(`^pwrite failed on ${path} at offset 0 length 4096`));
+      expect(transfersInFlight()).toBe(0);
+      await f.close();
+      // A closed file refuses at once, and nothing is left in flight.
+      expect(() => f.readTo(out, 0, 4096, 0, listener)).toThrow(/is closed/);
+      expect(transfersInFlight()).toBe(0);
+    });
   });
 }
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { BackstoreError } from '../src/backstores/backstore.js';
+import { BackstoreError, type BackstoreCompletion } from '../src/backstores/backstore.js';
+import { MemoryBackstore } from '../src/backstores/memory.js';
 import { guardBackstore } from '../src/service/backstore-guard.js';
 import { createLogger, formatRecord } from '../src/service/logger.js';
 import { serve } from '../src/service/service.js';
@@ -145,6 +146,49 @@ describe('logging', () => {
     inner.failWith = new BackstoreError('nospace', 'ENOSPC', 'ENOSPC');
     await expect(g.write(0, Buffer.alloc(512), false)).rejects.toBe(inner.failWith);
     expect(c.records).toHaveLength(4); // logged again after the recovery
+  });
+
+  it('relays startRead/startWrite when the store has them: failures logged once per kind, told on unchanged', async () => {
+    const c = capture();
+    expect(guardBackstore(new MemoryStore({ type: 'memory', name: 'p', size: 1 << 20 }), c.logger).startRead).toBeUndefined();
+    const inner = new MemoryBackstore({ name: 'm2', size: 1 << 20 });
+    let failure: BackstoreError | undefined;
+    let throwAtOnce = false;
+    const later = (done: BackstoreCompletion, work: () => boolean): boolean => {
+      if (failure && throwAtOnce) throw failure;
+      if (!failure) return work();
+      const e = failure;
+      setImmediate(() => done.backstoreDone(e));
+      return false;
+    };
+    const { startRead, startWrite } = inner;
+    inner.startRead = (o: number, l: number, into: Buffer, done: BackstoreCompletion) => later(done, () => startRead.call(inner, o, l, into, done));
+    inner.startWrite = (o: number, d: Buffer, f: boolean, done: BackstoreCompletion) => later(done, () => startWrite.call(inner, o, d, f, done));
+    const g = guardBackstore(inner, c.logger);
+    const told = (start: (done: BackstoreCompletion) => boolean) =>
+      new Promise<unknown>((resolve) => {
+        try {
+          if (start({ backstoreDone: resolve })) resolve('now');
+        } catch (e) {
+          resolve(e);
+        }
+      });
+    expect(await told((d) => g.startWrite!(0, Buffer.alloc(512, 1), false, d))).toBe('now');
+    failure = new BackstoreError('io', 'EIO: i/o error', 'EIO');
+    for (let i = 0; i < 3; i++) expect(await told((d) => g.startRead!(0, 512, Buffer.alloc(512), d))).toBe(failure);
+    throwAtOnce = true;
+    failure = new BackstoreError('nospace', 'ENOSPC', 'ENOSPC');
+    expect(await told((d) => g.startWrite!(0, Buffer.alloc(512), false, d))).toBe(failure);
+    expect(c.records).toHaveLength(2);
+    expect(c.records[0]!.msg).toContain('check the disk');
+    expect(c.records[1]!.msg).toContain('free space or grow it');
+    expect([...g.failures]).toEqual(['io', 'nospace']);
+    failure = undefined;
+    const into = Buffer.alloc(512);
+    expect(await told((d) => g.startRead!(0, 512, into, d))).toBe('now');
+    expect(into.every((v) => v === 1)).toBe(true);
+    expect(g.failures.size).toBe(0);
+    expect(c.records[2]).toMatchObject({ level: 30, backstore: 'm2', after: ['io', 'nospace'] });
   });
 
   it('passes the description of the store through: physical block size and O_DIRECT alignment', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryBackstore } from '../src/backstores/memory.js';
 import { ScsiCore } from '../src/vscsi/core.js';
 import { LoopbackFabric, loopbackInitiator } from '../src/vscsi/loopback.js';
-import { CHECK, GOOD, cdb10, clearUa, decodeSense } from './vscsi-helpers.js';
+import { CHECK, GOOD, cdb10, clearUa, decodeSense, promiseOnly } from './vscsi-helpers.js';
 
 interface Opts {
   physicalBlockSize?: number;
@@ -106,7 +106,7 @@ describe('WRITE ATOMIC(16)', () => {
   });
 
   it('no READ sees part of it: waits for running reads, and reads wait for it', async () => {
-    const mem = new MemoryBackstore({ name: 'g', size: 1024 * 512 });
+    const mem = promiseOnly(new MemoryBackstore({ name: 'g', size: 1024 * 512 }));
     const readGates: Array<() => void> = [];
     const writeGates: Array<() => void> = [];
     let gateReads = true;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBackstore } from '../src/backstores/memory.js';
-import { GOOD, cdb10, clearUa, rig } from './vscsi-helpers.js';
+import { GOOD, cdb10, clearUa, promiseOnly, rig } from './vscsi-helpers.js';
 
 const fill = (blocks: number, byte: number) => Buffer.alloc(blocks * 512, byte);
 const caw = (lba: bigint, n: number) => {
@@ -14,7 +14,7 @@ const tick = () => new Promise((r) => setImmediate(r));
 
 /** A memory backstore whose reads and/or writes can be held at the door, counting what got through. */
 function gated() {
-  const mem = new MemoryBackstore({ name: 'g', size: 1024 * 512 });
+  const mem = promiseOnly(new MemoryBackstore({ name: 'g', size: 1024 * 512 }));
   const held = { read: [] as Array<() => void>, write: [] as Array<() => void> };
   const gate = { read: false, write: false };
   const writes: Array<{ offset: number; byte: number }> = [];

@@ -3,7 +3,7 @@ import { MemoryBackstore } from '../src/backstores/memory.js';
 import { BackstoreError } from '../src/backstores/backstore.js';
 import { LunMap, ScsiCore } from '../src/vscsi/core.js';
 import { LoopbackFabric, loopbackInitiator } from '../src/vscsi/loopback.js';
-import { GOOD, cdb10, clearUa, rig, senseOf } from './vscsi-helpers.js';
+import { GOOD, cdb10, clearUa, promiseOnly, rig, senseOf } from './vscsi-helpers.js';
 
 const TUR = { cdb: [0, 0, 0, 0, 0, 0] };
 const REPORT_LUNS = { cdb: [0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], expectedLength: 256 };
@@ -79,7 +79,7 @@ describe('ScsiCore model', () => {
   });
 
   it('a backstore that vanished answers NOT READY, logged once; the LU recovers', async () => {
-    const store = mem('m');
+    const store = promiseOnly(mem('m'));
     let gone = true;
     const read = store.read.bind(store);
     store.read = (o: number, l: number) => (gone ? Promise.reject(new BackstoreError('gone', 'device removed')) : read(o, l));

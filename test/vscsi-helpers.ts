@@ -1,6 +1,6 @@
 /** Shared set-up for the SCSI core tests: a core, a target with one port, LUs on memory backstores. */
 import { MemoryBackstore } from '../src/backstores/memory.js';
-import type { Backstore } from '../src/backstores/backstore.js';
+import type { Backstore, BackstoreCompletion } from '../src/backstores/backstore.js';
 import { ScsiCore, type LogicalUnit, type ScsiTarget, type TargetPort } from '../src/vscsi/core.js';
 import { LoopbackFabric, loopbackInitiator, type LoopbackResult } from '../src/vscsi/loopback.js';
 
@@ -128,6 +128,21 @@ export function gatedStore() {
     if (gated) await new Promise<void>((r) => waiting.push(r));
     return orig(o, d, f);
   };
+  // The core's path: the write lands, and the command is told, when the gate opens.
+  const origStart = mem.startWrite.bind(mem);
+  mem.startWrite = (o: number, d: Buffer, f: boolean, done: BackstoreCompletion) => {
+    if (!gated) return origStart(o, d, f, done);
+    waiting.push(() => {
+      let error: unknown;
+      try {
+        origStart(o, d, f, done);
+      } catch (e) {
+        error = e;
+      }
+      done.backstoreDone(error);
+    });
+    return false;
+  };
   return {
     mem,
     inFlight: () => waiting.length,
@@ -136,4 +151,12 @@ export function gatedStore() {
       for (const w of waiting.splice(0)) w();
     },
   };
+}
+
+/**
+ * The store without startRead/startWrite, so the core reads and writes through its promise methods —
+ * for tests that replace those methods, and to keep the core's promise path tested.
+ */
+export function promiseOnly<T extends Backstore>(store: T): T {
+  return Object.assign(store, { startRead: undefined, startWrite: undefined });
 }

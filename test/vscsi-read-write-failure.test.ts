@@ -1,28 +1,44 @@
 import { describe, expect, it } from 'vitest';
-import { BackstoreError } from '../src/backstores/backstore.js';
+import { BackstoreError, type BackstoreCompletion } from '../src/backstores/backstore.js';
 import { MemoryBackstore } from '../src/backstores/memory.js';
-import { CHECK, GOOD, cdb10, clearUa, decodeSense, rig } from './vscsi-helpers.js';
+import { CHECK, GOOD, cdb10, clearUa, decodeSense, promiseOnly, rig } from './vscsi-helpers.js';
 
 /**
  * READ and WRITE hold the LU's read guard or range lock and a pooled buffer while the backstore works;
- * a failing backstore — a rejected promise or a synchronous throw — must leave neither behind.
+ * a failing backstore must leave neither behind — through its promise methods (a rejected promise or a
+ * synchronous throw) or through startRead/startWrite (a throw before anything started, or an error
+ * told later to the command's completion).
  */
-type Failure = 'reject' | 'throw';
+type Failure = 'reject' | 'throw' | 'start throws' | 'told later';
 
 function failingStore(how: Failure): MemoryBackstore {
   const mem = new MemoryBackstore({ name: 'failing', size: 1 << 20 });
-  const fail = (op: string) => {
+  const error = (op: string) => {
     const e = new BackstoreError('io', `${op} failed on the test store`, 'EIO');
     e.reported = true; // keep the test's output free of the LU's first-failure log line
-    if (how === 'throw') throw e;
-    return Promise.reject(e);
+    return e;
   };
-  mem.read = () => fail('read');
-  mem.write = () => fail('write');
+  if (how === 'reject' || how === 'throw') {
+    const fail = (op: string) => {
+      if (how === 'throw') throw error(op);
+      return Promise.reject(error(op));
+    };
+    promiseOnly(mem);
+    mem.read = () => fail('read');
+    mem.write = () => fail('write');
+    return mem;
+  }
+  const start = (op: string, done: BackstoreCompletion): boolean => {
+    if (how === 'start throws') throw error(op);
+    setImmediate(() => done.backstoreDone(error(op)));
+    return false;
+  };
+  mem.startRead = (_o: number, _l: number, _into: Buffer, done: BackstoreCompletion) => start('read', done);
+  mem.startWrite = (_o: number, _d: Buffer, _f: boolean, done: BackstoreCompletion) => start('write', done);
   return mem;
 }
 
-describe.each<Failure>(['reject', 'throw'])('a backstore that fails (%s)', (how) => {
+describe.each<Failure>(['reject', 'throw', 'start throws', 'told later'])('a backstore that fails (%s)', (how) => {
   it('READ answers MEDIUM ERROR / UNRECOVERED READ ERROR and leaves no read in progress', async () => {
     const { fab, lu } = rig({ backstore: failingStore(how) });
     await clearUa(fab);

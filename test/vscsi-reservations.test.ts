@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackstore } from '../src/backstores/memory.js';
 import { ScsiCore } from '../src/vscsi/core.js';
 import { LoopbackFabric, loopbackInitiator } from '../src/vscsi/loopback.js';
-import { CONFLICT, GOOD, TASK_ABORTED, cdb10, rig, senseOf } from './vscsi-helpers.js';
+import { CONFLICT, GOOD, TASK_ABORTED, cdb10, promiseOnly, rig, senseOf } from './vscsi-helpers.js';
 
 const WE = 0x1; // WRITE EXCLUSIVE
 const EA_RO = 0x6; // EXCLUSIVE ACCESS - REGISTRANTS ONLY
@@ -64,7 +64,7 @@ describe('persistent reservations through the core', () => {
   });
 
   it('PREEMPT AND ABORT aborts the preempted nexus tasks (TASK ABORTED with TAS=1)', async () => {
-    const mem = new MemoryBackstore({ name: 'g', size: 1 << 20 });
+    const mem = promiseOnly(new MemoryBackstore({ name: 'g', size: 1 << 20 }));
     const gate: Array<() => void> = [];
     const orig = mem.write.bind(mem);
     let gated = false;

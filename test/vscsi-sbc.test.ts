@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBackstore } from '../src/backstores/memory.js';
-import { BackstoreError } from '../src/backstores/backstore.js';
-import { GOOD, cdb10, cdb16, decodeSense, rig, senseOf } from './vscsi-helpers.js';
+import { BackstoreError, type BackstoreCompletion } from '../src/backstores/backstore.js';
+import { GOOD, cdb10, cdb16, decodeSense, promiseOnly, rig, senseOf } from './vscsi-helpers.js';
 
 const BS = 512;
 const fill = (blocks: number, byte: number) => Buffer.alloc(blocks * BS, byte);
@@ -51,13 +51,27 @@ describe('READ and WRITE', () => {
     expect(r.data.length).toBe(256 * BS);
   });
 
-  it('FUA reaches the backstore', async () => {
+  it('FUA reaches the backstore (write)', async () => {
     const seen: boolean[] = [];
-    const mem = new MemoryBackstore({ name: 'm', size: 1 << 20 });
+    const mem = promiseOnly(new MemoryBackstore({ name: 'm', size: 1 << 20 }));
     const orig = mem.write.bind(mem);
     mem.write = (o: number, d: Buffer, fua: boolean) => {
       seen.push(fua);
       return orig(o, d, fua);
+    };
+    const { fab } = rig({ backstore: mem });
+    await fab.submit({ cdb: cdb10(0x2a, 0, 1, 0x08), dataOut: fill(1, 1) });
+    await fab.submit({ cdb: cdb10(0x2a, 0, 1, 0x10), dataOut: fill(1, 1) });
+    expect(seen).toEqual([true, false]);
+  });
+
+  it('FUA reaches the backstore (startWrite)', async () => {
+    const seen: boolean[] = [];
+    const mem = new MemoryBackstore({ name: 'm', size: 1 << 20 });
+    const orig = mem.startWrite.bind(mem);
+    mem.startWrite = (o: number, d: Buffer, fua: boolean, done: BackstoreCompletion) => {
+      seen.push(fua);
+      return orig(o, d, fua, done);
     };
     const { fab } = rig({ backstore: mem });
     await fab.submit({ cdb: cdb10(0x2a, 0, 1, 0x08), dataOut: fill(1, 1) });
@@ -395,7 +409,7 @@ describe('GET LBA STATUS', () => {
 
 describe('backstore errors', () => {
   it('map to MEDIUM ERROR / SPACE ALLOCATION FAILED and the LU keeps serving', async () => {
-    const mem = new MemoryBackstore({ name: 'm', size: 1 << 20 });
+    const mem = promiseOnly(new MemoryBackstore({ name: 'm', size: 1 << 20 }));
     let mode: 'io' | 'nospace' | undefined = 'io';
     const orig = mem.write.bind(mem);
     mem.write = (o: number, d: Buffer, f: boolean) => (mode ? Promise.reject(new BackstoreError(mode, 'injected')) : orig(o, d, f));

@@ -28,6 +28,15 @@ export interface LbaStatusExtent {
   mapped: boolean;
 }
 
+/**
+ * How a read or write begun with `startRead` / `startWrite` ended: `error` is undefined when it
+ * succeeded (a read's data is in the caller's buffer), else what `read` / `write` would reject with.
+ * Told once, never before the start call has returned.
+ */
+export interface BackstoreCompletion {
+  backstoreDone(error: unknown): void;
+}
+
 export interface Backstore {
   /** Name used in config and messages ("disk0"). */
   readonly name: string;
@@ -57,6 +66,16 @@ export interface Backstore {
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** Write `data` at `offset`. `fua`: the data must be on stable storage when the promise resolves. */
   write(offset: number, data: Buffer, fua: boolean): Promise<void>;
+  /**
+   * Optional: `read` into `into` without a promise. The core's READ path uses it when present, so that
+   * a command waiting for the device holds one object instead of a chain of promises and closures
+   * (BENCHMARKS.md section 27). Returns true when the read finished before returning (`done` is not
+   * told), false when `done` will be. Throws, with nothing started and `done` never told, on errors found
+   * at once.
+   */
+  startRead?(offset: number, length: number, into: Buffer, done: BackstoreCompletion): boolean;
+  /** Optional: `write` without a promise, as `startRead` is for `read`. */
+  startWrite?(offset: number, data: Buffer, fua: boolean, done: BackstoreCompletion): boolean;
   /** Make every completed write durable (fdatasync). No-op for write-through and volatile stores. */
   flush(): Promise<void>;
   /** Deallocate a range (UNMAP, WRITE SAME with UNMAP). Only called when capabilities.discard. */

@@ -5,8 +5,8 @@
  * mapped — the parts where a regular file and a block device really differ.
  */
 import type { Logger } from 'pino';
-import { alignedBuffer, isAligned, type IoFile } from '../native/io.js';
-import type { Backstore, BackstoreCapabilities, BackstoreError, CacheMode, LbaStatusExtent } from './backstore.js';
+import { alignedBuffer, isAligned, type IoFile, type TransferListener } from '../native/io.js';
+import type { Backstore, BackstoreCapabilities, BackstoreCompletion, BackstoreError, CacheMode, LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget, toBackstoreError } from './errors.js';
 import type { FdBackstoreOptions } from './options.js';
 import type { ReadWrite } from './read-write.js';
@@ -15,6 +15,34 @@ import type { ReadWrite } from './read-write.js';
 export const DIRECT_ALIGN = 4096;
 
 const ignoreValue = (): void => undefined;
+
+const readWhere = (offset: number, length: number): string => `read at byte ${offset} length ${length}`;
+const writeWhere = (offset: number, length: number): string => `write at byte ${offset} length ${length}`;
+
+/**
+ * A read or write begun with startRead / startWrite and waiting for the engine: what its end needs, in
+ * one object (the command's completion, the buffers), instead of a promise and two closures.
+ */
+class FdTransfer implements TransferListener {
+  constructor(
+    readonly store: FdBackstore,
+    readonly done: BackstoreCompletion,
+    /** The caller's buffer for a read, undefined for a write. */
+    readonly out: Buffer | undefined,
+    /** What went to the engine: `out` itself or its aligned bounce buffer; for a write, the data. */
+    readonly buf: Buffer,
+    readonly offset: number,
+    readonly length: number,
+  ) {}
+
+  transferComplete(bytes: number, error: Error | undefined): void {
+    const { store, out, buf, offset, length } = this;
+    let failed: BackstoreError | undefined;
+    if (out === undefined) failed = error && store.transferFailed(error, writeWhere(offset, length));
+    else failed = error ? store.transferFailed(error, readWhere(offset, length)) : store.readEnded(buf, out, bytes, offset, length);
+    this.done.backstoreDone(failed);
+  }
+}
 
 /** How messages name a store: "file backstore disk0 (/var/lib/vtgt/disk0.img)". */
 export function describeFdBackstore(type: 'file' | 'block', opts: { name: string; path: string }): string {
@@ -129,18 +157,12 @@ export abstract class FdBackstore implements Backstore {
     }
     return this.rw.read(bounce, 0, length, offset).then(
       (n) => {
-        if (n < length) {
-          try {
-            this.shortRead(bounce, n, length);
-          } catch (e) {
-            throw this.fail(e, `read at byte ${offset} length ${length}`);
-          }
-        }
-        if (bounce !== out) bounce.copy(out, 0, 0, length);
+        const failed = this.readEnded(bounce, out, n, offset, length);
+        if (failed) throw failed;
         return out;
       },
       (e: unknown) => {
-        throw this.fail(e, `read at byte ${offset} length ${length}`);
+        throw this.fail(e, readWhere(offset, length));
       },
     );
   }
@@ -148,17 +170,89 @@ export abstract class FdBackstore implements Backstore {
   write(offset: number, data: Buffer, fua: boolean): Promise<void> {
     let src: Buffer;
     try {
-      this.checkModify('write', offset, data.length);
+      src = this.writeSource(offset, data);
       if (data.length === 0) return Promise.resolve();
-      src = this.directBuffer(data, data.length);
     } catch (e) {
       return Promise.reject(e);
     }
-    if (src !== data) data.copy(src);
-    // Write-through opens O_DSYNC already; write-back FUA writes ask for RWF_DSYNC.
-    return this.rw.write(src, 0, src.length, offset, fua && this.cacheMode === 'writeback').then(ignoreValue, (e: unknown) => {
-      throw this.fail(e, `write at byte ${offset} length ${data.length}`);
+    return this.rw.write(src, 0, src.length, offset, this.dsync(fua)).then(ignoreValue, (e: unknown) => {
+      throw this.fail(e, writeWhere(offset, data.length));
     });
+  }
+
+  startRead(offset: number, length: number, into: Buffer, done: BackstoreCompletion): boolean {
+    this.check('read', offset, length);
+    const out = readTarget('read', this.describe, length, into);
+    if (length === 0) return true;
+    const rw = this.rw;
+    if (!rw.readTo) return this.settleLater(this.read(offset, length, out), done);
+    const bounce = this.directBuffer(out, length);
+    let n: number;
+    try {
+      n = rw.readTo(bounce, 0, length, offset, new FdTransfer(this, done, out, bounce, offset, length));
+    } catch (e) {
+      throw this.fail(e, readWhere(offset, length));
+    }
+    if (n < 0) return false;
+    const failed = this.readEnded(bounce, out, n, offset, length);
+    if (failed) throw failed;
+    return true;
+  }
+
+  startWrite(offset: number, data: Buffer, fua: boolean, done: BackstoreCompletion): boolean {
+    const src = this.writeSource(offset, data);
+    if (data.length === 0) return true;
+    const rw = this.rw;
+    if (!rw.writeFrom) return this.settleLater(this.write(offset, data, fua), done);
+    try {
+      return rw.writeFrom(src, 0, src.length, offset, this.dsync(fua), new FdTransfer(this, done, undefined, src, offset, data.length)) >= 0;
+    } catch (e) {
+      throw this.fail(e, writeWhere(offset, data.length));
+    }
+  }
+
+  /** The engine without a callback form (Node's fs): the promise's end is told to `done`. */
+  private settleLater(p: Promise<unknown>, done: BackstoreCompletion): false {
+    p.then(
+      () => done.backstoreDone(undefined),
+      (e: unknown) => done.backstoreDone(e),
+    );
+    return false;
+  }
+
+  /** Checks a write and returns what goes to the engine: `data`, or an aligned copy for O_DIRECT. */
+  private writeSource(offset: number, data: Buffer): Buffer {
+    this.checkModify('write', offset, data.length);
+    if (data.length === 0) return data;
+    const src = this.directBuffer(data, data.length);
+    if (src !== data) data.copy(src);
+    return src;
+  }
+
+  /** Write-through opens O_DSYNC already; write-back FUA writes ask for RWF_DSYNC. */
+  private dsync(fua: boolean): boolean {
+    return fua && this.cacheMode === 'writeback';
+  }
+
+  /**
+   * A read of `n` bytes into `bounce` ended: fill or refuse a short read, copy out of a bounce buffer.
+   * Returns the error to report, if any. (Public for FdTransfer only.)
+   */
+  readEnded(bounce: Buffer, out: Buffer, n: number, offset: number, length: number): BackstoreError | undefined {
+    if (n < length) {
+      try {
+        this.shortRead(bounce, n, length);
+      } catch (e) {
+        return this.fail(e, readWhere(offset, length));
+      }
+    }
+    if (bounce !== out) bounce.copy(out, 0, 0, length);
+    return undefined;
+  }
+
+  /** The engine's error as this store's BackstoreError. (Public for FdTransfer only.) */
+  transferFailed(e: unknown, what: string): BackstoreError {
+    return this.fail(e, what);
   }
 
   async flush(): Promise<void> {

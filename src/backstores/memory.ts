@@ -4,7 +4,7 @@
  * ones), and mapStatus reports allocated chunks as mapped.
  */
 import { totalmem } from 'node:os';
-import { BackstoreError, type Backstore, type BackstoreCapabilities, type LbaStatusExtent } from './backstore.js';
+import { BackstoreError, type Backstore, type BackstoreCapabilities, type BackstoreCompletion, type LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
 import { ExtentList } from './extents.js';
 import type { BackstoreBaseOptions } from './options.js';
@@ -80,6 +80,25 @@ export class MemoryBackstore implements Backstore {
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.#readNow(offset, length, into);
+  }
+
+  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
+    this.#writeNow(offset, data);
+  }
+
+  /** Always finishes at once. */
+  startRead(offset: number, length: number, into: Buffer, _done: BackstoreCompletion): boolean {
+    this.#readNow(offset, length, into);
+    return true;
+  }
+
+  startWrite(offset: number, data: Buffer, _fua: boolean, _done: BackstoreCompletion): boolean {
+    this.#writeNow(offset, data);
+    return true;
+  }
+
+  #readNow(offset: number, length: number, into: Buffer | undefined): Buffer {
     this.#check('read', offset, length);
     const out = readTarget('read', this.describe, length, into);
     this.#pieces(offset, length, (idx, at, len, pos) => {
@@ -90,7 +109,7 @@ export class MemoryBackstore implements Backstore {
     return out;
   }
 
-  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
+  #writeNow(offset: number, data: Buffer): void {
     this.#check('write', offset, data.length);
     if (this.readOnly) throw readOnlyError(this.describe, 'write');
     let needed = 0;

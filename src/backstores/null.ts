@@ -2,7 +2,7 @@
  * The `null` backstore: reads return zeroes, writes are discarded. A performance baseline for fabrics
  * and the smallest example of the Backstore contract.
  */
-import type { Backstore, BackstoreCapabilities, LbaStatusExtent } from './backstore.js';
+import type { Backstore, BackstoreCapabilities, BackstoreCompletion, LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
 import { allMapped } from './extents.js';
 import type { BackstoreBaseOptions } from './options.js';
@@ -40,11 +40,30 @@ export class NullBackstore implements Backstore {
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.#readNow(offset, length, into);
+  }
+
+  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
+    this.#writeNow(offset, data);
+  }
+
+  /** Always finishes at once. */
+  startRead(offset: number, length: number, into: Buffer, _done: BackstoreCompletion): boolean {
+    this.#readNow(offset, length, into);
+    return true;
+  }
+
+  startWrite(offset: number, data: Buffer, _fua: boolean, _done: BackstoreCompletion): boolean {
+    this.#writeNow(offset, data);
+    return true;
+  }
+
+  #readNow(offset: number, length: number, into: Buffer | undefined): Buffer {
     this.#check('read', offset, length);
     return readTarget('read', this.describe, length, into).fill(0);
   }
 
-  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
+  #writeNow(offset: number, data: Buffer): void {
     this.#check('write', offset, data.length);
     if (this.readOnly) throw readOnlyError(this.describe, 'write');
   }

@@ -4,7 +4,7 @@
  * both; `engine: 'fs'` on a file backstore picks the second.
  */
 import { fdatasync as fsFdatasync, read as fsRead, write as fsWrite } from 'node:fs';
-import type { IoFile } from '../native/io.js';
+import type { IoFile, TransferListener } from '../native/io.js';
 
 export interface ReadWrite {
   /** Bytes read; fewer than `len` only at end of file. */
@@ -12,6 +12,13 @@ export interface ReadWrite {
   /** All of `len` bytes or an error; `dsync`: on stable storage when it resolves. The value means nothing. */
   write(buf: Buffer, off: number, len: number, pos: number, dsync: boolean): Promise<unknown>;
   datasync(): Promise<void>;
+  /**
+   * Optional, `read` without a promise: the bytes read when it finished at once, else -1 and the
+   * listener is told later. Throws when nothing was started.
+   */
+  readTo?(buf: Buffer, off: number, len: number, pos: number, listener: TransferListener): number;
+  /** Optional, `write` without a promise, as `readTo` is for `read`. */
+  writeFrom?(buf: Buffer, off: number, len: number, pos: number, dsync: boolean, listener: TransferListener): number;
 }
 
 export function nativeReadWrite(f: IoFile): ReadWrite {
@@ -19,6 +26,8 @@ export function nativeReadWrite(f: IoFile): ReadWrite {
     read: (buf, off, len, pos) => f.read(buf, off, len, pos),
     write: (buf, off, len, pos, dsync) => f.write(buf, off, len, pos, dsync),
     datasync: () => f.datasync(),
+    readTo: (buf, off, len, pos, listener) => f.readTo(buf, off, len, pos, listener),
+    writeFrom: (buf, off, len, pos, dsync, listener) => f.writeFrom(buf, off, len, pos, dsync, listener),
   };
 }
 

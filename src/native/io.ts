@@ -7,7 +7,9 @@
  */
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { loadNative, type NativeDevInfo, type NativeIoEngineInfo } from './index.js';
-import { submitTransfer, type TransferOwner } from './transfer-slots.js';
+import { submitTransfer, submitTransferTo, type TransferListener, type TransferOwner } from './transfer-slots.js';
+
+export type { TransferListener } from './transfer-slots.js';
 
 /** Operation numbers shared with native/src/io_request.h (IoOp). */
 export const IoOp = {
@@ -230,8 +232,11 @@ export class IoFile {
    * information; reads and writes go through #transfer) to the engine, which settles a promise for it.
    */
   #submit(op: number, name: string, length: number, position: number, mode = 0): Promise<number | NativeDevInfo> {
-    if (this.#fd < 0 || this.#closing) return Promise.reject(new Error(`${name}: ${this.path} is closed`));
-    this.#inflight++;
+    try {
+      this.#enter(name);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     let pending: Promise<number | NativeDevInfo>;
     try {
       pending = loadNative().ioSubmit(op, this.#fd, length, position, mode, this.engine === 'io_uring');
@@ -249,8 +254,11 @@ export class IoFile {
    * waiting request holds (BENCHMARKS.md, sections 23 and 25).
    */
   #transfer(op: number, name: string, buf: Uint8Array, bufOffset: number, length: number, position: number, rwflags: number): Promise<number> {
-    if (this.#fd < 0 || this.#closing) return Promise.reject(new Error(`${name}: ${this.path} is closed`));
-    this.#inflight++;
+    try {
+      this.#enter(name);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const uring = this.engine === 'io_uring';
     try {
       return submitTransfer(this.#owner, op, this.#fd, buf, bufOffset, length, position, rwflags, uring, uring && op === IoOp.WRITE && this.#puntWrites);
@@ -258,6 +266,24 @@ export class IoFile {
       this.#settled(undefined);
       return Promise.reject(this.#ioError(e, op, name, position, length));
     }
+  }
+
+  /** #transfer for a listener: throws what #transfer would reject with before anything was submitted. */
+  #transferTo(listener: TransferListener, op: number, name: string, buf: Uint8Array, bufOffset: number, length: number, position: number, rwflags: number): void {
+    this.#enter(name);
+    const uring = this.engine === 'io_uring';
+    try {
+      submitTransferTo(this.#owner, listener, op, this.#fd, buf, bufOffset, length, position, rwflags, uring, uring && op === IoOp.WRITE && this.#puntWrites);
+    } catch (e) {
+      this.#settled(undefined);
+      throw this.#ioError(e, op, name, position, length);
+    }
+  }
+
+  /** Counts a request in flight, or throws when the file is closed or closing. */
+  #enter(name: string): void {
+    if (this.#fd < 0 || this.#closing) throw new Error(`${name}: ${this.path} is closed`);
+    this.#inflight++;
   }
 
   /** This file as the owner of its transfers: one object per file. */
@@ -306,13 +332,29 @@ export class IoFile {
   read(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
     let n: number;
     try {
-      this.#transferArgs('pread', buf, bufOffset, length, position);
-      n = this.#trySync(false, buf, bufOffset, length, position, false);
+      n = this.#readNow(buf, bufOffset, length, position);
     } catch (e) {
       return Promise.reject(e);
     }
     if (n >= 0) return Promise.resolve(n);
     return this.#transfer(IoOp.READ, 'pread', buf, bufOffset, length, position, 0);
+  }
+
+  /**
+   * `read` without a promise: returns the bytes read when the read finished at once (the synchronous
+   * fast path), else -1 and `listener` is told later — never before this returns. Throws when nothing
+   * was started (bad arguments, file closed).
+   */
+  readTo(buf: Uint8Array, bufOffset: number, length: number, position: number, listener: TransferListener): number {
+    const n = this.#readNow(buf, bufOffset, length, position);
+    if (n < 0) this.#transferTo(listener, IoOp.READ, 'pread', buf, bufOffset, length, position, 0);
+    return n;
+  }
+
+  /** Checks a read's arguments and tries the synchronous fast path: bytes read, or -1 to go asynchronous. */
+  #readNow(buf: Uint8Array, bufOffset: number, length: number, position: number): number {
+    this.#transferArgs('pread', buf, bufOffset, length, position);
+    return this.#trySync(false, buf, bufOffset, length, position, false);
   }
 
   /**
@@ -322,14 +364,25 @@ export class IoFile {
   write(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync = false): Promise<number> {
     let n: number;
     try {
-      this.#transferArgs('pwrite', buf, bufOffset, length, position);
-      if (this.readOnly) throw new NativeIoError(`pwrite refused on ${this.path}: opened read-only`, 'EBADF', 'pwrite', this.path);
-      n = this.#trySync(true, buf, bufOffset, length, position, dsync);
+      n = this.#writeNow(buf, bufOffset, length, position, dsync);
     } catch (e) {
       return Promise.reject(e);
     }
     if (n >= 0) return Promise.resolve(n);
     return this.#transfer(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0);
+  }
+
+  /** `write` without a promise, as `readTo` is for `read`. */
+  writeFrom(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync: boolean, listener: TransferListener): number {
+    const n = this.#writeNow(buf, bufOffset, length, position, dsync);
+    if (n < 0) this.#transferTo(listener, IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0);
+    return n;
+  }
+
+  #writeNow(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync: boolean): number {
+    this.#transferArgs('pwrite', buf, bufOffset, length, position);
+    if (this.readOnly) throw new NativeIoError(`pwrite refused on ${this.path}: opened read-only`, 'EBADF', 'pwrite', this.path);
+    return this.#trySync(true, buf, bufOffset, length, position, dsync);
   }
 
   async datasync(): Promise<void> {

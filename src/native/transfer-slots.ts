@@ -15,6 +15,15 @@ export interface TransferOwner {
   transferError(nativeError: unknown, op: number, position: number, length: number): Error;
 }
 
+/**
+ * Told how one transfer ended, instead of a promise: `error` is the owner's error, or undefined when
+ * `bytes` were moved. A caller that keeps a command object per transfer passes that object, so a
+ * request waiting for the device holds no promise, closure or context of its own.
+ */
+export interface TransferListener {
+  transferComplete(bytes: number, error: Error | undefined): void;
+}
+
 /** Completions handed over per call of the sink (more are delivered in further calls). */
 const RING_ENTRIES = 256;
 const ring = new Float64Array(RING_ENTRIES * 3);
@@ -24,6 +33,7 @@ let sinkRegistered = false;
 const owners: (TransferOwner | undefined)[] = [];
 const resolvers: (((bytes: number) => void) | undefined)[] = [];
 const rejecters: (((e: unknown) => void) | undefined)[] = [];
+const listeners: (TransferListener | undefined)[] = [];
 const buffers: (Uint8Array | undefined)[] = [];
 const ops: number[] = [];
 const positions: number[] = [];
@@ -42,30 +52,85 @@ function release(slot: number): void {
   owners[slot] = undefined;
   resolvers[slot] = undefined;
   rejecters[slot] = undefined;
+  listeners[slot] = undefined;
   buffers[slot] = undefined;
   freeSlots.push(slot);
 }
 
 function settle(slot: number, bytes: number, errno: number): void {
   const owner = owners[slot];
+  if (!owner) return; // not ours: the addon only reports slots it was given
   const resolve = resolvers[slot];
   const reject = rejecters[slot];
-  if (!owner || !resolve || !reject) return; // not ours: the addon only reports slots it was given
+  const listener = listeners[slot];
   const op = ops[slot]!;
   const position = positions[slot]!;
   const length = lengths[slot]!;
   release(slot);
+  let error: Error | undefined;
   try {
     owner.transferDone();
-    if (errno === 0) resolve(bytes);
-    else reject(owner.transferError(loadNative().ioTransferError(errno, op, position, length, bytes), op, position, length));
+    if (errno !== 0) error = owner.transferError(loadNative().ioTransferError(errno, op, position, length, bytes), op, position, length);
   } catch (e) {
-    reject(e);
+    error = e instanceof Error ? e : new Error(String(e));
   }
+  if (listener) listener.transferComplete(bytes, error);
+  else if (error) reject!(error);
+  else resolve!(bytes);
 }
 
 function onCompleted(n: number): void {
-  for (let i = 0; i < n; i++) settle(ring[3 * i]!, ring[3 * i + 1]!, ring[3 * i + 2]!);
+  // A listener that throws is a bug in its caller; the other completions of the batch are still
+  // delivered, then the first such error escapes (the addon reports it as uncaught).
+  let thrown: unknown;
+  let threw = false;
+  for (let i = 0; i < n; i++) {
+    try {
+      settle(ring[3 * i]!, ring[3 * i + 1]!, ring[3 * i + 2]!);
+    } catch (e) {
+      if (!threw) thrown = e;
+      threw = true;
+    }
+  }
+  if (threw) throw thrown;
+}
+
+/** Take a slot for a request and hand it to the addon; throws (slot freed, nothing submitted) when refused. */
+function enqueue(
+  owner: TransferOwner,
+  listener: TransferListener | undefined,
+  op: number,
+  fd: number,
+  buf: Uint8Array,
+  bufOffset: number,
+  length: number,
+  position: number,
+  rwflags: number,
+  preferUring: boolean,
+  punt: boolean,
+): void {
+  const native = loadNative();
+  if (!sinkRegistered) {
+    native.ioSetTransferSink(onCompleted, ring);
+    sinkRegistered = true;
+  }
+  const slot = freeSlots.length > 0 ? freeSlots.pop()! : owners.length;
+  owners[slot] = owner;
+  listeners[slot] = listener;
+  resolvers[slot] = takenResolve;
+  rejecters[slot] = takenReject;
+  takenResolve = undefined;
+  takenReject = undefined;
+  buffers[slot] = buf;
+  ops[slot] = op;
+  positions[slot] = position;
+  lengths[slot] = length;
+  try {
+    native.ioSubmitTransfer(op, fd, buf, bufOffset, length, position, rwflags, preferUring, punt, slot);
+  } catch (e) {
+    release(slot);
+    throw e;
+  }
 }
 
 /**
@@ -84,27 +149,29 @@ export function submitTransfer(
   preferUring: boolean,
   punt: boolean,
 ): Promise<number> {
-  const native = loadNative();
-  if (!sinkRegistered) {
-    native.ioSetTransferSink(onCompleted, ring);
-    sinkRegistered = true;
-  }
-  const slot = freeSlots.length > 0 ? freeSlots.pop()! : owners.length;
   const promise = new Promise<number>(take);
-  owners[slot] = owner;
-  resolvers[slot] = takenResolve;
-  rejecters[slot] = takenReject;
-  buffers[slot] = buf;
-  ops[slot] = op;
-  positions[slot] = position;
-  lengths[slot] = length;
-  try {
-    native.ioSubmitTransfer(op, fd, buf, bufOffset, length, position, rwflags, preferUring, punt, slot);
-  } catch (e) {
-    release(slot);
-    throw e;
-  }
+  enqueue(owner, undefined, op, fd, buf, bufOffset, length, position, rwflags, preferUring, punt);
   return promise;
+}
+
+/**
+ * Submit a read or write whose end is told to `listener` (never before this returns). Throws (nothing
+ * submitted, the listener never called) when the addon refuses the arguments.
+ */
+export function submitTransferTo(
+  owner: TransferOwner,
+  listener: TransferListener,
+  op: number,
+  fd: number,
+  buf: Uint8Array,
+  bufOffset: number,
+  length: number,
+  position: number,
+  rwflags: number,
+  preferUring: boolean,
+  punt: boolean,
+): void {
+  enqueue(owner, listener, op, fd, buf, bufOffset, length, position, rwflags, preferUring, punt);
 }
 
 /** Transfers submitted and not yet completed (for tests and diagnostics). */

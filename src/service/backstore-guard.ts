@@ -4,7 +4,7 @@
  * core turns it into sense data for that LUN only.
  */
 import type { Logger } from 'pino';
-import { BackstoreError, type Backstore, type BackstoreErrorKind } from '../backstores/backstore.js';
+import { BackstoreError, type Backstore, type BackstoreCompletion, type BackstoreErrorKind } from '../backstores/backstore.js';
 
 const ADVICE: Record<BackstoreErrorKind, string> = {
   io: 'the storage reports I/O errors (initiators get MEDIUM ERROR); check the disk and the kernel log (dmesg)',
@@ -19,9 +19,29 @@ export interface GuardedBackstore extends Backstore {
   readonly failures: ReadonlySet<BackstoreErrorKind>;
 }
 
+/** What the guard does when a transfer ends. */
+interface GuardBook {
+  note(e: unknown): void;
+  ok(): void;
+}
+
+/** A guarded startRead/startWrite's completion: the guard's bookkeeping, then the caller's. */
+class GuardedCompletion implements BackstoreCompletion {
+  constructor(
+    readonly done: BackstoreCompletion,
+    readonly book: GuardBook,
+  ) {}
+
+  backstoreDone(error: unknown): void {
+    if (error === undefined) this.book.ok();
+    else this.book.note(error);
+    this.done.backstoreDone(error);
+  }
+}
+
 export function guardBackstore(inner: Backstore, logger: Logger): GuardedBackstore {
   const failures = new Set<BackstoreErrorKind>();
-  const seen = (e: unknown): never => {
+  const note = (e: unknown): void => {
     const kind: BackstoreErrorKind = e instanceof BackstoreError ? e.kind : 'io';
     if (e instanceof BackstoreError) e.reported = true;
     if (!failures.has(kind)) {
@@ -31,6 +51,9 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
         `backstore ${inner.name} (${inner.describe}) failed: ${ADVICE[kind]}`,
       );
     }
+  };
+  const seen = (e: unknown): never => {
+    note(e);
     throw e;
   };
   // After a failure, the first success clears the state (disk space freed, device back) and says so,
@@ -42,7 +65,31 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
     }
     return v;
   };
+  const book: GuardBook = { note, ok: () => ok(undefined) };
+  // Both or neither, as the inner store has them: the core falls back to read/write without them.
+  const { startRead, startWrite } = inner;
+  const started = (now: boolean): boolean => (now ? ok(now) : now);
+  const callbacks: Pick<Backstore, 'startRead' | 'startWrite'> =
+    startRead && startWrite
+      ? {
+          startRead: (offset, length, into, done) => {
+            try {
+              return started(startRead.call(inner, offset, length, into, new GuardedCompletion(done, book)));
+            } catch (e) {
+              return seen(e);
+            }
+          },
+          startWrite: (offset, data, fua, done) => {
+            try {
+              return started(startWrite.call(inner, offset, data, fua, new GuardedCompletion(done, book)));
+            } catch (e) {
+              return seen(e);
+            }
+          },
+        }
+      : {};
   const g: GuardedBackstore = {
+    ...callbacks,
     get name() {
       return inner.name;
     },

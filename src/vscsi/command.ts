@@ -8,12 +8,20 @@ import type { LogicalUnit } from './logical-unit.js';
 import type { ScsiFailure } from './sense.js';
 import { failure } from './sense.js';
 import type { CoreServices } from './core-services.js';
-import type { NexusImpl } from './nexus.js';
+import type { ActiveCommand, NexusImpl } from './nexus.js';
 
 export type CommandOutcome =
   | { kind: 'good'; data?: Buffer; conditionMet?: boolean; /** Gives `data` back to the buffer pool. */ releaseData?: () => void }
   | { kind: 'check'; failure: ScsiFailure }
   | { kind: 'conflict' };
+
+/**
+ * A handler's answer that it finishes the command itself, later, with `ctx.finish` or `ctx.fail` —
+ * no promise per command (READ and WRITE on stores with startRead/startWrite; BENCHMARKS.md
+ * section 27). It must not finish before it has returned this.
+ */
+export const FINISHES_LATER = Symbol('finishes later');
+export type HandlerResult = CommandOutcome | typeof FINISHES_LATER;
 
 export const good = (data?: Buffer): CommandOutcome => (data ? { kind: 'good', data } : { kind: 'good' });
 export const check = (f: ScsiFailure): CommandOutcome => ({ kind: 'check', failure: f });
@@ -44,7 +52,7 @@ export interface CommandSpec {
   /** Recommended timeout (seconds) for the RSOC timeouts descriptor. */
   timeoutSeconds?: number;
   cls: CommandClass;
-  run(ctx: CommandContext): Promise<CommandOutcome> | CommandOutcome;
+  run(ctx: CommandContext): Promise<HandlerResult> | HandlerResult;
 }
 
 /** INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 annex D 0E/03), for write length mismatches. */
@@ -60,6 +68,19 @@ export class CommandContext {
   private wakeOnAbort: (() => void) | undefined;
   /** Created only for commands that wait for data-out (most commands never need it). */
   private abortedPromise: Promise<void> | undefined;
+
+  /** The command this context runs: set by the nexus before the handler is called. */
+  command: ActiveCommand | undefined;
+
+  /** Finish a command whose handler answered FINISHES_LATER. */
+  finish(outcome: CommandOutcome): void {
+    this.nexus.finishLater(this, outcome);
+  }
+
+  /** Finish a command whose handler answered FINISHES_LATER with what it would have thrown. */
+  fail(err: unknown): void {
+    this.nexus.failLater(this, err);
+  }
 
   /** Task management aborted the command: stop waiting for data-out that may never come. */
   abort(): void {

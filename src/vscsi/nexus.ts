@@ -18,7 +18,7 @@ import {
   type TmfRequest,
   type TmfResult,
 } from './fabric.js';
-import { CommandContext, check, type CommandOutcome, type CommandSpec } from './command.js';
+import { CommandContext, FINISHES_LATER, check, type CommandOutcome, type CommandSpec, type HandlerResult } from './command.js';
 import type { CoreServices } from './core-services.js';
 import type { LogicalUnit } from './logical-unit.js';
 import type { LunMap } from './lun-map.js';
@@ -298,7 +298,8 @@ export class NexusImpl implements Nexus {
     const lu = cmd.lu;
     const ctx = new CommandContext(cmd.cdb, cmd.lun, lu, this, this.owner, cmd.request, this.logger);
     cmd.ctx = ctx;
-    let run: CommandOutcome | Promise<CommandOutcome>;
+    ctx.command = cmd;
+    let run: HandlerResult | Promise<HandlerResult>;
     try {
       run = lu && !lu.isReady ? lu.ready.then(() => this.runPipeline(cmd, ctx)) : this.runPipeline(cmd, ctx);
     } catch (err) {
@@ -306,10 +307,12 @@ export class NexusImpl implements Nexus {
     }
     if (run instanceof Promise) {
       run.then(
-        (outcome) => this.finish(cmd, ctx, outcome),
+        (outcome) => {
+          if (outcome !== FINISHES_LATER) this.finish(cmd, ctx, outcome);
+        },
         (err: unknown) => this.finish(cmd, ctx, this.mapError(err, lu, cmd)),
       );
-    } else {
+    } else if (run !== FINISHES_LATER) {
       // Never complete inside submit() (the fabric may still be registering the task) or inside
       // another command's completion (which starts the tasks it was holding back).
       const outcome = run;
@@ -317,8 +320,20 @@ export class NexusImpl implements Nexus {
     }
   }
 
+  /** The end of a command whose handler answered FINISHES_LATER (CommandContext.finish). */
+  finishLater(ctx: CommandContext, outcome: CommandOutcome): void {
+    const cmd = ctx.command;
+    if (cmd && cmd.state !== 'done') this.finish(cmd, ctx, outcome);
+  }
+
+  /** As finishLater, for a failure: mapped as a thrown error would be. */
+  failLater(ctx: CommandContext, err: unknown): void {
+    const cmd = ctx.command;
+    if (cmd && cmd.state !== 'done') this.finish(cmd, ctx, this.mapError(err, cmd.lu, cmd));
+  }
+
   /** The checks every command passes, then its handler; synchronous up to the handler's first await. */
-  private runPipeline(cmd: ActiveCommand, ctx: CommandContext): CommandOutcome | Promise<CommandOutcome> {
+  private runPipeline(cmd: ActiveCommand, ctx: CommandContext): HandlerResult | Promise<HandlerResult> {
     const lu = cmd.lu;
     if (lu) {
       if (cmd.abortMode) return { kind: 'good' };

@@ -3,11 +3,12 @@
  * DPO is a cache hint we have no use for; FUA goes down to the backstore so the data is stable
  * before GOOD status.
  */
-import { check, good, isFailure, type CommandContext, type CommandOutcome, type CommandSpec } from './command.js';
+import { FINISHES_LATER, check, good, isFailure, type CommandContext, type CommandOutcome, type CommandSpec, type HandlerResult } from './command.js';
+import type { BackstoreCompletion } from '../backstores/backstore.js';
 import { u16, u32, u64 } from './cdb.js';
 import { checkProtect, checkRange, checkTransferLength, checkWritable, firstMismatch } from './sbc-common.js';
 import { failure, invalidCdbField, type ScsiFailure } from './sense.js';
-import { dataInPool } from './buffer-pool.js';
+import { dataInPool, type LentBuffer } from './buffer-pool.js';
 
 export const Opcode = {
   READ_6: 0x08,
@@ -26,6 +27,34 @@ export const Opcode = {
 const FUA = 0x08;
 
 const goodLent = (data: Buffer, releaseData: () => void): CommandOutcome => ({ kind: 'good', data, releaseData });
+
+/**
+ * A READ or WRITE waiting for a store's startRead / startWrite: everything its end needs, in the one
+ * object the store tells. With thousands of commands waiting for a device this replaces a chain of
+ * promises, closures and contexts per command (BENCHMARKS.md section 27).
+ */
+class BlockTransfer implements BackstoreCompletion {
+  constructor(
+    readonly ctx: CommandContext,
+    /** Ends the command's hold on its LBA range. */
+    readonly release: () => void,
+    /** A READ's data-in buffer; undefined for a WRITE. */
+    readonly lent: LentBuffer | undefined,
+    readonly bytes: number,
+  ) {}
+
+  backstoreDone(error: unknown): void {
+    this.release();
+    const { ctx, lent } = this;
+    if (error !== undefined) {
+      lent?.release();
+      ctx.fail(error);
+      return;
+    }
+    ctx.bytes = this.bytes;
+    ctx.finish(lent ? goodLent(lent.data, lent.release) : good());
+  }
+}
 
 interface Addressed {
   lba: bigint;
@@ -73,7 +102,7 @@ const isAddressed = (x: Addressed | ScsiFailure): x is Addressed => 'lengthByte'
 // its frames alive, and each young-generation collection copies them (BENCHMARKS.md, section 23).
 // The rare byte-checking WRITE AND VERIFY stays an async function.
 
-function read(ctx: CommandContext): CommandOutcome | Promise<CommandOutcome> {
+function read(ctx: CommandContext): HandlerResult | Promise<HandlerResult> {
   const lu = ctx.unit;
   const opened = openTransfer(ctx, false);
   if (!isAddressed(opened)) return check(opened);
@@ -83,10 +112,26 @@ function read(ctx: CommandContext): CommandOutcome | Promise<CommandOutcome> {
   return typeof guard === 'function' ? readHolding(ctx, lba, count, guard) : guard.then((release) => readHolding(ctx, lba, count, release));
 }
 
-function readHolding(ctx: CommandContext, lba: bigint, count: number, release: () => void): Promise<CommandOutcome> {
+function readHolding(ctx: CommandContext, lba: bigint, count: number, release: () => void): HandlerResult | Promise<HandlerResult> {
   const lu = ctx.unit;
   const bs = lu.blockSize;
   const lent = dataInPool.acquire(count * bs);
+  const store = lu.backstore;
+  if (store.startRead) {
+    const length = count * bs;
+    let now: boolean;
+    try {
+      now = store.startRead(Number(lba) * bs, length, lent.data, new BlockTransfer(ctx, release, lent, length));
+    } catch (e) {
+      lent.release();
+      release();
+      throw e;
+    }
+    if (!now) return FINISHES_LATER;
+    release();
+    ctx.bytes = length;
+    return goodLent(lent.data, lent.release);
+  }
   let reading: Promise<Buffer>;
   try {
     reading = lu.backstore.read(Number(lba) * bs, count * bs, lent.data);
@@ -112,7 +157,7 @@ function readHolding(ctx: CommandContext, lba: bigint, count: number, release: (
   );
 }
 
-function write(ctx: CommandContext, verify: boolean): CommandOutcome | Promise<CommandOutcome> {
+function write(ctx: CommandContext, verify: boolean): HandlerResult | Promise<HandlerResult> {
   const lu = ctx.unit;
   const cdb = ctx.cdb;
   const opened = openTransfer(ctx, true);
@@ -125,7 +170,7 @@ function write(ctx: CommandContext, verify: boolean): CommandOutcome | Promise<C
   return writeData(ctx, lba, data, verify);
 }
 
-function writeData(ctx: CommandContext, lba: bigint, data: Buffer | ScsiFailure, verify: boolean): CommandOutcome | Promise<CommandOutcome> {
+function writeData(ctx: CommandContext, lba: bigint, data: Buffer | ScsiFailure, verify: boolean): HandlerResult | Promise<HandlerResult> {
   if (isFailure(data)) return check(data);
   if (data.length === 0 || ctx.aborted) return good();
   const cdb = ctx.cdb;
@@ -140,8 +185,22 @@ function writeData(ctx: CommandContext, lba: bigint, data: Buffer | ScsiFailure,
   return lock.acquireShared(lba, n).then((r) => writeHolding(ctx, lba, data, fua, r));
 }
 
-function writeHolding(ctx: CommandContext, lba: bigint, data: Buffer, fua: boolean, release: () => void): Promise<CommandOutcome> {
+function writeHolding(ctx: CommandContext, lba: bigint, data: Buffer, fua: boolean, release: () => void): HandlerResult | Promise<HandlerResult> {
   const lu = ctx.unit;
+  const store = lu.backstore;
+  if (store.startWrite) {
+    let now: boolean;
+    try {
+      now = store.startWrite(Number(lba) * lu.blockSize, data, fua, new BlockTransfer(ctx, release, undefined, data.length));
+    } catch (e) {
+      release();
+      throw e;
+    }
+    if (!now) return FINISHES_LATER;
+    release();
+    ctx.bytes = data.length;
+    return good();
+  }
   let writing: Promise<void>;
   try {
     writing = lu.backstore.write(Number(lba) * lu.blockSize, data, fua);
