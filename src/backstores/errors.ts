@@ -2,6 +2,7 @@
  * errno → BackstoreError mapping, and the argument checks every backstore repeats. The core range-checks
  * before calling a backstore; a failed check here is a programming fault (RangeError), not a SCSI error.
  */
+import { Buffer } from 'node:buffer';
 import { BackstoreError, type BackstoreErrorKind } from './backstore.js';
 
 const KIND_BY_ERRNO: Record<string, BackstoreErrorKind> = {

@@ -6,6 +6,7 @@
  * Reads and writes go through the native engine (io_uring) by default, or Node's fs (`engine: 'fs'`);
  * bench/IO-ENGINE.md records why.
  */
+import { Buffer } from 'node:buffer';
 import { closeSync, fsyncSync, ftruncateSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {

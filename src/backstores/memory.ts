@@ -3,6 +3,7 @@
  * write, so a 1 GiB LUN costs nothing until written; discard frees whole chunks (and zeroes partial
  * ones), and mapStatus reports allocated chunks as mapped.
  */
+import { Buffer } from 'node:buffer';
 import { totalmem } from 'node:os';
 import { BackstoreError, type Backstore, type BackstoreCapabilities, type BackstoreCompletion, type LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';

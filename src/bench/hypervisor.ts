@@ -6,6 +6,7 @@
  *
  *   npm run build && node dist/bench/hypervisor.js [--seconds S] [--json-only]
  */
+import { Buffer } from 'node:buffer';
 import { parseArgs } from 'node:util';
 import { loadNative } from '../native/index.js';
 import { SharedRegion } from '../native/shm.js';

@@ -3,6 +3,7 @@
  * MADs, and an SRP channel whose data moves by H_COPY_RDMA. Everything the client sends is copied
  * once into server memory before it is parsed.
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { DirectDescriptor } from '../srp/descriptors.js';
 import { SrpChannel, type SrpDataMover, type SrpSendInfo } from '../srp/target.js';

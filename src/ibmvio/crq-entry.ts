@@ -2,6 +2,7 @@
  * The 16-byte CRQ entry (viosrp.h struct viosrp_crq; ibmvio.md §3.2). Bytes 8..15 are the IU
  * address in requests and the client's tag, copied verbatim, in responses.
  */
+import { Buffer } from 'node:buffer';
 import { CRQ_ENTRY_LEN, CrqInitFormat, CrqValid } from './constants.js';
 
 export interface CrqEntry {

@@ -4,6 +4,7 @@
  * target·256 + bus·32 + lun. AIX numbers its virtual disks by the target field (LUN 1 is
  * 0x8100000000000000). Methods 00b and 01b are accepted as in SAM.
  */
+import { Buffer } from 'node:buffer';
 import { INVALID_LUN } from '../vscsi/fabric.js';
 import { decodeSamLun } from '../vscsi/lun-address.js';
 

@@ -3,6 +3,7 @@
  * buffer address, struct mad_adapter_info_data (148 bytes) and struct capabilities (92 bytes)
  * (viosrp.h; ibmvio.md §4). Pure codecs.
  */
+import { Buffer } from 'node:buffer';
 import { ADAPTER_INFO_LEN, CAPABILITIES_LIST_OFFSET, MAD_HEADER_LEN } from './constants.js';
 
 export interface MadHeader {

@@ -3,6 +3,7 @@
  * empty IU, error log, host config. Answers are the 16-byte header with a status, written back over
  * the request IU (as ibmvscsis does). Guest-supplied lengths are clamped to the structure sizes.
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import {
   ADAPTER_INFO_LEN,

@@ -3,6 +3,7 @@
  * algorithms an initiator may offer in CHAP_A (5 = MD5; 6 = SHA-1, 7 = SHA-256, 8 = SHA3-256 as
  * registered for iSCSI by RFC 7143's update and used by Linux initiators and targets).
  */
+import { Buffer } from 'node:buffer';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const ChapAlgorithm = { MD5: 5, SHA1: 6, SHA256: 7, SHA3_256: 8 } as const;

@@ -4,6 +4,7 @@
  * Data-In — and reaches the SCSI core on the main thread through the batch link (remote-nexus.ts).
  * The main thread keeps logins, the administrator's view of sessions and the core.
  */
+import { Buffer } from 'node:buffer';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { IscsiConnection, type ConnectionServer } from './connection.js';

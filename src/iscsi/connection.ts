@@ -4,6 +4,7 @@
  * connection-scoped task allegiance. Hostile input never throws out of here: it gets a Reject, a login
  * failure or a dropped connection, and other connections carry on.
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import {
   AsyncEvent,

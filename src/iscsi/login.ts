@@ -4,6 +4,7 @@
  * existing session (through `LoginHost`, implemented by the server). One instance per connection; it
  * handles one Login Request at a time and returns the PDUs to send.
  */
+import { Buffer } from 'node:buffer';
 import { LoginStage, LoginStatus } from './constants.js';
 import { type LoginRequestPdu, buildLoginResponse } from './pdu-login.js';
 import type { OutPdu } from './pdu.js';

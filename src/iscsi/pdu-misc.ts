@@ -2,6 +2,7 @@
  * NOP-Out/NOP-In, Task Management, Reject and Async Message PDUs (RFC 7143 §11.5, §11.6, §11.9,
  * §11.17, §11.18, §11.19).
  */
+import { Buffer } from 'node:buffer';
 import { BHS_LENGTH, FINAL_BIT, RESERVED_TAG, TargetOpcode } from './constants.js';
 import { type OutPdu, type Pdu, newBhs, withData } from './pdu.js';
 import type { SeqNumbers } from './pdu-scsi.js';

@@ -1,6 +1,7 @@
 /**
  * SCSI Command, SCSI Response, Data-Out, Data-In and R2T PDUs (RFC 7143 §11.3, §11.4, §11.7, §11.8).
  */
+import { Buffer } from 'node:buffer';
 import { AhsType, FINAL_BIT, RESERVED_TAG, TargetOpcode } from './constants.js';
 import { type OutPdu, type Pdu, newBhs, withData } from './pdu.js';
 

@@ -2,6 +2,7 @@
  * Basic Header Segment codec shared by every PDU family (RFC 7143 §11.2). Parsing works on views of the
  * received bytes; building reserves a 48-byte header that the family builders fill in.
  */
+import { Buffer } from 'node:buffer';
 import { BHS_LENGTH, MAX_DATA_SEGMENT_LENGTH } from './constants.js';
 
 /** A received PDU: views into the receive buffer, never copies. `data` excludes padding and digests. */

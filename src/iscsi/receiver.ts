@@ -3,6 +3,7 @@
  * whole PDU (views into the received chunks where possible), "need more bytes", or a typed error. It
  * never throws on hostile input; lengths are validated from the header before any payload is awaited.
  */
+import { Buffer } from 'node:buffer';
 import { BHS_LENGTH, InitiatorOpcode } from './constants.js';
 import { type Pdu, dataSegmentLengthOf, padLength, totalAhsLengthOf } from './pdu.js';
 import { crc32c } from '../native/crc32c.js';

@@ -3,6 +3,7 @@
  * core's data-out fetches from immediate data, unsolicited Data-Out and R2T-solicited Data-Out, and turns
  * the core's completion into Data-In PDUs (status in the final one when allowed) or a SCSI Response.
  */
+import { Buffer } from 'node:buffer';
 import { RESERVED_TAG, RejectReason } from './constants.js';
 import type { DataOutPdu, ResidualFields, ScsiCommandPdu, SeqNumbers } from './pdu-scsi.js';
 import { buildDataIn, buildR2t, buildScsiResponse } from './pdu-scsi.js';

@@ -2,6 +2,7 @@
  * The TCP transport beneath the iSCSI protocol code: listening portals and a narrow per-connection
  * interface (bytes in, gather writes out, close) that an iSER transport could implement instead.
  */
+import { Buffer } from 'node:buffer';
 import { createServer, Socket, type Server } from 'node:net';
 
 export interface IscsiTransport {

@@ -2,6 +2,7 @@
  * Text key=value pairs as carried in Login and Text data segments (RFC 7143 §6.1): UTF-8, each pair
  * terminated by a NUL. Decoding never throws; malformed input comes back as a typed error.
  */
+import { Buffer } from 'node:buffer';
 
 export type KeyValues = Array<[string, string]>;
 

@@ -3,6 +3,7 @@
  * initiator continuations (C bit), splitting long answers across responses with a Target Transfer Tag,
  * and handing complete key sets to a responder (SendTargets, declarations).
  */
+import { Buffer } from 'node:buffer';
 import { RESERVED_TAG, RejectReason } from './constants.js';
 import { buildTextResponse, type TextRequestPdu } from './pdu-login.js';
 import type { SeqNumbers } from './pdu-scsi.js';

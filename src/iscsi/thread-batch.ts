@@ -6,6 +6,7 @@
  * reused, because a fresh buffer per batch is external memory that keeps V8's collector busy
  * (section 16).
  */
+import { Buffer } from 'node:buffer';
 import type { Batch, Bytes } from './thread-messages.js';
 import { dataInPool, type LentBuffer } from '../vscsi/buffer-pool.js';
 

@@ -2,6 +2,7 @@
  * Task Management Function requests (RFC 7143 §11.5, RFC 7144 §4.3) mapped onto the core's SAM-5
  * functions, and the core's service responses mapped back to iSCSI response codes (§11.6.1).
  */
+import { Buffer } from 'node:buffer';
 import { TmfCode, TmfResponseCode } from './constants.js';
 import type { TmfRequestPdu } from './pdu-misc.js';
 import type { ScsiTask } from './scsi-task.js';

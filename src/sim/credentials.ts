@@ -6,6 +6,7 @@
  * guest's process, which must present it when it connects. Files separate users, not processes of
  * one user.
  */
+import { Buffer } from 'node:buffer';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -4,6 +4,7 @@
  * in the IU. Everything here is pure except `resolveDescriptors`, which fetches an external table
  * through the injected data mover.
  */
+import { Buffer } from 'node:buffer';
 import { bad, type Decoded, ok } from './iu-common.js';
 
 /** srp.h enum: SRP_CMD buf_fmt nibble values. */

@@ -2,6 +2,7 @@
  * Target-initiated requests and the initiator's answers: SRP_CRED_REQ / SRP_CRED_RSP,
  * SRP_AER_REQ / SRP_AER_RSP (srp.h; SRP r16a 6.10-6.13).
  */
+import { Buffer } from 'node:buffer';
 import { bad, checkOpcode, type Decoded, ok, SrpIuLength, SrpOpcode, type SrpTag, tagAt, tagOrZero } from './iu-common.js';
 
 export interface SrpCredReq {

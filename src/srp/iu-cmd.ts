@@ -2,6 +2,7 @@
  * SRP_CMD, SRP_TSK_MGMT and SRP_RSP (srp.h struct srp_cmd / srp_tsk_mgmt / srp_rsp; SRP r16a
  * 6.7-6.9). Pure, synchronous codecs; hostile input yields a typed error, never an exception.
  */
+import { Buffer } from 'node:buffer';
 import {
   type DataBufferDescriptor,
   decodeDataDescriptor,

@@ -3,6 +3,7 @@
  * include/scsi/srp.h). Every multi-byte field is big-endian; 8-byte tags are opaque initiator
  * cookies and are copied byte for byte, never interpreted.
  */
+import { Buffer } from 'node:buffer';
 
 /** SRP r16a table 5: IU opcodes (byte 0 of every IU). */
 export const SrpOpcode = {

@@ -2,6 +2,7 @@
  * SRP login and logout IUs (srp.h struct srp_login_req / srp_login_rsp / srp_login_rej /
  * srp_i_logout / srp_t_logout; SRP r16a 6.2-6.6). Pure, synchronous codecs.
  */
+import { Buffer } from 'node:buffer';
 import {
   bad,
   checkOpcode,

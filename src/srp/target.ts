@@ -4,6 +4,7 @@
  * Transport-neutral: IBM VIO (H_COPY_RDMA) and SRP over RDMA differ only in the `SrpDataMover`,
  * how IUs arrive and how `send` delivers a response.
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import {
   INVALID_LUN,

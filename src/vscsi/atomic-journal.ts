@@ -8,6 +8,7 @@
  * at the next open, which rewrites the whole range: everything happened. Step (3) is durable before
  * the command completes, so a stale record can never replay over data written later.
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import path from 'node:path';

@@ -7,6 +7,7 @@
  * the callback stays correct.
  */
 
+import { Buffer } from 'node:buffer';
 import { ScsiStatus } from './fabric.js';
 
 /** Smallest and largest pooled sizes (power-of-two classes); larger transfers are not pooled. */

@@ -2,6 +2,7 @@
  * What a command handler sees and returns. Handlers parse their CDB, check it, do the work through the
  * LU's backstore and return an outcome; the nexus turns outcomes into status, sense and residuals.
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { DataDirection, Residual, ScsiCommandRequest } from './fabric.js';
 import type { LogicalUnit } from './logical-unit.js';

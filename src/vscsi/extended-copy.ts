@@ -4,6 +4,7 @@
  * (type E4h, matched against each LU's NAA designator) and block-to-block segment descriptors (02h).
  * Data moves through the backstores in bounded chunks under the destination's range lock.
  */
+import { Buffer } from 'node:buffer';
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
 import { u16, u32, u64 } from './cdb.js';
 import type { LogicalUnit } from './logical-unit.js';

@@ -1,4 +1,5 @@
 /** INQUIRY (SPC-4 6.6): standard data with version descriptors, and the VPD pages of vpd.ts. */
+import { Buffer } from 'node:buffer';
 import { check, type CommandContext, type CommandSpec } from './command.js';
 import { u16 } from './cdb.js';
 import { asciiField } from './logical-unit.js';

@@ -2,6 +2,7 @@
  * A logical unit: a backstore plus everything SCSI keeps per LU — identity (INQUIRY / VPD 0x80 / 0x83),
  * mode page state, the task set, medium state for removable LUs, reservations and counters.
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Backstore } from '../backstores/backstore.js';

@@ -3,6 +3,7 @@
  * fabric drives the core. It submits a CDB with optional data-out through a nexus and returns the
  * completion as a promise.
  */
+import { Buffer } from 'node:buffer';
 import {
   TaskAttribute,
   type DataDirection,

@@ -4,6 +4,7 @@
  * anything else (hierarchical levels, extended, well-known LUNs) decodes to INVALID_LUN so the core
  * answers LOGICAL UNIT NOT SUPPORTED instead of guessing.
  */
+import { Buffer } from 'node:buffer';
 import { INVALID_LUN } from './fabric.js';
 
 export { INVALID_LUN };

@@ -2,6 +2,7 @@
  * MAINTENANCE IN (A3h) service actions: REPORT TARGET PORT GROUPS (6.37), REPORT SUPPORTED
  * OPERATION CODES (6.35) and REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (6.36).
  */
+import { Buffer } from 'node:buffer';
 import { check, type CommandContext, type CommandSpec } from './command.js';
 import { u16, u32 } from './cdb.js';
 import { allCommands, hasServiceActions, lookupByOpcode } from './opcodes.js';

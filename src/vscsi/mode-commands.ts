@@ -1,4 +1,5 @@
 /** MODE SENSE(6/10) and MODE SELECT(6/10) (SPC-4 6.9-6.12) over the pages of mode-pages.ts. */
+import { Buffer } from 'node:buffer';
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
 import { u16 } from './cdb.js';
 import { PageControl, parseModeSelectPages, selectPages } from './mode-pages.js';

@@ -3,6 +3,7 @@
  * default values and the MODE SELECT parameter-list parser. Saved values are not supported (nothing
  * survives a restart except what the configuration says), so PC=11b and SP=1 are rejected.
  */
+import { Buffer } from 'node:buffer';
 import type { Backstore } from '../backstores/backstore.js';
 import { failure, invalidParamField, type ScsiFailure } from './sense.js';
 

@@ -4,6 +4,8 @@
  * (LUN → unit attention → CDB checks → task set → reservations/readiness → handler) and completes it
  * with status, sense and residual exactly once — or never, when task management aborted it.
  */
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { BackstoreError } from '../backstores/backstore.js';
 import {

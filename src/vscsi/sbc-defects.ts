@@ -2,6 +2,7 @@
  * READ DEFECT DATA(10/12) (SBC-3 5.17, 5.18). A virtual disk has no grown or primary defects: the
  * lists asked for are reported valid and empty, in the format asked for.
  */
+import { Buffer } from 'node:buffer';
 import type { CommandContext, CommandSpec } from './command.js';
 import { u16, u32 } from './cdb.js';
 

@@ -7,6 +7,7 @@
  * is aborted, the LU reset or the nexus lost, and until it ends every command other than INQUIRY,
  * REPORT LUNS and REQUEST SENSE gets NOT READY, SANITIZE IN PROGRESS with a progress indication.
  */
+import { Buffer } from 'node:buffer';
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
 import { u16 } from './cdb.js';
 import type { LogicalUnit } from './logical-unit.js';

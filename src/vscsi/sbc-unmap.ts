@@ -3,6 +3,7 @@
  * the UNMAP and NDOB bits. Deallocation goes to the backstore's discard / writeZeroes verbs; the
  * pattern case writes in bounded chunks.
  */
+import { Buffer } from 'node:buffer';
 import { blockLimits } from './block-limits.js';
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
 import { u16, u32, u64 } from './cdb.js';

@@ -3,6 +3,7 @@
  * SYNCHRONIZE CACHE(10/16) (5.22, 5.23), PRE-FETCH(10/16) (5.5, 5.6), VERIFY(10/12/16) (5.25-5.27)
  * and GET LBA STATUS (5.4).
  */
+import { Buffer } from 'node:buffer';
 import { check, good, isFailure, type CommandContext, type CommandSpec } from './command.js';
 import { u16, u32, u64 } from './cdb.js';
 import { checkProtect, checkRange, checkTransferLength, firstMismatch } from './sbc-common.js';

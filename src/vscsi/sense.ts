@@ -3,6 +3,7 @@
  * from `Reason`; this file is the one table that turns reasons into sense bytes, in fixed (SPC-4 4.5.3)
  * or descriptor (SPC-4 4.5.2) format.
  */
+import { Buffer } from 'node:buffer';
 
 /** SPC-4 table 28, sense keys. */
 export const SenseKey = {

@@ -3,6 +3,7 @@
  * SENSE (6.39), REPORT LUNS (6.33), and SBC-3's START STOP UNIT (5.25) and PREVENT ALLOW MEDIUM
  * REMOVAL (SPC-4 6.13) which manage the medium of removable LUs.
  */
+import { Buffer } from 'node:buffer';
 import { check, good, type CommandContext, type CommandSpec } from './command.js';
 import { u32 } from './cdb.js';
 import { encodeSamLun } from './lun-address.js';

@@ -3,6 +3,7 @@
  * identification, extended INQUIRY data, block limits, block device characteristics and logical
  * block provisioning.
  */
+import { Buffer } from 'node:buffer';
 import { blockLimits } from './block-limits.js';
 import type { CommandContext } from './command.js';
 import type { LogicalUnit } from './logical-unit.js';

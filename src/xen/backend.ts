@@ -8,6 +8,7 @@
  * more requests than can exist halts this ring for good with its event channel left masked (XSA-332
  * behaviour); every other defect is answered with the protocol's error result.
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import { dataInPool, releaseDataOut } from '../vscsi/buffer-pool.js';
 import { InFlightTable } from '../vscsi/in-flight-table.js';

@@ -5,6 +5,7 @@
  *
  * p-dev names a logical unit of the core by id (config key), e.g. "disk0".
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { ScsiCore, ScsiTarget, LogicalUnit } from '../vscsi/core.js';
 import { LunMap } from '../vscsi/core.js';

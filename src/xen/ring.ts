@@ -6,6 +6,7 @@
  * shared page exactly once (XSA-155), and never throws — every defect becomes a typed error that the
  * backend answers with the protocol's error result.
  */
+import { Buffer } from 'node:buffer';
 
 /** ring.h: page size the ring and every grant describe. */
 export const XEN_PAGE_SIZE = 4096;

@@ -5,6 +5,7 @@
  * (external table beyond 10 segments), credits with the last two reserved for task management,
  * ABORT TASK / LUN RESET with local re-crediting, and host reset on transport events.
  */
+import { Buffer } from 'node:buffer';
 import { decodeLoginRej, decodeLoginRsp, decodeRsp, encodeCmd, encodeLoginReq, encodeTskMgmt, SrpOpcode, SrpRspFlag } from '../../srp/iu.js';
 import type { DataBufferDescriptor, DirectDescriptor } from '../../srp/descriptors.js';
 import {

@@ -4,6 +4,7 @@
  * It checks that its never-mapped guard pages are untouched and that the server still serves it
  * at the end. Normal partitions run beside it and must see nothing.
  */
+import { Buffer } from 'node:buffer';
 import { decodeLoginRej, decodeRsp, encodeCmd, encodeLoginReq, encodeTskMgmt, SrpOpcode } from '../../srp/iu.js';
 import type { DataBufferDescriptor } from '../../srp/descriptors.js';
 import {

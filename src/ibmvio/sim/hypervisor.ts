@@ -6,6 +6,7 @@
  * translation and permission checks, and fault injection. Client partitions run in other processes
  * and reach it over a Unix socket; the server side is the in-process `VioHypervisor`.
  */
+import { Buffer } from 'node:buffer';
 import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';

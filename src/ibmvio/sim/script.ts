@@ -2,6 +2,7 @@
  * Scripted client partition: runs a fixed list of SCSI operations through the VIO client (used by
  * the unified-export test to move known bytes in and out of a LUN the iSCSI side also sees).
  */
+import { Buffer } from 'node:buffer';
 import { readFile, writeFile } from 'node:fs/promises';
 import { encodeVioLun } from '../lun.js';
 import { type CommandOutcome, Layout, type VioClient } from './client.js';

@@ -6,6 +6,7 @@
  * and a per-stream body. Every READ is compared in full with what that stream last wrote (a memcmp
  * in the guest process); a WRITE run ends with a timed-out-of-band read-back of every unit.
  */
+import { Buffer } from 'node:buffer';
 import type { ScannedLun } from './workload.js';
 import { Layout, type VioClient } from './client.js';
 import { WORK_AREA, unitImage, type ThroughputSpec } from '../../sim/throughput-data.js';

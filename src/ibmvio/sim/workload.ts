@@ -4,6 +4,7 @@
  * model of what was written, with ABORT TASK and LUN RESET thrown in. Commands failed by a host
  * reset or unit attention are retried as the SCSI midlayer would.
  */
+import { Buffer } from 'node:buffer';
 import type { DirectDescriptor } from '../../srp/descriptors.js';
 import { decodeSamLun } from '../../vscsi/lun-address.js';
 import { encodeVioLun, type VioLunProfile } from '../lun.js';

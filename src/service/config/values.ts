@@ -1,4 +1,5 @@
 /** Parsing and checking of the scalar value kinds the config and CLI share (sizes, names, addresses). */
+import { Buffer } from 'node:buffer';
 import { isIP } from 'node:net';
 
 const UNITS: Record<string, number> = {

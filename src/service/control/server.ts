@@ -2,6 +2,7 @@
  * The control socket: a Unix socket in the data directory, mode 0600, speaking JSON lines
  * (see protocol.ts). Requests on one connection are answered in order.
  */
+import { Buffer } from 'node:buffer';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { chmod, unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';

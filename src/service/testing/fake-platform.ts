@@ -3,6 +3,7 @@
  * It lets the service's own tests (reconciler, control socket, CLI) run without the other layers;
  * the end-to-end tests use the real platform through `vtgt serve`.
  */
+import { Buffer } from 'node:buffer';
 import { createServer, type Server } from 'node:net';
 import type { Backstore, CacheMode } from '../../backstores/backstore.js';
 import { ScsiTarget } from '../../vscsi/target.js';

@@ -3,6 +3,7 @@
  * of one logical unit. Synchronous decisions; PERSISTENT RESERVE OUT is serialised and, while APTPL is
  * active, the new state is on stable storage before the command completes and before anyone sees it.
  */
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { InitiatorPortId } from '../fabric.js';
 import { failure, invalidCdbField, type ScsiFailure } from '../sense.js';

@@ -2,6 +2,7 @@
  * PERSISTENT RESERVE IN parameter data (SPC-4 6.16). Each builder returns the whole response; the core
  * truncates it to the ALLOCATION LENGTH, so ADDITIONAL LENGTH always describes the full list.
  */
+import { Buffer } from 'node:buffer';
 import { isAllRegistrants, PrTypeMask } from './constants.js';
 import type { PrState } from './state.js';
 

@@ -3,6 +3,7 @@
  * and PRGENERATION. Plain data so a PERSISTENT RESERVE OUT can work on a copy and only publish it once
  * it is durable (APTPL), and so it serialises to the APTPL file without surprises.
  */
+import { Buffer } from 'node:buffer';
 import { isAllRegistrants, isPrType, MAX_REGISTRATIONS, ProtocolId, type PrType } from './constants.js';
 import { identityCovers, normaliseIsidSuffix, type PortIdentity } from './transport-id.js';
 

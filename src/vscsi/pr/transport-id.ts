@@ -3,6 +3,7 @@
  * MOVE) and how READ FULL STATUS reports them. Parsing never throws: hostile parameter data yields a
  * typed error with the offset of the offending byte.
  */
+import { Buffer } from 'node:buffer';
 import type { InitiatorPortId } from '../fabric.js';
 import { ProtocolId } from './constants.js';
 

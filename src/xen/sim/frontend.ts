@@ -5,6 +5,7 @@
  * synchronous ABORT/RESET, LUN hot-plug through Reconfiguring/Reconfigured, and the hardened
  * response checks (unknown rqid, response-producer overflow) that fail the host.
  */
+import { Buffer } from 'node:buffer';
 import {
   DMA_FROM_DEVICE,
   DMA_NONE,

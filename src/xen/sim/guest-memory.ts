@@ -8,6 +8,7 @@
  * with barriers). Where the addon cannot be loaded, pread/pwrite on the same file is used instead
  * (coherent through the page cache between processes; index accesses are single system calls).
  */
+import { Buffer } from 'node:buffer';
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { XEN_PAGE_SIZE } from '../ring.js';
 import { SharedRegion } from '../../native/shm.js';

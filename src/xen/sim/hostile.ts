@@ -3,6 +3,7 @@
  * one line per attack (what was sent, how the backend answered). It also keeps canary pages that are
  * never granted and checks at the end that nothing wrote them.
  */
+import { Buffer } from 'node:buffer';
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,

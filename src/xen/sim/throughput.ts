@@ -6,6 +6,7 @@
  * compared in full with what that stream last wrote; a WRITE run ends with a read-back of every
  * unit, outside the timed phase.
  */
+import { Buffer } from 'node:buffer';
 import type { ScsiFront } from './frontend.js';
 import { VSCSIIF_RING_SIZE, XEN_PAGE_SIZE } from '../ring.js';
 import { SenseKey, senseKeyOf } from '../../vscsi/sense.js';

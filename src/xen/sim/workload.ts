@@ -3,6 +3,7 @@
  * READ CAPACITY), then random reads and writes that keep the ring full, every block read back
  * compared with what this domain last wrote there, with ABORT and RESET sent in the middle.
  */
+import { Buffer } from 'node:buffer';
 import { ScsiFront, FrontCommandResult, FrontDevice } from './frontend.js';
 import { Prng, xorshift32 } from '../../sim/prng.js';
 import { XEN_PAGE_SIZE, XEN_VSCSIIF_RSLT_HOST, XEN_VSCSIIF_RSLT_RESET_SUCCESS, resultHost, resultStatus } from '../ring.js';
