@@ -76,3 +76,24 @@ describe('READ and WRITE against a working store', () => {
     expect(lu.unlockedReads).toBe(0);
   });
 });
+
+describe('commands finished together', () => {
+  it('a failure finishing one command of a batch leaves the others to complete', async () => {
+    const { fab } = rig();
+    await clearUa(fab);
+    // The memory store answers at once, so the three READs are finished in one batch.
+    const nexus = (fab as unknown as { nexus: { buildCompletion: (...a: unknown[]) => unknown } }).nexus;
+    const real = nexus.buildCompletion.bind(nexus);
+    let calls = 0;
+    nexus.buildCompletion = (...a: unknown[]) => {
+      if (calls++ === 0) throw new Error('injected bug while finishing');
+      return real(...a);
+    };
+    const results: number[] = [];
+    const reads = [0, 1, 2].map((lba) => fab.submit({ cdb: cdb10(0x28, lba, 1), expectedLength: 512 }).then((r) => results.push(r.status)));
+    await Promise.race([Promise.all(reads.slice(1)), new Promise((r) => setTimeout(r, 1000))]);
+    expect(calls).toBe(3);
+    expect(results).toEqual([GOOD, GOOD]);
+    void reads[0];
+  });
+});

@@ -337,27 +337,32 @@ export class NexusImpl implements Nexus {
     const outcomes = this.finishingOutcomes;
     this.finishing = [];
     this.finishingOutcomes = [];
-    for (let i = 0; i < cmds.length; i++) {
-      const cmd = cmds[i]!;
-      try {
-        this.finish(cmd, cmd.ctx!, outcomes[i]!);
-      } catch (err) {
-        // A fabric that throws from its completion must not strand the rest of the batch.
-        this.logger?.error({ err, opcode: cmd.cdb[0] }, 'completing a command failed');
-      }
-    }
+    for (let i = 0; i < cmds.length; i++) this.finishGuarded(cmds[i]!, cmds[i]!.ctx!, outcomes[i]!);
   };
+
+  /**
+   * finish() where the caller is a batch (finishAnswered, the engine's completions). The fabric's own
+   * throws are caught in safeComplete; this catches a bug of ours finishing one command, so that it
+   * neither strands the rest of the batch nor escapes into the engine's completion loop.
+   */
+  private finishGuarded(cmd: ActiveCommand, ctx: CommandContext, outcome: CommandOutcome): void {
+    try {
+      this.finish(cmd, ctx, outcome);
+    } catch (err) {
+      this.logger?.error({ err, nexus: this.id, opcode: cmd.cdb[0] }, 'completing a command failed');
+    }
+  }
 
   /** The end of a command whose handler answered FINISHES_LATER (CommandContext.finish). */
   finishLater(ctx: CommandContext, outcome: CommandOutcome): void {
     const cmd = ctx.command;
-    if (cmd && cmd.state !== 'done') this.finish(cmd, ctx, outcome);
+    if (cmd && cmd.state !== 'done') this.finishGuarded(cmd, ctx, outcome);
   }
 
   /** As finishLater, for a failure: mapped as a thrown error would be. */
   failLater(ctx: CommandContext, err: unknown): void {
     const cmd = ctx.command;
-    if (cmd && cmd.state !== 'done') this.finish(cmd, ctx, this.mapError(err, cmd.lu, cmd));
+    if (cmd && cmd.state !== 'done') this.finishGuarded(cmd, ctx, this.mapError(err, cmd.lu, cmd));
   }
 
   /** The checks every command passes, then its handler; synchronous up to the handler's first await. */
