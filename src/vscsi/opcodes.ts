@@ -22,6 +22,28 @@ import { reservationCommands } from './reservations.js';
 
 let table: Map<number, CommandSpec | Map<number, CommandSpec>> | undefined;
 
+/**
+ * The spec with every field present, in one order: the handlers' spec literals each leave out a
+ * different set of optional fields, so V8 gives them different shapes, and the nexus's reads of
+ * `spec.run`, `spec.usage`, `spec.mediaAccess` on every command would see several shapes at once
+ * (polymorphic loads, BENCHMARKS.md section 27). One shape keeps them monomorphic.
+ */
+function uniformSpec(s: CommandSpec): CommandSpec {
+  return {
+    name: s.name,
+    opcode: s.opcode,
+    serviceAction: s.serviceAction,
+    usage: s.usage,
+    noUnitAttention: s.noUnitAttention,
+    noLogicalUnit: s.noLogicalUnit,
+    mediaAccess: s.mediaAccess,
+    sanitizeFailureAllowed: s.sanitizeFailureAllowed,
+    timeoutSeconds: s.timeoutSeconds,
+    cls: s.cls,
+    run: s.run,
+  };
+}
+
 function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
   const t = new Map<number, CommandSpec | Map<number, CommandSpec>>();
   const all = [
@@ -39,7 +61,8 @@ function build(): Map<number, CommandSpec | Map<number, CommandSpec>> {
     ...maintenanceCommands,
     ...reservationCommands,
   ];
-  for (const spec of all) {
+  for (const raw of all) {
+    const spec = uniformSpec(raw);
     if (spec.serviceAction === undefined) {
       if (t.has(spec.opcode)) throw new Error(`duplicate opcode 0x${spec.opcode.toString(16)}`);
       t.set(spec.opcode, spec);
@@ -75,17 +98,18 @@ export function hasServiceActions(opcode: number): boolean {
   return commandTable().get(opcode) instanceof Map;
 }
 
-export function lookupCommand(cdb: Buffer): { spec: CommandSpec } | { failure: ScsiFailure } {
+/** The command's spec, or why there is none (a failure has a `reason`, a spec never has). */
+export function lookupCommand(cdb: Buffer): CommandSpec | ScsiFailure {
   const opcode = cdb[0]!;
   const entry = commandTable().get(opcode);
-  if (!entry) return { failure: failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } }) };
-  if (!(entry instanceof Map)) return { spec: entry };
-  if (cdb.length < 2) return { failure: invalidCdbField(1, 4) };
-  const sa = cdb[1]! & 0x1f;
-  const spec = entry.get(sa);
-  if (!spec) return { failure: invalidCdbField(1, 4) };
-  return { spec };
+  if (!entry) return failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } });
+  if (!(entry instanceof Map)) return entry;
+  if (cdb.length < 2) return invalidCdbField(1, 4);
+  const spec = entry.get(cdb[1]! & 0x1f);
+  return spec ?? invalidCdbField(1, 4);
 }
+
+export const isCommandSpec = (x: CommandSpec | ScsiFailure): x is CommandSpec => 'run' in x;
 
 export function lookupByOpcode(opcode: number, serviceAction?: number): CommandSpec | undefined {
   const entry = commandTable().get(opcode);
