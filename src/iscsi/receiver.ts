@@ -143,10 +143,12 @@ export class PduReceiver {
     const op = bhsPeek[0]! & 0x3f;
     const split = dataLen > 0 && (op === InitiatorOpcode.SCSI_COMMAND || op === InitiatorOpcode.DATA_OUT);
     const head = this.take(split ? headLen : total);
-    const body = split ? this.take(total - headLen, true) : head.subarray(headLen);
+    // No view is made where the PDU has nothing after its header or the head is the BHS alone: most
+    // PDUs (commands without data, Data-Out headers) are just that, and each view is an object.
+    const body = split ? this.take(total - headLen, true) : total === headLen ? NO_BYTES : head.subarray(headLen);
     // take() set it when the data went into a pooled buffer (TypeScript cannot see that).
     const release = this.lastRelease as (() => void) | undefined;
-    const bhs = head.subarray(0, BHS_LENGTH);
+    const bhs = head.length === BHS_LENGTH ? head : head.subarray(0, BHS_LENGTH);
     const ahs = ahsLen === 0 ? NO_BYTES : head.subarray(BHS_LENGTH, BHS_LENGTH + ahsLen);
     if (this.limits.headerDigest) {
       const want = head.readUInt32LE(BHS_LENGTH + ahsLen);

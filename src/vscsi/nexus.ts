@@ -115,6 +115,9 @@ function completion(
   return { status, sense, dataIn, residual, bidiReadResidual, releaseDataIn };
 }
 
+const NO_CDB = Buffer.alloc(0);
+const CDB_SCRATCH_BYTES = 272;
+
 /** Schedules batch completions: a `then` on a settled promise costs less than Node's queueMicrotask. */
 const settled = Promise.resolve();
 
@@ -138,6 +141,8 @@ export class NexusImpl implements Nexus {
   readonly active = new InFlightTable<bigint, ActiveCommand>();
   private closed = false;
   private readonly unsubscribe: () => void;
+  /** Where submitChecked copies each CDB first: large enough for any CDB a fabric carries (SPC-4: 260). */
+  private readonly cdbScratch = Buffer.alloc(CDB_SCRATCH_BYTES);
   /** Commands whose handler answered at once, finished together in the next microtask (execute). */
   private finishing: ActiveCommand[] = [];
   private finishingOutcomes: CommandOutcome[] = [];
@@ -254,7 +259,13 @@ export class NexusImpl implements Nexus {
       queueMicrotask(() => this.safeComplete(request, { status: ScsiStatus.TASK_ABORTED, residual: { kind: 'none' } }));
       return;
     }
-    const cdb = Buffer.from(request.cdb ?? Buffer.alloc(0)); // copy once: the fabric may reuse its buffer
+    // Copy once, into memory the fabric cannot touch (it may reuse its buffer, a guest may change
+    // shared memory): the checks below and the command's own CDB all read this copy. It is this
+    // nexus's scratch buffer, so the command's CDB is the one allocation, at its own length.
+    const src = request.cdb ?? NO_CDB;
+    const length = src.length;
+    const cdb = length <= this.cdbScratch.length ? this.cdbScratch : Buffer.allocUnsafe(length);
+    cdb.set(src);
     const lu = this.unitAt(request.lun);
 
     if (this.active.has(request.tag)) {
@@ -262,11 +273,11 @@ export class NexusImpl implements Nexus {
       this.refuse(request, lu, failure('OVERLAPPED_COMMANDS_ATTEMPTED'));
       return;
     }
-    if (cdb.length === 0) {
+    if (length === 0) {
       this.refuse(request, lu, failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } }));
       return;
     }
-    const found = lookupCommand(cdb);
+    const found = lookupCommand(cdb, length);
     const spec = isCommandSpec(found) ? found : undefined;
     if (!lu && !spec?.noLogicalUnit) {
       this.refuse(request, lu, failure('LOGICAL_UNIT_NOT_SUPPORTED'));
@@ -284,7 +295,7 @@ export class NexusImpl implements Nexus {
       this.refuse(request, lu, found as ScsiFailure);
       return;
     }
-    const invalid = validateCdb(spec, cdb);
+    const invalid = validateCdb(spec, cdb, length);
     if (invalid) {
       this.refuse(request, lu, invalid);
       return;
@@ -295,7 +306,9 @@ export class NexusImpl implements Nexus {
       return;
     }
 
-    const cmd = new ActiveCommand(this, request, cdb.subarray(0, spec.usage.length), lu, spec);
+    const own = Buffer.allocUnsafe(spec.usage.length);
+    cdb.copy(own, 0, 0, own.length);
+    const cmd = new ActiveCommand(this, request, own, lu, spec);
     this.active.set(request.tag, cmd);
     const counters = this.owner.commandCounter;
     if (counters) counters[1]!++;

@@ -99,12 +99,12 @@ export function hasServiceActions(opcode: number): boolean {
 }
 
 /** The command's spec, or why there is none (a failure has a `reason`, a spec never has). */
-export function lookupCommand(cdb: Buffer): CommandSpec | ScsiFailure {
+export function lookupCommand(cdb: Buffer, length = cdb.length): CommandSpec | ScsiFailure {
   const opcode = cdb[0]!;
   const entry = commandTable().get(opcode);
   if (!entry) return failure('INVALID_COMMAND_OPERATION_CODE', { field: { inCdb: true, byte: 0 } });
   if (!(entry instanceof Map)) return entry;
-  if (cdb.length < 2) return invalidCdbField(1, 4);
+  if (length < 2) return invalidCdbField(1, 4);
   const spec = entry.get(cdb[1]! & 0x1f);
   return spec ?? invalidCdbField(1, 4);
 }
@@ -118,10 +118,13 @@ export function lookupByOpcode(opcode: number, serviceAction?: number): CommandS
   return serviceAction === undefined ? entry : undefined;
 }
 
-/** Check CDB length and reserved bits against the usage data; the CONTROL byte's NACA and LINK too. */
-export function validateCdb(spec: CommandSpec, cdb: Buffer): ScsiFailure | undefined {
+/**
+ * Check CDB length and reserved bits against the usage data; the CONTROL byte's NACA and LINK too.
+ * `length`: the CDB's length when `cdb` is a larger buffer holding it at its start.
+ */
+export function validateCdb(spec: CommandSpec, cdb: Buffer, length = cdb.length): ScsiFailure | undefined {
   const len = spec.usage.length;
-  if (cdb.length < len) return failure('INVALID_FIELD_IN_CDB', { field: { inCdb: true, byte: 0 } });
+  if (length < len) return failure('INVALID_FIELD_IN_CDB', { field: { inCdb: true, byte: 0 } });
   for (let i = 1; i < len; i++) {
     const bad = cdb[i]! & ~spec.usage[i]! & 0xff;
     if (bad) return invalidCdbField(i, 31 - Math.clz32(bad));
