@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackstoreError } from '../src/backstores/backstore.js';
 import { FileBackstore, type FileIoEngine } from '../src/backstores/file.js';
 import { IoFile } from '../src/native/io.js';
+import { startRead, startWrite } from './helpers/start-io.js';
 
 let dir: string;
 beforeAll(() => {
@@ -158,6 +159,14 @@ describe('file backstore durability and modes', () => {
     const into = Buffer.alloc(8192 + 3).subarray(3);
     await b.read(8192, 8192, into);
     expect(into.equals(pattern(8192, 9))).toBe(true);
+    expect(b.bounced).toBe(2);
+    // The same through startWrite / startRead (the core's path): bounced out and back, told later.
+    pattern(8192, 4).copy(unaligned);
+    expect(await startWrite(b, 16384, unaligned, true)).toEqual({ now: false, error: undefined });
+    const back = Buffer.alloc(8192 + 3).subarray(3);
+    expect(await startRead(b, 16384, back)).toEqual({ now: false, error: undefined });
+    expect(back.equals(pattern(8192, 4))).toBe(true);
+    expect(b.bounced).toBe(4);
     await b.close();
   });
 

@@ -3,11 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackstoreError, type Backstore, type BackstoreCompletion } from '../src/backstores/backstore.js';
+import { BackstoreError } from '../src/backstores/backstore.js';
 import { FileBackstore, type FileIoEngine } from '../src/backstores/file.js';
 import { MemoryBackstore } from '../src/backstores/memory.js';
 import { NullBackstore } from '../src/backstores/null.js';
 import { transfersInFlight } from '../src/native/transfer-slots.js';
+import { startRead, startWrite } from './helpers/start-io.js';
 
 /**
  * startRead / startWrite: the promise-free form the core's READ and WRITE use. A store either finishes
@@ -22,41 +23,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const MiB = 1 << 20;
 const pattern = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 11 + seed * 17 + 3) & 0xff));
-
-interface Told {
-  /** Finished before returning. */
-  now: boolean;
-  error: unknown;
-}
-
-/** Runs one start call and resolves with how it ended; fails the test if the completion comes early or twice. */
-function started(start: (done: BackstoreCompletion) => boolean): Promise<Told> {
-  return new Promise((resolve, reject) => {
-    let returned = false;
-    let tells = 0;
-    const done: BackstoreCompletion = {
-      backstoreDone(error) {
-        tells++;
-        if (!returned) reject(new Error('completion told before the start call returned'));
-        else if (tells > 1) reject(new Error('completion told twice'));
-        else resolve({ now: false, error });
-      },
-    };
-    let now: boolean;
-    try {
-      now = start(done);
-    } catch (e) {
-      returned = true;
-      resolve({ now: true, error: e });
-      return;
-    }
-    returned = true;
-    if (now) resolve({ now: true, error: undefined });
-  });
-}
-
-const startWrite = (s: Backstore, offset: number, data: Buffer, fua = false) => started((done) => s.startWrite!(offset, data, fua, done));
-const startRead = (s: Backstore, offset: number, into: Buffer) => started((done) => s.startRead!(offset, into.length, into, done));
 
 for (const engine of ['native', 'native-threadpool', 'fs'] as FileIoEngine[]) {
   describe(`file backstore startRead/startWrite (${engine} engine)`, () => {
@@ -119,25 +85,6 @@ describe('file backstore startRead/startWrite: checks and errors', () => {
     const into = Buffer.alloc(4096);
     expect((await startRead(b, 8192, into)).error).toBeUndefined();
     expect(into.equals(pattern(4096, 3))).toBe(true);
-    await b.close();
-  });
-
-  it('O_DIRECT: unaligned buffers are bounced on the way out and back (or the file system cannot)', async () => {
-    const path = join(dir, 'direct.img');
-    let b: FileBackstore;
-    try {
-      b = FileBackstore.open({ name: 'dd', path, size: MiB, direct: true, blockSize: 4096 });
-    } catch (e) {
-      expect((e as BackstoreError).message).toMatch(/O_DIRECT/);
-      return;
-    }
-    const unaligned = Buffer.alloc(8192 + 1).subarray(1);
-    pattern(8192, 4).copy(unaligned);
-    expect(await startWrite(b, 8192, unaligned, true)).toEqual({ now: false, error: undefined });
-    const into = Buffer.alloc(8192 + 3).subarray(3);
-    expect(await startRead(b, 8192, into)).toEqual({ now: false, error: undefined });
-    expect(into.equals(pattern(8192, 4))).toBe(true);
-    expect(b.bounced).toBe(2);
     await b.close();
   });
 

@@ -5,8 +5,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { totalmem } from 'node:os';
-import { BackstoreError, type Backstore, type BackstoreCapabilities, type BackstoreCompletion, type LbaStatusExtent } from './backstore.js';
+import { BackstoreError, type Backstore, type BackstoreCapabilities, type LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
+import { ImmediateBackstore } from './immediate.js';
 import { ExtentList } from './extents.js';
 import type { BackstoreBaseOptions } from './options.js';
 
@@ -24,7 +25,7 @@ export interface MemoryBackstoreOptions extends BackstoreBaseOptions {
 
 const DEFAULT_CHUNK = 64 * 1024;
 
-export class MemoryBackstore implements Backstore {
+export class MemoryBackstore extends ImmediateBackstore implements Backstore {
   readonly name: string;
   readonly describe: string;
   readonly blockSize: 512 | 4096;
@@ -38,6 +39,7 @@ export class MemoryBackstore implements Backstore {
   readonly #chunks = new Map<number, Buffer>();
 
   constructor(opts: MemoryBackstoreOptions) {
+    super();
     this.name = opts.name;
     this.describe = `memory backstore ${opts.name}`;
     this.blockSize = opts.blockSize ?? 512;
@@ -80,26 +82,7 @@ export class MemoryBackstore implements Backstore {
     }
   }
 
-  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    return this.#readNow(offset, length, into);
-  }
-
-  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
-    this.#writeNow(offset, data);
-  }
-
-  /** Always finishes at once. */
-  startRead(offset: number, length: number, into: Buffer, _done: BackstoreCompletion): boolean {
-    this.#readNow(offset, length, into);
-    return true;
-  }
-
-  startWrite(offset: number, data: Buffer, _fua: boolean, _done: BackstoreCompletion): boolean {
-    this.#writeNow(offset, data);
-    return true;
-  }
-
-  #readNow(offset: number, length: number, into: Buffer | undefined): Buffer {
+  protected readNow(offset: number, length: number, into: Buffer | undefined): Buffer {
     this.#check('read', offset, length);
     const out = readTarget('read', this.describe, length, into);
     this.#pieces(offset, length, (idx, at, len, pos) => {
@@ -110,7 +93,7 @@ export class MemoryBackstore implements Backstore {
     return out;
   }
 
-  #writeNow(offset: number, data: Buffer): void {
+  protected writeNow(offset: number, data: Buffer): void {
     this.#check('write', offset, data.length);
     if (this.readOnly) throw readOnlyError(this.describe, 'write');
     let needed = 0;

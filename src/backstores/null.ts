@@ -2,8 +2,9 @@
  * The `null` backstore: reads return zeroes, writes are discarded. A performance baseline for fabrics
  * and the smallest example of the Backstore contract.
  */
-import type { Backstore, BackstoreCapabilities, BackstoreCompletion, LbaStatusExtent } from './backstore.js';
+import type { Backstore, BackstoreCapabilities, LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
+import { ImmediateBackstore } from './immediate.js';
 import { allMapped } from './extents.js';
 import type { BackstoreBaseOptions } from './options.js';
 
@@ -11,7 +12,7 @@ export interface NullBackstoreOptions extends BackstoreBaseOptions {
   size: number;
 }
 
-export class NullBackstore implements Backstore {
+export class NullBackstore extends ImmediateBackstore implements Backstore {
   readonly name: string;
   readonly describe: string;
   readonly blockSize: 512 | 4096;
@@ -21,6 +22,7 @@ export class NullBackstore implements Backstore {
   readonly capabilities: BackstoreCapabilities;
 
   constructor(opts: NullBackstoreOptions) {
+    super();
     this.name = opts.name;
     this.describe = `null backstore ${opts.name}`;
     this.blockSize = opts.blockSize ?? 512;
@@ -39,31 +41,12 @@ export class NullBackstore implements Backstore {
     checkRange(op, this.describe, offset, length, this.blockSize, this.sizeBytes);
   }
 
-  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    return this.#readNow(offset, length, into);
-  }
-
-  async write(offset: number, data: Buffer, _fua: boolean): Promise<void> {
-    this.#writeNow(offset, data);
-  }
-
-  /** Always finishes at once. */
-  startRead(offset: number, length: number, into: Buffer, _done: BackstoreCompletion): boolean {
-    this.#readNow(offset, length, into);
-    return true;
-  }
-
-  startWrite(offset: number, data: Buffer, _fua: boolean, _done: BackstoreCompletion): boolean {
-    this.#writeNow(offset, data);
-    return true;
-  }
-
-  #readNow(offset: number, length: number, into: Buffer | undefined): Buffer {
+  protected readNow(offset: number, length: number, into: Buffer | undefined): Buffer {
     this.#check('read', offset, length);
     return readTarget('read', this.describe, length, into).fill(0);
   }
 
-  #writeNow(offset: number, data: Buffer): void {
+  protected writeNow(offset: number, data: Buffer): void {
     this.#check('write', offset, data.length);
     if (this.readOnly) throw readOnlyError(this.describe, 'write');
   }

@@ -133,24 +133,16 @@ function enqueue(
   }
 }
 
+/** What a transfer asks of the engine: enqueue's arguments after the owner and the listener. */
+type TransferRequest = Parameters<typeof enqueue> extends [TransferOwner, TransferListener | undefined, ...infer R] ? R : never;
+
 /**
  * Submit a read or write; the promise resolves with the bytes moved or rejects with the owner's error.
  * Throws (nothing submitted) when the addon refuses the arguments.
  */
-export function submitTransfer(
-  owner: TransferOwner,
-  op: number,
-  fd: number,
-  buf: Uint8Array,
-  bufOffset: number,
-  length: number,
-  position: number,
-  rwflags: number,
-  preferUring: boolean,
-  punt: boolean,
-): Promise<number> {
+export function submitTransfer(owner: TransferOwner, ...request: TransferRequest): Promise<number> {
   const promise = new Promise<number>(take);
-  enqueue(owner, undefined, op, fd, buf, bufOffset, length, position, rwflags, preferUring, punt);
+  enqueue(owner, undefined, ...request);
   return promise;
 }
 
@@ -158,21 +150,7 @@ export function submitTransfer(
  * Submit a read or write whose end is told to `listener` (never before this returns). Throws (nothing
  * submitted, the listener never called) when the addon refuses the arguments.
  */
-export function submitTransferTo(
-  owner: TransferOwner,
-  listener: TransferListener,
-  op: number,
-  fd: number,
-  buf: Uint8Array,
-  bufOffset: number,
-  length: number,
-  position: number,
-  rwflags: number,
-  preferUring: boolean,
-  punt: boolean,
-): void {
-  enqueue(owner, listener, op, fd, buf, bufOffset, length, position, rwflags, preferUring, punt);
-}
+export const submitTransferTo: (owner: TransferOwner, listener: TransferListener, ...request: TransferRequest) => void = enqueue;
 
 /** Transfers submitted and not yet completed (for tests and diagnostics). */
 export function transfersInFlight(): number {
