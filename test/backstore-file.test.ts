@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { BackstoreError } from '../src/backstores/backstore.js';
 import { FileBackstore, type FileIoEngine } from '../src/backstores/file.js';
 import { IoFile } from '../src/native/io.js';
 import { startRead, startWrite } from './helpers/start-io.js';
+import { withSmallTmpfs } from './helpers/small-tmpfs.js';
 
 let dir: string;
 beforeAll(() => {
@@ -255,15 +255,7 @@ describe('file backstore errors', () => {
   });
 
   it('a full file system gives a "nospace" BackstoreError naming the file (1 MiB tmpfs, root only)', async (ctx) => {
-    const mnt = mkdtempSync(join(tmpdir(), 'vtgt-bs-full-'));
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
-    } catch {
-      rmSync(mnt, { recursive: true, force: true });
-      ctx.skip(); // needs root and permission to mount a tmpfs
-      return;
-    }
-    try {
+    await withSmallTmpfs(ctx, 'vtgt-bs-full-', async (mnt) => {
       for (const engine of ['native', 'fs'] as FileIoEngine[]) {
         const path = join(mnt, `full-${engine}.img`);
         const b = FileBackstore.open({ name: 'full', path, size: 4 * MiB, engine });
@@ -280,10 +272,7 @@ describe('file backstore errors', () => {
         await b.close();
         rmSync(path);
       }
-    } finally {
-      execFileSync('umount', [mnt]);
-      rmSync(mnt, { recursive: true, force: true });
-    }
+    });
   });
 
   it('ENOSPC surfaces as a "nospace" BackstoreError naming the file', async () => {

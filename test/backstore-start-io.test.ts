@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { MemoryBackstore } from '../src/backstores/memory.js';
 import { NullBackstore } from '../src/backstores/null.js';
 import { transfersInFlight } from '../src/native/transfer-slots.js';
 import { startRead, startWrite } from './helpers/start-io.js';
+import { withSmallTmpfs } from './helpers/small-tmpfs.js';
 
 /**
  * startRead / startWrite: the promise-free form the core's READ and WRITE use. A store either finishes
@@ -89,15 +89,7 @@ describe('file backstore startRead/startWrite: checks and errors', () => {
   });
 
   it('an engine error is told later as a "nospace" BackstoreError naming the file (1 MiB tmpfs, root only)', async (ctx) => {
-    const mnt = mkdtempSync(join(tmpdir(), 'vtgt-start-io-full-'));
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
-    } catch {
-      rmSync(mnt, { recursive: true, force: true });
-      ctx.skip(); // needs root and permission to mount a tmpfs
-      return;
-    }
-    try {
+    await withSmallTmpfs(ctx, 'vtgt-start-io-full-', async (mnt) => {
       const path = join(mnt, 'full.img');
       const b = FileBackstore.open({ name: 'full', path, size: 4 * MiB });
       const told = await startWrite(b, 0, pattern(2 * MiB, 5));
@@ -112,10 +104,7 @@ describe('file backstore startRead/startWrite: checks and errors', () => {
       expect(into.equals(pattern(4096, 6))).toBe(true);
       expect(transfersInFlight()).toBe(0);
       await b.close();
-    } finally {
-      execFileSync('umount', [mnt]);
-      rmSync(mnt, { recursive: true, force: true });
-    }
+    });
   });
 });
 
