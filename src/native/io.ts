@@ -251,29 +251,27 @@ export class IoFile {
    * A read or write: completed through the transfer sink (transfer-slots.ts), without a promise from
    * the addon and the `then` this file would put on it. A plain promise chain, not an async function:
    * on a device-backed LU thousands of requests wait here at once, and each scavenge copies what every
-   * waiting request holds (BENCHMARKS.md, sections 23 and 25).
+   * waiting request holds (BENCHMARKS.md, sections 23 and 25). With a listener (readTo, writeFrom) the
+   * listener is told the end and nothing is returned; without, the returned promise settles. Throws,
+   * with nothing submitted, when the file is closed or the addon refuses the request.
    */
-  #transfer(op: number, name: string, buf: Uint8Array, bufOffset: number, length: number, position: number, rwflags: number): Promise<number> {
-    try {
-      this.#enter(name);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const uring = this.engine === 'io_uring';
-    try {
-      return submitTransfer(this.#owner, op, this.#fd, buf, bufOffset, length, position, rwflags, uring, uring && op === IoOp.WRITE && this.#puntWrites);
-    } catch (e) {
-      this.#settled(undefined);
-      return Promise.reject(this.#ioError(e, op, name, position, length));
-    }
-  }
-
-  /** #transfer for a listener: throws what #transfer would reject with before anything was submitted. */
-  #transferTo(listener: TransferListener, op: number, name: string, buf: Uint8Array, bufOffset: number, length: number, position: number, rwflags: number): void {
+  #transfer(
+    listener: TransferListener | undefined,
+    op: number,
+    name: string,
+    buf: Uint8Array,
+    bufOffset: number,
+    length: number,
+    position: number,
+    rwflags: number,
+  ): Promise<number> | undefined {
     this.#enter(name);
     const uring = this.engine === 'io_uring';
+    const punt = uring && op === IoOp.WRITE && this.#puntWrites;
     try {
-      submitTransferTo(this.#owner, listener, op, this.#fd, buf, bufOffset, length, position, rwflags, uring, uring && op === IoOp.WRITE && this.#puntWrites);
+      if (!listener) return submitTransfer(this.#owner, op, this.#fd, buf, bufOffset, length, position, rwflags, uring, punt);
+      submitTransferTo(this.#owner, listener, op, this.#fd, buf, bufOffset, length, position, rwflags, uring, punt);
+      return undefined;
     } catch (e) {
       this.#settled(undefined);
       throw this.#ioError(e, op, name, position, length);
@@ -330,14 +328,12 @@ export class IoFile {
 
   /** Read `length` bytes at `position` into buf[bufOffset...]. Resolves with the bytes read (< length only at EOF). */
   read(buf: Uint8Array, bufOffset: number, length: number, position: number): Promise<number> {
-    let n: number;
     try {
-      n = this.#readNow(buf, bufOffset, length, position);
+      const n = this.#readNow(buf, bufOffset, length, position);
+      return n >= 0 ? Promise.resolve(n) : this.#transfer(undefined, IoOp.READ, 'pread', buf, bufOffset, length, position, 0)!;
     } catch (e) {
       return Promise.reject(e);
     }
-    if (n >= 0) return Promise.resolve(n);
-    return this.#transfer(IoOp.READ, 'pread', buf, bufOffset, length, position, 0);
   }
 
   /**
@@ -347,7 +343,7 @@ export class IoFile {
    */
   readTo(buf: Uint8Array, bufOffset: number, length: number, position: number, listener: TransferListener): number {
     const n = this.#readNow(buf, bufOffset, length, position);
-    if (n < 0) this.#transferTo(listener, IoOp.READ, 'pread', buf, bufOffset, length, position, 0);
+    if (n < 0) this.#transfer(listener, IoOp.READ, 'pread', buf, bufOffset, length, position, 0);
     return n;
   }
 
@@ -362,20 +358,18 @@ export class IoFile {
    * (and the metadata needed to read it) is on stable storage when it resolves (RWF_DSYNC).
    */
   write(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync = false): Promise<number> {
-    let n: number;
     try {
-      n = this.#writeNow(buf, bufOffset, length, position, dsync);
+      const n = this.#writeNow(buf, bufOffset, length, position, dsync);
+      return n >= 0 ? Promise.resolve(n) : this.#transfer(undefined, IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0)!;
     } catch (e) {
       return Promise.reject(e);
     }
-    if (n >= 0) return Promise.resolve(n);
-    return this.#transfer(IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0);
   }
 
   /** `write` without a promise, as `readTo` is for `read`. */
   writeFrom(buf: Uint8Array, bufOffset: number, length: number, position: number, dsync: boolean, listener: TransferListener): number {
     const n = this.#writeNow(buf, bufOffset, length, position, dsync);
-    if (n < 0) this.#transferTo(listener, IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0);
+    if (n < 0) this.#transfer(listener, IoOp.WRITE, 'pwrite', buf, bufOffset, length, position, dsync ? RWF_DSYNC : 0);
     return n;
   }
 
