@@ -33,7 +33,7 @@ import {
 import type { XenStoreWatch } from '../hypervisor.js';
 import { XenbusState, parseDevName, parseState, parseUnsigned, parseVirtualAddress, VirtualAddress } from '../xenbus-nodes.js';
 import { SimXenClient } from './client.js';
-import { GTF_permit_access, GTF_readonly, GuestMemoryFile, SIM_GRANT_ENTRIES } from './guest-memory.js';
+import { GTF_permit_access, GTF_readonly, GuestMemoryFile, SIM_GRANT_ENTRIES, type FrameSpan } from './guest-memory.js';
 
 /** Linux reserves the first grant entries for the console and xenstore (GNTTAB_NR_RESERVED_ENTRIES). */
 const FIRST_FREE_GREF = 8;
@@ -56,7 +56,7 @@ interface Shadow {
   grants: number[];
   frames: number[];
   readLen: number;
-  dataFrames: Array<{ frame: number; length: number }>;
+  dataFrames: FrameSpan[];
 }
 
 export interface ScsiFrontOptions {
@@ -129,10 +129,22 @@ export class ScsiFront {
     return ref;
   }
 
+  /** Grant every frame to the backend at once (what scsifront does for a request's pages). */
+  grantAll(frames: readonly number[], readOnly: boolean): number[] {
+    if (this.freeGrefs.length < frames.length) throw new Error('frontend out of grant references');
+    const refs = frames.map(() => this.freeGrefs.pop()!);
+    this.o.memory.writeGrants(refs, frames, GTF_permit_access | (readOnly ? GTF_readonly : 0), this.backendDomid);
+    return refs;
+  }
+
   /** gnttab_end_foreign_access: the page is ours again. */
   endGrant(ref: number): void {
-    this.o.memory.writeGrant(ref, { flags: 0, domid: 0, frame: 0 });
-    this.freeGrefs.push(ref);
+    this.endGrants([ref]);
+  }
+
+  endGrants(refs: readonly number[]): void {
+    this.o.memory.writeGrants(refs, undefined, 0, 0);
+    for (const r of refs) this.freeGrefs.push(r);
   }
 
   allocFrame(): number {
@@ -325,33 +337,27 @@ export class ScsiFront {
     if (pages > this.maxSegments) throw new Error(`transfer of ${len} bytes needs ${pages} pages; limit ${this.maxSegments}`);
     const sh: Shadow = { resolve: () => undefined, grants: [], frames: [], readLen: opts.dataOut ? 0 : len, dataFrames: [] };
     this.shadows[rqid] = sh;
-    const dataSegs: Segment[] = [];
-    for (let i = 0; i < pages; i++) {
-      const frame = this.allocFrame();
-      const length = Math.min(XEN_PAGE_SIZE, len - i * XEN_PAGE_SIZE);
-      if (opts.dataOut) this.o.memory.writeFrame(frame, 0, opts.dataOut, i * XEN_PAGE_SIZE, length);
-      const ref = this.grant(frame, direction === DMA_TO_DEVICE);
-      sh.frames.push(frame);
-      sh.grants.push(ref);
-      sh.dataFrames.push({ frame, length });
-      dataSegs.push({ gref: ref, offset: 0, length });
-    }
+    const dataSpans: FrameSpan[] = [];
+    for (let i = 0; i < pages; i++) dataSpans.push({ frame: this.allocFrame(), offset: 0, length: Math.min(XEN_PAGE_SIZE, len - i * XEN_PAGE_SIZE) });
+    if (opts.dataOut && pages > 0) this.o.memory.writeFrames(dataSpans, opts.dataOut, 0);
+    const dataRefs = this.grantAll(dataSpans.map((d) => d.frame), direction === DMA_TO_DEVICE);
+    const dataSegs: Segment[] = dataSpans.map((d, i) => ({ gref: dataRefs[i]!, offset: 0, length: d.length }));
+    for (const d of dataSpans) sh.frames.push(d.frame);
+    sh.grants.push(...dataRefs);
+    sh.dataFrames = dataSpans;
     let segments = dataSegs;
     let nrRaw = dataSegs.length;
     if (dataSegs.length > VSCSIIF_SG_TABLESIZE) {
       // Indirect: the descriptor array lives in its own page(s), granted read-only.
       const table = Buffer.alloc(dataSegs.length * VSCSIIF_SEGMENT_SIZE);
       dataSegs.forEach((s, i) => encodeSegment(table, i * VSCSIIF_SEGMENT_SIZE, s));
-      segments = [];
-      for (let off = 0; off < table.length; off += XEN_PAGE_SIZE) {
-        const frame = this.allocFrame();
-        const length = Math.min(XEN_PAGE_SIZE, table.length - off);
-        this.o.memory.writeFrame(frame, 0, table, off, length);
-        const ref = this.grant(frame, true);
-        sh.frames.push(frame);
-        sh.grants.push(ref);
-        segments.push({ gref: ref, offset: 0, length });
-      }
+      const tableSpans: FrameSpan[] = [];
+      for (let off = 0; off < table.length; off += XEN_PAGE_SIZE) tableSpans.push({ frame: this.allocFrame(), offset: 0, length: Math.min(XEN_PAGE_SIZE, table.length - off) });
+      this.o.memory.writeFrames(tableSpans, table, 0);
+      const tableRefs = this.grantAll(tableSpans.map((t) => t.frame), true);
+      for (const t of tableSpans) sh.frames.push(t.frame);
+      sh.grants.push(...tableRefs);
+      segments = tableSpans.map((t, i) => ({ gref: tableRefs[i]!, offset: 0, length: t.length }));
       nrRaw = VSCSIIF_SG_GRANT | segments.length;
     }
     const done = new Promise<FrontCommandResult>((resolve) => (sh.resolve = resolve));
@@ -452,13 +458,9 @@ export class ScsiFront {
         if (!sh) return this.fatal(`illegal rqid ${r.rqid} returned by backend`);
         this.shadows[r.rqid] = undefined;
         // Revoke every grant before looking at the data (scsifront_gnttab_done).
-        for (const g of sh.grants) this.endGrant(g);
-        const data = Buffer.alloc(sh.readLen);
-        let at = 0;
-        for (const d of sh.dataFrames) {
-          if (sh.readLen > 0) m.readFrame(d.frame, 0, data, at, d.length);
-          at += d.length;
-        }
+        this.endGrants(sh.grants);
+        const data = Buffer.allocUnsafe(sh.readLen);
+        if (sh.readLen > 0) m.readFrames(sh.dataFrames, data, 0);
         for (const f of sh.frames) this.freeFrame(f);
         sh.resolve({ rqid: r.rqid, rslt: r.rslt, sense: r.sense ?? Buffer.alloc(0), residual: r.residual, data });
         this.slotWaiters.shift()?.();

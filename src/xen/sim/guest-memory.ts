@@ -11,7 +11,7 @@
 import { Buffer } from 'node:buffer';
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { XEN_PAGE_SIZE } from '../ring.js';
-import { SharedRegion } from '../../native/shm.js';
+import { SharedRegion, type ShmSegment } from '../../native/shm.js';
 
 function tryMap(path: string): SharedRegion | undefined {
   if (process.env.VTGT_XEN_SIM_NO_SHM === '1') return undefined;
@@ -30,7 +30,20 @@ export const GTF_readonly = 1 << 2;
 
 /** Grant entries in the simulated table (8 pages of 8-byte v1 entries). */
 export const SIM_GRANT_ENTRIES = 4096;
-export const GRANT_TABLE_BYTES = SIM_GRANT_ENTRIES * 8;
+export const GRANT_ENTRY_BYTES = 8;
+export const GRANT_TABLE_BYTES = SIM_GRANT_ENTRIES * GRANT_ENTRY_BYTES;
+
+/** Where a frame span lies: `length` bytes from `offset` within page `frame`. */
+export interface FrameSpan {
+  frame: number;
+  offset: number;
+  length: number;
+}
+
+function grantOffset(ref: number): number {
+  if (!Number.isInteger(ref) || ref < 0 || ref >= SIM_GRANT_ENTRIES) throw new RangeError(`grant ref ${ref} outside the table`);
+  return ref * GRANT_ENTRY_BYTES;
+}
 
 export class GuestMemoryFile {
   private fd: number | undefined;
@@ -99,6 +112,42 @@ export class GuestMemoryFile {
     while (done < length) done += writeSync(this.handle, src, srcOffset + done, length - done, pos + done);
   }
 
+  /**
+   * Copy several frame spans, end to end, into dst from dstOffset: one call to the addon when the
+   * file is mapped (a per-page call costs more than the 4 KiB copy itself).
+   */
+  readFrames(spans: readonly FrameSpan[], dst: Buffer, dstOffset: number): void {
+    if (!this.region) {
+      for (const s of spans) {
+        this.readFrame(s.frame, s.offset, dst, dstOffset, s.length);
+        dstOffset += s.length;
+      }
+      return;
+    }
+    this.region.gather(this.segments(spans), dst, dstOffset);
+  }
+
+  /** Copy consecutive bytes of src (from srcOffset) out to several frame spans, in order. */
+  writeFrames(spans: readonly FrameSpan[], src: Buffer, srcOffset: number): void {
+    if (!this.region) {
+      for (const s of spans) {
+        this.writeFrame(s.frame, s.offset, src, srcOffset, s.length);
+        srcOffset += s.length;
+      }
+      return;
+    }
+    this.region.scatter(this.segments(spans), src, srcOffset);
+  }
+
+  private segments(spans: readonly FrameSpan[]): ShmSegment[] {
+    const segs: ShmSegment[] = new Array(spans.length);
+    for (let i = 0; i < spans.length; i++) {
+      const s = spans[i]!;
+      segs[i] = { offset: this.frameOffset(s.frame, s.offset, s.length), length: s.length };
+    }
+    return segs;
+  }
+
   load32(frame: number, offset: number): number {
     if (this.region) return this.region.load32le(this.frameOffset(frame, offset, 4));
     this.readFrame(frame, offset, this.word, 0, 4);
@@ -114,28 +163,59 @@ export class GuestMemoryFile {
 
   /** Read grant entry `ref` (raw; the caller validates). */
   readGrant(ref: number): { flags: number; domid: number; frame: number } {
-    const b = Buffer.alloc(8);
-    if (this.region) this.region.read(ref * 8, b, 0, 8);
-    else readSync(this.handle, b, 0, 8, ref * 8);
+    const b = Buffer.alloc(GRANT_ENTRY_BYTES);
+    this.readGrants([ref], b);
     return { flags: b.readUInt16LE(0), domid: b.readUInt16LE(2), frame: b.readUInt32LE(4) };
   }
 
-  writeGrant(ref: number, e: { flags: number; domid: number; frame: number }): void {
-    if (!Number.isInteger(ref) || ref < 0 || ref >= SIM_GRANT_ENTRIES) throw new RangeError(`grant ref ${ref} outside the table`);
-    const b = Buffer.alloc(8);
-    // Publish frame and domid before the flags that make the entry valid (Xen's required order).
-    b.writeUInt16LE(e.domid, 2);
-    b.writeUInt32LE(e.frame >>> 0, 4);
+  /**
+   * Copy the raw entries of `refs` (each inside the table) into `out`, 8 bytes each, in order: one
+   * call to the addon for a whole request's grants.
+   */
+  readGrants(refs: readonly number[], out: Buffer): void {
+    if (out.length < refs.length * GRANT_ENTRY_BYTES) throw new RangeError(`${refs.length} grant entries need ${refs.length * GRANT_ENTRY_BYTES} bytes`);
+    const segs: ShmSegment[] = new Array(refs.length);
+    for (let i = 0; i < refs.length; i++) segs[i] = { offset: grantOffset(refs[i]!), length: GRANT_ENTRY_BYTES };
+    if (refs.length === 0) return;
     if (this.region) {
-      this.region.write(ref * 8 + 2, b, 2, 6);
-      // flags + domid as one barriered 32-bit store, after the frame.
-      b.writeUInt16LE(e.flags, 0);
-      this.region.store32le(ref * 8, b.readUInt32LE(0));
+      this.region.gather(segs, out, 0);
       return;
     }
-    writeSync(this.handle, b, 2, 6, ref * 8 + 2);
-    b.writeUInt16LE(e.flags, 0);
-    writeSync(this.handle, b, 0, 2, ref * 8);
+    segs.forEach((s, i) => readSync(this.handle, out, i * GRANT_ENTRY_BYTES, GRANT_ENTRY_BYTES, s.offset));
+  }
+
+  writeGrant(ref: number, e: { flags: number; domid: number; frame: number }): void {
+    this.writeGrants([ref], [e.frame], e.flags, e.domid);
+  }
+
+  /**
+   * Fill the entries `refs[i]` with frame `frames[i]` (all 0 when omitted), `flags` and `domid`. Every
+   * frame and domid is published before any flags that make an entry valid (Xen's required order);
+   * with the file mapped, that is two calls to the addon for any number of entries.
+   */
+  writeGrants(refs: readonly number[], frames: readonly number[] | undefined, flags: number, domid: number): void {
+    const n = refs.length;
+    if (n === 0) return;
+    // Two images laid out for two scatters: (domid, frame) per entry, then flags per entry.
+    const bodies = Buffer.allocUnsafe(n * 6);
+    const heads = Buffer.allocUnsafe(n * 2);
+    const bodySegs: ShmSegment[] = new Array(n);
+    const headSegs: ShmSegment[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const at = grantOffset(refs[i]!);
+      bodies.writeUInt16LE(domid, i * 6);
+      bodies.writeUInt32LE((frames ? frames[i]! : 0) >>> 0, i * 6 + 2);
+      heads.writeUInt16LE(flags, i * 2);
+      bodySegs[i] = { offset: at + 2, length: 6 };
+      headSegs[i] = { offset: at, length: 2 };
+    }
+    if (this.region) {
+      this.region.scatter(bodySegs, bodies, 0);
+      this.region.scatter(headSegs, heads, 0);
+      return;
+    }
+    for (let i = 0; i < n; i++) writeSync(this.handle, bodies, i * 6, 6, bodySegs[i]!.offset);
+    for (let i = 0; i < n; i++) writeSync(this.handle, heads, i * 2, 2, headSegs[i]!.offset);
   }
 
   close(): void {
