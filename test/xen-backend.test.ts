@@ -279,6 +279,30 @@ describe('xen ring backend', () => {
     expect(s.ring.halted).toBeUndefined();
   });
 
+  it('takes a few requests per turn, so the first responses reach the frontend while the rest wait', async () => {
+    const s = await setup();
+    // Answer as the core does for a command it can answer at once: in a microtask.
+    s.nexus.submit = (r) => {
+      s.nexus.submitted.push(r);
+      queueMicrotask(() => r.port.complete({ status: 0, residual: { kind: 'none' } }));
+    };
+    for (let i = 0; i < 16; i++) s.hv.publish(encodeRequest({ rqid: i, act: 1, cdb: Buffer.alloc(6), direction: 3 }));
+    const unmasks = s.hv.unmasks;
+    s.hv.onEvent();
+    await tick();
+    const first = s.nexus.submitted.length;
+    expect(first).toBeGreaterThan(0);
+    expect(first).toBeLessThan(16);
+    expect(s.hv.ring.readUInt32LE(SRING_RSP_PROD)).toBe(first); // pushed before the rest were taken
+    expect(s.hv.notifies).toBe(1);
+    expect(s.hv.unmasks).toBe(unmasks); // still masked: the ring is not empty yet
+    for (let i = 0; i < 16 && s.nexus.submitted.length < 16; i++) await tick();
+    await settle();
+    expect(s.hv.responses().map((r) => r.rqid)).toEqual([...Array(16).keys()]);
+    expect(s.hv.unmasks).toBe(unmasks + 1);
+    expect(s.ring.halted).toBeUndefined();
+  });
+
   it('maps ABORT to ABORT TASK (tag = ref_rqid), answers the aborted command with host ABORT, then 0x2002', async () => {
     const s = await setup();
     s.hv.publish(encodeRequest({ rqid: 4, act: 1, cdb: Buffer.alloc(6), direction: 3 }));

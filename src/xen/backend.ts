@@ -91,6 +91,12 @@ const SPURIOUS_EVENTS_BEFORE_DAMPING = 64;
 const DAMPED_UNMASK_DELAY_MS = 5;
 /** How long stop() waits for the core to finish outstanding commands. */
 const DRAIN_TIMEOUT_MS = 30_000;
+/**
+ * Requests taken from the ring per event-loop turn. With all 16 taken in one turn, the frontend got
+ * its responses in one batch and then refilled the ring while the backend waited: the two sides
+ * took turns instead of working at once.
+ */
+const REQUESTS_PER_TURN = 4;
 
 export class VscsiRing {
   private page: ForeignPage | undefined;
@@ -189,6 +195,7 @@ export class VscsiRing {
 
   private processRing(): void {
     let worked = false;
+    let yielded = false;
     try {
       for (;;) {
         if (this.stopped || this.haltReason || !this.page) return;
@@ -200,9 +207,14 @@ export class VscsiRing {
           return;
         }
         if (this.quiescing) return;
+        let budget = REQUESTS_PER_TURN;
         while (this.reqCons !== rp) {
           // RING_REQUEST_CONS_OVERFLOW: every slot holds an unanswered request; wait for completions.
           if (ringDiff(this.reqCons, this.rspProdPvt) >= VSCSIIF_RING_SIZE) break;
+          if (budget-- === 0) {
+            yielded = true;
+            break;
+          }
           const copy = Buffer.allocUnsafe(VSCSIIF_ENTRY_SIZE);
           this.page.read(slotOffset(this.reqCons), copy, 0, VSCSIIF_ENTRY_SIZE);
           this.reqCons = (this.reqCons + 1) >>> 0;
@@ -210,7 +222,7 @@ export class VscsiRing {
           this.handle(decodeRequest(copy));
           if (this.stopped || this.haltReason || !this.page) return;
         }
-        if (this.reqCons !== rp) break; // full: completions will call kick()
+        if (yielded || this.reqCons !== rp) break; // full: completions will call kick()
         // RING_FINAL_CHECK_FOR_REQUESTS: ask for an event at the next request, then look again.
         this.page.store32(SRING_REQ_EVENT, (this.reqCons + 1) >>> 0);
         this.page.fence();
@@ -221,7 +233,13 @@ export class VscsiRing {
       this.halt(`ring access failed: ${(e as Error).message}`);
       return;
     } finally {
-      this.processing = false;
+      this.processing = yielded;
+    }
+    if (yielded) {
+      // Let the requests taken so far complete and their responses reach the frontend (it can work
+      // on them while we take the rest); the port stays masked until the ring is empty.
+      setImmediate(() => this.processRing());
+      return;
     }
     this.flushResponses();
     this.spurious = worked ? 0 : this.spurious + 1;
