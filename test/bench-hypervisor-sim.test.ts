@@ -3,6 +3,7 @@ import { runIbmvioSim } from '../src/ibmvio/sim/run.js';
 import { runXenSim } from '../src/xen/sim/run.js';
 import { unitImage } from '../src/ibmvio/sim/throughput.js';
 import { dataInPool } from '../src/vscsi/buffer-pool.js';
+import { StreamImage } from '../src/sim/throughput-data.js';
 
 /** Every pooled data buffer the VIOS/dom0 side (this process) lent is back once the run is over. */
 async function expectPoolReturned(): Promise<void> {
@@ -19,6 +20,15 @@ describe('simulator throughput mode', () => {
     expect(a.equals(unitImage(Buffer.alloc(8192), 16, 512, 2, 1))).toBe(false);
     expect(a.equals(unitImage(Buffer.alloc(8192), 32, 512, 3, 1))).toBe(false);
     expect(unitImage(Buffer.alloc(16, 9), 0, 512, 0, 0).equals(Buffer.alloc(16))).toBe(true);
+  });
+
+  it('a stream image rebuilt in place matches a fresh build at every step, zeros included', () => {
+    const img = new StreamImage(3 * 4096 + 512, 5);
+    const steps: Array<[number, number]> = [[8, 1], [40, 2], [8, 0], [16, 7], [16, 8], [0, 0], [24, 1]];
+    for (const [lba, gen] of steps) {
+      expect(img.at(lba, 512, gen).equals(unitImage(Buffer.alloc(3 * 4096 + 512), lba, 512, gen, 5))).toBe(true);
+    }
+    expect(img.at(24, 512, 1).equals(unitImage(Buffer.alloc(3 * 4096 + 512), 24, 512, 1, 4))).toBe(false); // another stream's body
   });
 
   it('VIO: 4k random reads at the credit limit move and verify data', async () => {

@@ -2,6 +2,7 @@
  * Shared by the IBM VIO and Xen guest emulators' throughput modes: the workload spec and the exact
  * content of a transfer unit, so a READ can be checked byte for byte against the stream's last WRITE.
  */
+import { Buffer } from 'node:buffer';
 
 export interface ThroughputSpec {
   /** Bytes per command: a multiple of the LUN's block size, within the fabric's transfer limit. */
@@ -29,4 +30,36 @@ export function unitImage(out: Buffer, lbaOfUnit: number, blockSize: number, gen
     out.writeUInt32LE(stream, off + 12);
   }
   return out;
+}
+
+/**
+ * One stream's transfer-unit image, rebuilt in place for each command. Its body bytes depend only on
+ * the stream, so after the first build only the 16-byte headers are rewritten: the guest's own cost
+ * of checking every byte stays one compare, not a fill and a compare. Callers must not modify the
+ * returned buffer (it is written to guest memory or compared, never changed).
+ */
+export class StreamImage {
+  readonly buf: Buffer;
+  private bodyReady = false;
+
+  constructor(
+    size: number,
+    private readonly stream: number,
+  ) {
+    this.buf = Buffer.alloc(size);
+  }
+
+  /** The unit's exact content at `gen` (same bytes as `unitImage`). */
+  at(lbaOfUnit: number, blockSize: number, gen: number): Buffer {
+    if (gen === 0 || !this.bodyReady) {
+      unitImage(this.buf, lbaOfUnit, blockSize, gen, this.stream);
+      this.bodyReady = gen !== 0;
+      return this.buf;
+    }
+    for (let off = 0; off < this.buf.length; off += STAMP) {
+      this.buf.writeUInt32LE((lbaOfUnit + off / blockSize) >>> 0, off + 4);
+      this.buf.writeUInt32LE(gen >>> 0, off + 8);
+    }
+    return this.buf;
+  }
 }

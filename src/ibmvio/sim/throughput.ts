@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import type { ScannedLun } from './workload.js';
 import { Layout, type VioClient } from './client.js';
-import { WORK_AREA, unitImage, type ThroughputSpec } from '../../sim/throughput-data.js';
+import { StreamImage, WORK_AREA, unitImage, type ThroughputSpec } from '../../sim/throughput-data.js';
 export { unitImage, type ThroughputSpec };
 
 export interface ThroughputResult {
@@ -41,7 +41,7 @@ export class VioThroughput {
     return Layout.DATA_BASE + w * Layout.MAX_XFER;
   }
 
-  private async one(lun: ScannedLun, w: number, unit: number, write: boolean, gens: Uint32Array, img: Buffer, got: Buffer): Promise<boolean> {
+  private async one(lun: ScannedLun, w: number, unit: number, write: boolean, gens: Uint32Array, img: StreamImage, got: Buffer): Promise<boolean> {
     const len = this.spec.blockSize;
     const blocks = len / lun.blockSize;
     const lba = unit * blocks;
@@ -51,7 +51,7 @@ export class VioThroughput {
     cdb.writeUInt16BE(blocks, 7);
     const mem = this.client.part.mem;
     const gen = write ? gens[unit]! + 1 : gens[unit]!;
-    if (write) mem.write(this.area(w), unitImage(img, lba, lun.blockSize, gen, w), 0, len);
+    if (write) mem.write(this.area(w), img.at(lba, lun.blockSize, gen), 0, len);
     const o = await this.client.command(lun.field, cdb, write ? 'write' : 'read', [{ va: BigInt(this.area(w)), key: 0, len }], 15_000);
     if (o.kind !== 'done' || o.status !== 0 || o.residual !== 0) {
       this.error(`${write ? 'WRITE' : 'READ'} LUN ${lun.number} LBA ${lba}+${blocks}: ${JSON.stringify(o.kind === 'done' ? { ...o, sense: o.sense?.toString('hex') } : o)}`);
@@ -62,7 +62,7 @@ export class VioThroughput {
       return true;
     }
     mem.read(this.area(w), got, 0, len);
-    if (!got.equals(unitImage(img, lba, lun.blockSize, gen, w))) {
+    if (!got.equals(img.at(lba, lun.blockSize, gen))) {
       this.error(`data mismatch LUN ${lun.number} LBA ${lba}+${blocks}: expected generation ${gen} of stream ${w}, header reads ${got.toString('hex', 0, 16)}`);
       return false;
     }
@@ -87,7 +87,7 @@ export class VioThroughput {
     const workers = Math.max(1, Math.min(units, maxWorkers, typeof qd === 'number' ? qd : Infinity));
     this.result.queueDepth = workers;
     const gens = new Uint32Array(units);
-    const imgs = Array.from({ length: workers }, () => Buffer.alloc(bs));
+    const imgs = Array.from({ length: workers }, (_, w) => new StreamImage(bs, w));
     const gots = Array.from({ length: workers }, () => Buffer.alloc(bs));
     const own = (w: number) => Array.from({ length: Math.ceil((units - w) / workers) }, (_, i) => w + i * workers);
     const write = this.spec.op === 'write';

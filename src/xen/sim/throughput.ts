@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer';
 import type { ScsiFront } from './frontend.js';
 import { VSCSIIF_RING_SIZE, XEN_PAGE_SIZE } from '../ring.js';
 import { SenseKey, senseKeyOf } from '../../vscsi/sense.js';
-import { WORK_AREA, unitImage, type ThroughputSpec } from '../../sim/throughput-data.js';
+import { StreamImage, WORK_AREA, unitImage, type ThroughputSpec } from '../../sim/throughput-data.js';
 export { unitImage, type ThroughputSpec };
 
 const STATUS_CHECK_CONDITION = 0x02;
@@ -76,11 +76,11 @@ export class XenThroughput {
     this.result.queueDepth = workers;
     const gens = new Uint32Array(units);
     const own = (w: number) => Array.from({ length: Math.ceil((units - w) / workers) }, (_, i) => w + i * workers);
-    const one = async (w: number, unit: number, write: boolean, img: Buffer): Promise<boolean> => {
+    const one = async (w: number, unit: number, write: boolean, img: StreamImage): Promise<boolean> => {
       const lba = unit * blocks;
       const gen = write ? gens[unit]! + 1 : gens[unit]!;
       const r = write
-        ? await this.front.command(addr, rw10(0x2a, lba, blocks), { dataOut: unitImage(img, lba, lbs, gen, w) })
+        ? await this.front.command(addr, rw10(0x2a, lba, blocks), { dataOut: img.at(lba, lbs, gen) })
         : await this.front.command(addr, rw10(0x28, lba, blocks), { readLength: bs });
       if (r.rslt !== 0) {
         this.error(`${write ? 'WRITE' : 'READ'}(10) LBA ${lba}+${blocks}: rslt 0x${r.rslt.toString(16)} sense ${r.sense.toString('hex')}`);
@@ -90,14 +90,14 @@ export class XenThroughput {
         gens[unit] = gen;
         return true;
       }
-      if (!r.data.equals(unitImage(img, lba, lbs, gen, w))) {
+      if (!r.data.equals(img.at(lba, lbs, gen))) {
         this.error(`READ(10) LBA ${lba}+${blocks}: data differs from generation ${gen} of stream ${w} (header ${r.data.toString('hex', 0, 16)})`);
         return false;
       }
       this.result.bytesVerified += bs;
       return true;
     };
-    const imgs = Array.from({ length: workers }, () => Buffer.alloc(bs));
+    const imgs = Array.from({ length: workers }, (_, w) => new StreamImage(bs, w));
     const write = this.spec.op === 'write';
     if (!write) {
       await Promise.all(Array.from({ length: workers }, async (_, w) => {
