@@ -353,7 +353,13 @@ export class SimPowerVM implements VioHypervisor {
       this.write(sock, { op: 'ret', id: m.id, rc: this.clientHcall(pair, m) });
     });
     sock.on('data', (chunk: string) => {
-      if (!reader.push(chunk)) sock.destroy();
+      // The answers to one chunk's hcalls leave in one write.
+      sock.cork();
+      try {
+        if (!reader.push(chunk)) sock.destroy();
+      } finally {
+        sock.uncork();
+      }
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {

@@ -3,7 +3,7 @@
  * interface) and event channels. Used by the backend's `SimHypervisor` and by frontend emulators.
  */
 import { connect, Socket } from 'node:net';
-import { SIM_MAX_LINE, SimEvent, SimReply } from './protocol.js';
+import { SIM_MAX_LINE, SimEvent, SimReply, type SimRequest } from './protocol.js';
 import { LineReader } from '../../sim/line-reader.js';
 import { readCredential } from '../../sim/credentials.js';
 import { credentialPath } from './domain-credentials.js';
@@ -127,13 +127,17 @@ export class SimXenClient {
     return port;
   }
 
-  /** Fire-and-forget: notifications need no reply handling (errors mean the port is gone). */
+  /** Posted, no reply: an error could only mean the port is gone, which the sender learns otherwise. */
   notify(port: number): void {
-    this.call('ev.notify', { port }).catch(() => undefined);
+    this.post({ op: 'ev.notify', port });
   }
 
   unmask(port: number): void {
-    this.call('ev.unmask', { port }).catch(() => undefined);
+    this.post({ op: 'ev.unmask', port });
+  }
+
+  private post(req: Extract<SimRequest, { op: 'ev.notify' | 'ev.unmask' }>): void {
+    if (!this.closed) this.socket.write(JSON.stringify(req) + '\n');
   }
 
   closePort(port: number): void {

@@ -1,7 +1,9 @@
 /**
  * Wire format between simulated domains and the simulated hypervisor daemon (`server.ts`): one JSON
  * object per line over a Unix socket. Requests carry an `id` echoed in the reply; `ev` lines are
- * asynchronous events (watch fired, event channel notified).
+ * asynchronous events (watch fired, event channel notified). `ev.notify` and `ev.unmask` may be
+ * posted without an `id`: they get no reply (like EVTCHNOP_send, whose result a sender ignores), so
+ * an event costs one line each way, not three.
  */
 export type SimRequest =
   /** Identify as `domid` with the token the daemon issued to it (credentials.ts). */
@@ -19,8 +21,8 @@ export type SimRequest =
   | { id: number; op: 'xs.commit'; generation: number; ops: Array<{ op: 'write'; path: string; value: string } | { op: 'rm'; path: string }> }
   | { id: number; op: 'ev.alloc'; remote: number }
   | { id: number; op: 'ev.bind'; remote: number; remotePort: number }
-  | { id: number; op: 'ev.notify'; port: number }
-  | { id: number; op: 'ev.unmask'; port: number }
+  | { id?: number; op: 'ev.notify'; port: number }
+  | { id?: number; op: 'ev.unmask'; port: number }
   | { id: number; op: 'ev.close'; port: number };
 
 export type SimReply = { id: number; ok: true; result?: unknown } | { id: number; ok: false; code: string; message: string };

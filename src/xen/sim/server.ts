@@ -104,7 +104,13 @@ export class SimXenServer {
     const reader = new LineReader((line) => this.onLine(conn, line), SIM_MAX_LINE);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
-      if (!reader.push(chunk)) socket.destroy();
+      // The replies to one chunk's requests leave in one write.
+      socket.cork();
+      try {
+        if (!reader.push(chunk)) socket.destroy();
+      } finally {
+        socket.uncork();
+      }
     });
     socket.on('error', () => undefined);
     socket.on('close', () => this.drop(conn));
@@ -130,11 +136,13 @@ export class SimXenServer {
       conn.socket.destroy();
       return;
     }
+    const posted = req?.id === undefined && (req?.op === 'ev.notify' || req?.op === 'ev.unmask');
     const id = typeof req?.id === 'number' ? req.id : -1;
     try {
       const result = this.dispatch(conn, req);
-      this.send(conn, result === undefined ? { id, ok: true } : { id, ok: true, result });
+      if (!posted) this.send(conn, result === undefined ? { id, ok: true } : { id, ok: true, result });
     } catch (e) {
+      if (posted) return;
       const code = e instanceof XsError ? e.code : e instanceof SimError ? e.code : 'EINVAL';
       this.send(conn, { id, ok: false, code, message: (e as Error).message });
     }
