@@ -42,6 +42,20 @@ describe('InFlightTable', () => {
     checkAgainstMap((n) => (1n << 63n) + BigInt(n), 10_000, 200);
   });
 
+  it('spreads bigint keys above 2^53 that differ only in their low bits (Linux ibmvscsi tags are kernel addresses)', () => {
+    const t = new InFlightTable<bigint, number>(256);
+    const slotOf = (k: bigint) => (t as unknown as { slotOf(k: bigint): number }).slotOf(k);
+    const families: Array<(n: number) => bigint> = [
+      (n) => 0xa500000000000000n | BigInt(n),
+      (n) => 0xffff888012340000n + BigInt(n) * 64n,
+      (n) => -1n - BigInt(n),
+    ];
+    for (const key of families) {
+      // 100 keys in 256 slots: a working hash puts them in ~83 different slots; a degenerate one in 1.
+      expect(new Set(Array.from({ length: 100 }, (_, n) => slotOf(key(n)))).size).toBeGreaterThan(60);
+    }
+  });
+
   it('grows past its first capacity and keeps every entry', () => {
     const t = new InFlightTable<number, number>(8);
     for (let i = 0; i < 5000; i++) t.set(i * 7919, i);

@@ -150,7 +150,16 @@ const TWO_32 = 4294967296;
  */
 function hashOf(key: number | bigint): number {
   const n = typeof key === 'number' ? key : Number(key);
-  const lo = n % TWO_32 | 0;
-  const hi = (n / TWO_32) | 0;
+  let lo: number;
+  let hi: number;
+  if (typeof key === 'number' || (n >= 0 && n <= Number.MAX_SAFE_INTEGER)) {
+    lo = n % TWO_32 | 0;
+    hi = (n / TWO_32) | 0;
+  } else {
+    // Above 2^53 a double drops the low bits: keys that differ only there (Linux ibmvscsi's tags
+    // are kernel addresses) would all hash alike and every lookup would walk the whole table.
+    lo = Number(BigInt.asUintN(32, key)) | 0;
+    hi = Number(BigInt.asUintN(32, key >> 32n)) | 0;
+  }
   return Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1);
 }
