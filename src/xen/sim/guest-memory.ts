@@ -191,7 +191,7 @@ export class GuestMemoryFile {
   /**
    * Fill the entries `refs[i]` with frame `frames[i]` (all 0 when omitted), `flags` and `domid`. Every
    * frame and domid is published before any flags that make an entry valid (Xen's required order);
-   * with the file mapped, that is two calls to the addon for any number of entries.
+   * with the file mapped, that is three calls to the addon for any number of entries.
    */
   writeGrants(refs: readonly number[], frames: readonly number[] | undefined, flags: number, domid: number): void {
     const n = refs.length;
@@ -211,7 +211,10 @@ export class GuestMemoryFile {
     }
     if (this.region) {
       this.region.scatter(bodySegs, bodies, 0);
-      this.region.scatter(headSegs, heads, 0);
+      // The first entry's flags go out as a release store followed by a full barrier: no flags
+      // become visible before every frame and domid, on any architecture.
+      this.region.store32le(headSegs[0]!.offset, ((flags & 0xffff) | ((domid & 0xffff) << 16)) >>> 0);
+      if (n > 1) this.region.scatter(headSegs.slice(1), heads, 2);
       return;
     }
     for (let i = 0; i < n; i++) writeSync(this.handle, bodies, i * 6, 6, bodySegs[i]!.offset);
