@@ -123,10 +123,7 @@ export class ScsiFront {
 
   // ---- grants ----
   grant(frame: number, readOnly: boolean): number {
-    const ref = this.freeGrefs.pop();
-    if (ref === undefined) throw new Error('frontend out of grant references');
-    this.o.memory.writeGrant(ref, { flags: GTF_permit_access | (readOnly ? GTF_readonly : 0), domid: this.backendDomid, frame });
-    return ref;
+    return this.grantAll([frame], readOnly)[0]!;
   }
 
   /** Grant every frame to the backend at once (what scsifront does for a request's pages). */
