@@ -1,27 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimCallError, SimXenClient } from '../src/xen/sim/client.js';
 import { credentialDir } from '../src/sim/credentials.js';
 import { credentialPath } from '../src/xen/sim/domain-credentials.js';
-import { SimXenServer } from '../src/xen/sim/server.js';
+import { simXenDaemon } from './helpers/xen-daemon.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function daemon() {
-  const dir = mkdtempSync(join(tmpdir(), 'vtgt-xen-cred-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const sock = join(dir, 'xen.sock');
-  const srv = new SimXenServer();
-  await srv.listen(sock);
-  cleanups.push(() => srv.close());
-  return { sock, srv };
-}
+const daemon = () => simXenDaemon(cleanups, 'vtgt-xen-cred-');
 
 async function refused(p: Promise<SimXenClient>): Promise<string> {
   try {

@@ -1,25 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimXenClient } from '../src/xen/sim/client.js';
-import { SimXenServer } from '../src/xen/sim/server.js';
+import { simXenDaemon } from './helpers/xen-daemon.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function daemon() {
-  const dir = mkdtempSync(join(tmpdir(), 'vtgt-xen-evt-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const sock = join(dir, 'xen.sock');
-  const srv = new SimXenServer();
-  await srv.listen(sock);
-  cleanups.push(() => srv.close());
-  return { sock, srv };
-}
+const daemon = () => simXenDaemon(cleanups, 'vtgt-xen-evt-');
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
