@@ -117,26 +117,25 @@ export class GuestMemoryFile {
    * file is mapped (a per-page call costs more than the 4 KiB copy itself).
    */
   readFrames(spans: readonly FrameSpan[], dst: Buffer, dstOffset: number): void {
-    if (!this.region) {
-      for (const s of spans) {
-        this.readFrame(s.frame, s.offset, dst, dstOffset, s.length);
-        dstOffset += s.length;
-      }
-      return;
-    }
-    this.region.gather(this.segments(spans), dst, dstOffset);
+    this.moveFrames('read', spans, dst, dstOffset);
   }
 
   /** Copy consecutive bytes of src (from srcOffset) out to several frame spans, in order. */
   writeFrames(spans: readonly FrameSpan[], src: Buffer, srcOffset: number): void {
-    if (!this.region) {
-      for (const s of spans) {
-        this.writeFrame(s.frame, s.offset, src, srcOffset, s.length);
-        srcOffset += s.length;
-      }
+    this.moveFrames('write', spans, src, srcOffset);
+  }
+
+  private moveFrames(dir: 'read' | 'write', spans: readonly FrameSpan[], buf: Buffer, at: number): void {
+    if (this.region) {
+      if (dir === 'read') this.region.gather(this.segments(spans), buf, at);
+      else this.region.scatter(this.segments(spans), buf, at);
       return;
     }
-    this.region.scatter(this.segments(spans), src, srcOffset);
+    for (const s of spans) {
+      if (dir === 'read') this.readFrame(s.frame, s.offset, buf, at, s.length);
+      else this.writeFrame(s.frame, s.offset, buf, at, s.length);
+      at += s.length;
+    }
   }
 
   private segments(spans: readonly FrameSpan[]): ShmSegment[] {
