@@ -334,27 +334,15 @@ export class ScsiFront {
     if (pages > this.maxSegments) throw new Error(`transfer of ${len} bytes needs ${pages} pages; limit ${this.maxSegments}`);
     const sh: Shadow = { resolve: () => undefined, grants: [], frames: [], readLen: opts.dataOut ? 0 : len, dataFrames: [] };
     this.shadows[rqid] = sh;
-    const dataSpans: FrameSpan[] = [];
-    for (let i = 0; i < pages; i++) dataSpans.push({ frame: this.allocFrame(), offset: 0, length: Math.min(XEN_PAGE_SIZE, len - i * XEN_PAGE_SIZE) });
-    if (opts.dataOut && pages > 0) this.o.memory.writeFrames(dataSpans, opts.dataOut, 0);
-    const dataRefs = this.grantAll(dataSpans.map((d) => d.frame), direction === DMA_TO_DEVICE);
-    const dataSegs: Segment[] = dataSpans.map((d, i) => ({ gref: dataRefs[i]!, offset: 0, length: d.length }));
-    for (const d of dataSpans) sh.frames.push(d.frame);
-    sh.grants.push(...dataRefs);
-    sh.dataFrames = dataSpans;
-    let segments = dataSegs;
-    let nrRaw = dataSegs.length;
-    if (dataSegs.length > VSCSIIF_SG_TABLESIZE) {
+    const data = this.sharePages(sh, len, opts.dataOut, direction === DMA_TO_DEVICE);
+    sh.dataFrames = data.spans;
+    let segments = data.segments;
+    let nrRaw = segments.length;
+    if (segments.length > VSCSIIF_SG_TABLESIZE) {
       // Indirect: the descriptor array lives in its own page(s), granted read-only.
-      const table = Buffer.alloc(dataSegs.length * VSCSIIF_SEGMENT_SIZE);
-      dataSegs.forEach((s, i) => encodeSegment(table, i * VSCSIIF_SEGMENT_SIZE, s));
-      const tableSpans: FrameSpan[] = [];
-      for (let off = 0; off < table.length; off += XEN_PAGE_SIZE) tableSpans.push({ frame: this.allocFrame(), offset: 0, length: Math.min(XEN_PAGE_SIZE, table.length - off) });
-      this.o.memory.writeFrames(tableSpans, table, 0);
-      const tableRefs = this.grantAll(tableSpans.map((t) => t.frame), true);
-      for (const t of tableSpans) sh.frames.push(t.frame);
-      sh.grants.push(...tableRefs);
-      segments = tableSpans.map((t, i) => ({ gref: tableRefs[i]!, offset: 0, length: t.length }));
+      const table = Buffer.alloc(segments.length * VSCSIIF_SEGMENT_SIZE);
+      segments.forEach((s, i) => encodeSegment(table, i * VSCSIIF_SEGMENT_SIZE, s));
+      segments = this.sharePages(sh, table.length, table, true).segments;
       nrRaw = VSCSIIF_SG_GRANT | segments.length;
     }
     const done = new Promise<FrontCommandResult>((resolve) => (sh.resolve = resolve));
@@ -362,6 +350,20 @@ export class ScsiFront {
       encodeRequest({ rqid, act: VSCSIIF_ACT_SCSI_CDB, cdb, channel: addr.channel, id: addr.id, lun: addr.lun, direction, nrSegmentsRaw: nrRaw, segments }),
     );
     return done;
+  }
+
+  /**
+   * Take pages for `len` bytes, fill them from `src` (if given), grant them to the backend and record
+   * frames and grants in the shadow (released when the response comes).
+   */
+  private sharePages(sh: Shadow, len: number, src: Buffer | undefined, readOnly: boolean): { spans: FrameSpan[]; segments: Segment[] } {
+    const spans: FrameSpan[] = [];
+    for (let off = 0; off < len; off += XEN_PAGE_SIZE) spans.push({ frame: this.allocFrame(), offset: 0, length: Math.min(XEN_PAGE_SIZE, len - off) });
+    if (src && spans.length > 0) this.o.memory.writeFrames(spans, src, 0);
+    const refs = this.grantAll(spans.map((d) => d.frame), readOnly);
+    for (const d of spans) sh.frames.push(d.frame);
+    sh.grants.push(...refs);
+    return { spans, segments: spans.map((d, i) => ({ gref: refs[i]!, offset: 0, length: d.length })) };
   }
 
   /** ABORT (act 2) of `refRqid` or RESET (act 3); resolves with rslt (0x2002 on success). */
