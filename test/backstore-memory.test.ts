@@ -57,10 +57,72 @@ describe('memory backstore', () => {
     const m = new MemoryBackstore({ name: 'huge', size, blockSize: 4096 });
     await m.write(size - 4096, pattern(4096), false);
     const st = await m.mapStatus(0, size);
+    const chunk = 1 << 20; // the default allocation unit
     expect(st).toEqual([
-      { offset: 0, length: size - 65536, mapped: false },
-      { offset: size - 65536, length: 65536, mapped: true },
+      { offset: 0, length: size - chunk, mapped: false },
+      { offset: size - chunk, length: chunk, mapped: true },
     ]);
+  });
+
+  it('lends a READ the stored bytes; writes and discards while they are lent land in a copy', async () => {
+    const cs = 65536;
+    const m = new MemoryBackstore({ name: 'm', size: 4 * cs, chunkSize: cs });
+    await m.write(cs, pattern(cs, 1), false);
+    const loan = m.lendRead(cs + 4096, 8192)!;
+    expect(loan.data.equals(pattern(cs, 1).subarray(4096, 4096 + 8192))).toBe(true);
+    const second = m.lendRead(cs + 4096, 8192)!;
+    expect(second.data.buffer).toBe(loan.data.buffer); // the same stored bytes, not copies
+    await m.write(cs + 4096, pattern(512, 7), false);
+    await m.discard(cs + 8192, 512);
+    // Both READs still see the data as it was when they ran...
+    expect(loan.data.equals(pattern(cs, 1).subarray(4096, 4096 + 8192))).toBe(true);
+    expect(second.data.equals(pattern(cs, 1).subarray(4096, 4096 + 8192))).toBe(true);
+    // ...while the store has the new data, in the same allocation.
+    const now = await m.read(cs + 4096, 8192);
+    expect(now.subarray(0, 512).equals(pattern(512, 7))).toBe(true);
+    expect(now.subarray(4096, 4608).every((v) => v === 0)).toBe(true);
+    expect(m.allocatedBytes).toBe(cs);
+    loan.release();
+    loan.release(); // a second release changes nothing
+    second.release();
+    // Nothing is lent any more: a write changes the chunk in place, which a new loan sees.
+    const third = m.lendRead(cs, 512)!;
+    third.release();
+    await m.write(cs, pattern(512, 9), false);
+    expect(third.data.equals(pattern(512, 9))).toBe(true);
+  });
+
+  it('lends zeroes for unwritten ranges and nothing across chunks; checks ranges like read', async () => {
+    const cs = 65536;
+    const m = new MemoryBackstore({ name: 'm', size: 4 * cs, chunkSize: cs });
+    const zero = m.lendRead(2 * cs, cs)!;
+    expect(zero.data.length).toBe(cs);
+    expect(zero.data.every((v) => v === 0)).toBe(true);
+    expect(m.allocatedBytes).toBe(0);
+    await m.write(cs - 512, pattern(1024), false);
+    expect(m.lendRead(cs - 512, 1024)).toBeUndefined(); // spans two chunks: the caller reads instead
+    expect(m.lendRead(0, 0)).toBeUndefined();
+    expect(() => m.lendRead(100, 512)).toThrow(RangeError);
+    expect(() => m.lendRead(4 * cs, 512)).toThrow(/past the end/);
+    await m.write(2 * cs, pattern(512, 4), false);
+    expect(zero.data.every((v) => v === 0)).toBe(true); // the shared zeroes are never written
+  });
+
+  it('a store whose size is not a multiple of the chunk fills to its size (the last chunk is short)', async () => {
+    const cs = 65536;
+    const size = 2 * cs + 8192;
+    const m = new MemoryBackstore({ name: 'm', size, chunkSize: cs });
+    expect(m.maxAllocatedBytes).toBe(size);
+    await m.write(0, pattern(size, 5), false);
+    expect(m.allocatedBytes).toBe(size);
+    expect((await m.read(0, size)).equals(pattern(size, 5))).toBe(true);
+    expect(m.lendRead(2 * cs, 8192)!.data.equals(pattern(size, 5).subarray(2 * cs))).toBe(true);
+    await m.discard(2 * cs, 8192); // the whole short chunk: freed
+    expect(m.allocatedBytes).toBe(2 * cs);
+    // A store smaller than the default chunk is one short chunk.
+    const small = new MemoryBackstore({ name: 's', size: 8192 });
+    await small.write(0, pattern(8192), false);
+    expect(small.allocatedBytes).toBe(8192);
   });
 
   it('a write past the memory limit fails as nospace and leaves the store intact', async () => {

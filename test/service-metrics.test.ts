@@ -191,6 +191,30 @@ describe('logging', () => {
     expect(c.records[2]).toMatchObject({ level: 30, backstore: 'm2', after: ['io', 'nospace'] });
   });
 
+  it('relays lendRead when the store has it: the stored bytes as lent, failures logged once per kind', async () => {
+    const c = capture();
+    expect(guardBackstore(new MemoryStore({ type: 'memory', name: 'p', size: 1 << 20 }), c.logger).lendRead).toBeUndefined();
+    const inner = new MemoryBackstore({ name: 'm3', size: 1 << 20 });
+    await inner.write(4096, Buffer.alloc(512, 3), false);
+    let failure: BackstoreError | undefined;
+    const { lendRead } = inner;
+    inner.lendRead = (o: number, l: number) => {
+      if (failure) throw failure;
+      return lendRead.call(inner, o, l);
+    };
+    const g = guardBackstore(inner, c.logger);
+    const loan = g.lendRead!(4096, 512)!;
+    expect(loan.data.every((v) => v === 3)).toBe(true);
+    await g.write(4096, Buffer.alloc(512, 4), false);
+    expect(loan.data.every((v) => v === 3)).toBe(true); // still lent: the write went to a copy
+    loan.release();
+    failure = new BackstoreError('gone', 'device removed');
+    for (let i = 0; i < 2; i++) expect(() => g.lendRead!(0, 512)).toThrow(failure);
+    expect(c.records).toHaveLength(1);
+    expect(c.records[0]!.msg).toContain('restore it');
+    expect([...g.failures]).toEqual(['gone']);
+  });
+
   it('passes the description of the store through: physical block size and O_DIRECT alignment', () => {
     const c = capture();
     const allocate = (n: number) => Buffer.alloc(n);

@@ -28,6 +28,8 @@ export function rig(
       blockSize: bs,
       removable: opts.removable ?? false,
       readOnly: opts.readOnly ?? false,
+      // Small allocation units, so the UNMAP and GET LBA STATUS tests see ranges of a few blocks freed.
+      chunkSize: 65536,
     });
   const lu = core.addLogicalUnit({ id: 'disk0', backstore, serial: 'SER0001' });
   const target = core.createTarget({ name: 'iqn.2026-01.test:target' });
@@ -154,9 +156,9 @@ export function gatedStore() {
 }
 
 /**
- * The store without startRead/startWrite, so the core reads and writes through its promise methods —
+ * The store without startRead/startWrite/lendRead, so the core reads and writes through its promise methods —
  * for tests that replace those methods, and to keep the core's promise path tested.
  */
 export function promiseOnly<T extends Backstore>(store: T): T {
-  return Object.assign(store, { startRead: undefined, startWrite: undefined });
+  return Object.assign(store, { startRead: undefined, startWrite: undefined, lendRead: undefined });
 }

@@ -6,10 +6,10 @@ import { CHECK, GOOD, cdb10, clearUa, decodeSense, promiseOnly, rig } from './vs
 /**
  * READ and WRITE hold the LU's read guard or range lock and a pooled buffer while the backstore works;
  * a failing backstore must leave neither behind — through its promise methods (a rejected promise or a
- * synchronous throw) or through startRead/startWrite (a throw before anything started, or an error
- * told later to the command's completion).
+ * synchronous throw), through startRead/startWrite (a throw before anything started, or an error
+ * told later to the command's completion) or through lendRead (a READ that borrows the stored bytes).
  */
-type Failure = 'reject' | 'throw' | 'start throws' | 'told later';
+type Failure = 'reject' | 'throw' | 'start throws' | 'told later' | 'lend throws';
 
 function failingStore(how: Failure): MemoryBackstore {
   const mem = new MemoryBackstore({ name: 'failing', size: 1 << 20 });
@@ -29,16 +29,23 @@ function failingStore(how: Failure): MemoryBackstore {
     return mem;
   }
   const start = (op: string, done: BackstoreCompletion): boolean => {
-    if (how === 'start throws') throw error(op);
+    if (how === 'start throws' || how === 'lend throws') throw error(op);
     setImmediate(() => done.backstoreDone(error(op)));
     return false;
   };
-  mem.startRead = (_o: number, _l: number, _into: Buffer, done: BackstoreCompletion) => start('read', done);
+  if (how === 'lend throws') {
+    mem.lendRead = () => {
+      throw error('read');
+    };
+  } else {
+    Object.assign(mem, { lendRead: undefined });
+    mem.startRead = (_o: number, _l: number, _into: Buffer, done: BackstoreCompletion) => start('read', done);
+  }
   mem.startWrite = (_o: number, _d: Buffer, _f: boolean, done: BackstoreCompletion) => start('write', done);
   return mem;
 }
 
-describe.each<Failure>(['reject', 'throw', 'start throws', 'told later'])('a backstore that fails (%s)', (how) => {
+describe.each<Failure>(['reject', 'throw', 'start throws', 'told later', 'lend throws'])('a backstore that fails (%s)', (how) => {
   it('READ answers MEDIUM ERROR / UNRECOVERED READ ERROR and leaves no read in progress', async () => {
     const { fab, lu } = rig({ backstore: failingStore(how) });
     await clearUa(fab);
@@ -73,6 +80,24 @@ describe('READ and WRITE against a working store', () => {
     expect(r.status).toBe(GOOD);
     expect(Buffer.compare(r.data!, data)).toBe(0);
     expect(lu.rangeLock.heldCount).toBe(0);
+    expect(lu.unlockedReads).toBe(0);
+  });
+});
+
+describe('READ from a store that lends its bytes', () => {
+  it('sends the data as it was when the READ ran, whatever is written before the fabric is done', async () => {
+    const { fab, lu } = rig();
+    await clearUa(fab);
+    expect((await fab.submit({ cdb: cdb10(0x2a, 16, 8), dataOut: Buffer.alloc(4096, 0x11) })).status).toBe(GOOD);
+    // The loopback fabric keeps the READ's data and never gives it back: as if still being sent.
+    const r = await fab.submit({ cdb: cdb10(0x28, 16, 8), expectedLength: 4096 });
+    expect(r.status).toBe(GOOD);
+    expect(r.data.every((v) => v === 0x11)).toBe(true);
+    expect((await fab.submit({ cdb: cdb10(0x2a, 18, 2), dataOut: Buffer.alloc(1024, 0x22) })).status).toBe(GOOD);
+    expect(r.data.every((v) => v === 0x11)).toBe(true);
+    const again = await fab.submit({ cdb: cdb10(0x28, 16, 8), expectedLength: 4096 });
+    expect(again.data.subarray(1024, 2048).every((v) => v === 0x22)).toBe(true);
+    expect(again.data.subarray(0, 1024).every((v) => v === 0x11)).toBe(true);
     expect(lu.unlockedReads).toBe(0);
   });
 });

@@ -37,6 +37,13 @@ export interface BackstoreCompletion {
   backstoreDone(error: unknown): void;
 }
 
+/** Bytes a store lent for reading (`Backstore.lendRead`). */
+export interface LentBytes {
+  readonly data: Buffer;
+  /** The borrower is done with `data`; later calls do nothing. */
+  readonly release: () => void;
+}
+
 export interface Backstore {
   /** Name used in config and messages ("disk0"). */
   readonly name: string;
@@ -76,6 +83,14 @@ export interface Backstore {
   startRead?(offset: number, length: number, into: Buffer, done: BackstoreCompletion): boolean;
   /** Optional: `write` without a promise, as `startRead` is for `read`. */
   startWrite?(offset: number, data: Buffer, fua: boolean, done: BackstoreCompletion): boolean;
+  /**
+   * Optional, for stores that hold their data in memory: the stored bytes of [offset, offset+length)
+   * themselves, so a READ sends them without first copying them into a buffer of its own. They stay
+   * exactly as they are until `release` (a write meanwhile lands in a copy), so a fabric may take its
+   * time sending them; nobody may write into them. Undefined when the store cannot lend this range
+   * (then the caller reads as usual). Throws what `read` would reject with.
+   */
+  lendRead?(offset: number, length: number): LentBytes | undefined;
   /** Make every completed write durable (fdatasync). No-op for write-through and volatile stores. */
   flush(): Promise<void>;
   /** Deallocate a range (UNMAP, WRITE SAME with UNMAP). Only called when capabilities.discard. */

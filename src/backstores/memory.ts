@@ -2,10 +2,14 @@
  * The `memory` backstore: sparse and volatile. Storage is a map of fixed-size chunks allocated on first
  * write, so a 1 GiB LUN costs nothing until written; discard frees whole chunks (and zeroes partial
  * ones), and mapStatus reports allocated chunks as mapped.
+ *
+ * READs borrow the chunk's bytes instead of copying them out (`lendRead`): a chunk lent to a READ
+ * that is still being sent is never written in place — a write replaces it with a copy first — so
+ * each READ sends the data as it was when it ran.
  */
 import { Buffer } from 'node:buffer';
 import { totalmem } from 'node:os';
-import { BackstoreError, type Backstore, type BackstoreCapabilities, type LbaStatusExtent } from './backstore.js';
+import { BackstoreError, type Backstore, type BackstoreCapabilities, type LbaStatusExtent, type LentBytes } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
 import { ImmediateBackstore } from './immediate.js';
 import { ExtentList } from './extents.js';
@@ -13,7 +17,7 @@ import type { BackstoreBaseOptions } from './options.js';
 
 export interface MemoryBackstoreOptions extends BackstoreBaseOptions {
   size: number;
-  /** Allocation unit in bytes (power of two, multiple of blockSize); default 64 KiB. */
+  /** Allocation unit in bytes (power of two, multiple of blockSize); default 1 MiB. */
   chunkSize?: number;
   /**
    * Most bytes the store may allocate; writes past it fail as 'nospace' (thin pool exhausted) instead
@@ -23,7 +27,20 @@ export interface MemoryBackstoreOptions extends BackstoreBaseOptions {
   maxAllocatedBytes?: number;
 }
 
-const DEFAULT_CHUNK = 64 * 1024;
+// Large enough that the usual transfers (up to 128 KiB and more, aligned) lie within one chunk and
+// can be lent; the last chunk of a store is only as long as the store.
+const DEFAULT_CHUNK = 1 << 20;
+/** Unallocated ranges are lent from one shared buffer of zeroes, up to this length. */
+const MAX_LENT_ZEROES = 1 << 20;
+let zeroes = Buffer.alloc(0);
+
+/** One allocation unit, and how many READs still send its bytes (while any do, it is not written). */
+class Chunk {
+  loans = 0;
+  constructor(readonly bytes: Buffer) {}
+}
+
+function noop(): void {}
 
 export class MemoryBackstore extends ImmediateBackstore implements Backstore {
   readonly name: string;
@@ -36,7 +53,8 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
   readonly capabilities: BackstoreCapabilities;
   readonly chunkSize: number;
   readonly maxAllocatedBytes: number;
-  readonly #chunks = new Map<number, Buffer>();
+  readonly #chunks = new Map<number, Chunk>();
+  #allocated = 0;
 
   constructor(opts: MemoryBackstoreOptions) {
     super();
@@ -62,7 +80,27 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
 
   /** Bytes currently allocated (for tests and stats). */
   get allocatedBytes(): number {
-    return this.#chunks.size * this.chunkSize;
+    return this.#allocated;
+  }
+
+  /** Length of chunk `idx`: the last one ends with the store. */
+  #chunkLength(idx: number): number {
+    return Math.min(this.chunkSize, this.sizeBytes - idx * this.chunkSize);
+  }
+
+  /** Chunk `idx`, ready to be changed in place: allocated if absent, copied if a READ still sends it. */
+  #writable(idx: number): Chunk {
+    let c = this.#chunks.get(idx);
+    if (!c) {
+      const len = this.#chunkLength(idx);
+      c = new Chunk(Buffer.alloc(len));
+      this.#allocated += len;
+      this.#chunks.set(idx, c);
+    } else if (c.loans > 0) {
+      c = new Chunk(Buffer.from(c.bytes));
+      this.#chunks.set(idx, c);
+    }
+    return c;
   }
 
   #check(op: string, offset: number, length: number): void {
@@ -87,10 +125,33 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     const out = readTarget('read', this.describe, length, into);
     this.#pieces(offset, length, (idx, at, len, pos) => {
       const c = this.#chunks.get(idx);
-      if (c) c.copy(out, pos, at, at + len);
+      if (c) c.bytes.copy(out, pos, at, at + len);
       else out.fill(0, pos, pos + len);
     });
     return out;
+  }
+
+  lendRead(offset: number, length: number): LentBytes | undefined {
+    this.#check('read', offset, length);
+    const idx = Math.floor(offset / this.chunkSize);
+    const at = offset - idx * this.chunkSize;
+    if (length === 0 || at + length > this.chunkSize) return undefined;
+    const c = this.#chunks.get(idx);
+    if (!c) {
+      if (length > MAX_LENT_ZEROES) return undefined;
+      if (zeroes.length < length) zeroes = Buffer.alloc(Math.max(length, 64 * 1024));
+      return { data: zeroes.subarray(0, length), release: noop };
+    }
+    c.loans++;
+    let returned = false;
+    return {
+      data: c.bytes.subarray(at, at + length),
+      release: () => {
+        if (returned) return;
+        returned = true;
+        c.loans--;
+      },
+    };
   }
 
   protected writeNow(offset: number, data: Buffer): void {
@@ -98,9 +159,9 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     if (this.readOnly) throw readOnlyError(this.describe, 'write');
     let needed = 0;
     this.#pieces(offset, data.length, (idx) => {
-      if (!this.#chunks.has(idx)) needed += this.chunkSize;
+      if (!this.#chunks.has(idx)) needed += this.#chunkLength(idx);
     });
-    if (this.allocatedBytes + needed > this.maxAllocatedBytes) {
+    if (this.#allocated + needed > this.maxAllocatedBytes) {
       throw new BackstoreError(
         'nospace',
         `write at byte ${offset} length ${data.length} on ${this.describe} failed: its memory limit of ` +
@@ -108,12 +169,7 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
       );
     }
     this.#pieces(offset, data.length, (idx, at, len, pos) => {
-      let c = this.#chunks.get(idx);
-      if (!c) {
-        c = Buffer.alloc(this.chunkSize);
-        this.#chunks.set(idx, c);
-      }
-      data.copy(c, at, pos, pos + len);
+      data.copy(this.#writable(idx).bytes, at, pos, pos + len);
     });
   }
 
@@ -123,8 +179,13 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     this.#pieces(offset, length, (idx, at, len) => {
       const c = this.#chunks.get(idx);
       if (!c) return;
-      if (len === this.chunkSize) this.#chunks.delete(idx);
-      else c.fill(0, at, at + len);
+      if (len === c.bytes.length) {
+        // A READ still sending it keeps its own reference; the store forgets it.
+        this.#chunks.delete(idx);
+        this.#allocated -= len;
+      } else {
+        this.#writable(idx).bytes.fill(0, at, at + len);
+      }
     });
   }
 
@@ -170,5 +231,6 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
 
   async close(): Promise<void> {
     this.#chunks.clear();
+    this.#allocated = 0;
   }
 }

@@ -88,8 +88,21 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
           },
         }
       : {};
+  const { lendRead } = inner;
+  const lending: Pick<Backstore, 'lendRead'> = lendRead
+    ? {
+        lendRead: (offset, length) => {
+          try {
+            return lendRead.call(inner, offset, length);
+          } catch (e) {
+            return seen(e);
+          }
+        },
+      }
+    : {};
   const g: GuardedBackstore = {
     ...callbacks,
+    ...lending,
     get name() {
       return inner.name;
     },
