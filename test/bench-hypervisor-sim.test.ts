@@ -4,6 +4,27 @@ import { runXenSim } from '../src/xen/sim/run.js';
 import { unitImage } from '../src/ibmvio/sim/throughput.js';
 import { dataInPool } from '../src/vscsi/buffer-pool.js';
 import { StreamImage } from '../src/sim/throughput-data.js';
+import { MemoryBackstore } from '../src/backstores/memory.js';
+
+/**
+ * Run `body` while the VIOS/dom0 side (this process) answers READs from its memory LUs with the last
+ * byte of each transfer flipped: the guests compare what they read in place, and must still see it.
+ */
+async function withCorruptReads<T>(body: () => Promise<T>): Promise<T> {
+  const lend = MemoryBackstore.prototype.lendRead;
+  MemoryBackstore.prototype.lendRead = function (this: MemoryBackstore, offset: number, length: number) {
+    const loan = lend.call(this, offset, length);
+    if (!loan) return loan;
+    const bad = Buffer.from(loan.data);
+    bad[bad.length - 1]! ^= 0x01;
+    return { data: bad, release: loan.release };
+  };
+  try {
+    return await body();
+  } finally {
+    MemoryBackstore.prototype.lendRead = lend;
+  }
+}
 
 /** Every pooled data buffer the VIOS/dom0 side (this process) lent is back once the run is over. */
 async function expectPoolReturned(): Promise<void> {
@@ -48,6 +69,17 @@ describe('simulator throughput mode', () => {
     expect(r.queueDepth).toBe(16);
     await expectPoolReturned(); // data-out buffers included
   }, 20_000);
+
+  it('a READ whose last byte differs fails the run, on either path', async () => {
+    const vio = await withCorruptReads(() =>
+      runIbmvioSim({ clients: 1, seconds: 0.5, aix: false, hostile: false, lunsPerClient: 1, workload: { blockSize: 131072, pattern: 'sequential', op: 'read' } }),
+    );
+    expect(vio.ok).toBe(false);
+    expect(vio.lines.join('\n')).toMatch(/data mismatch LUN 0 LBA \d+\+256: expected generation 1/);
+    const xen = await withCorruptReads(() => runXenSim({ domains: 1, seconds: 0.5, hostile: false, workload: { blockSize: 4096, pattern: 'random', op: 'read' } }));
+    expect(xen.ok).toBe(false);
+    expect(xen.lines.join('\n')).toMatch(/READ\(10\) LBA \d+\+8: data differs from generation 1/);
+  }, 30_000);
 
   it('VIO: 4k random writes are read back verified and give their data-out buffers back', async () => {
     const r = await runIbmvioSim({ clients: 1, seconds: 0.5, aix: false, hostile: false, lunsPerClient: 1, workload: { blockSize: 4096, pattern: 'random', op: 'write' } });

@@ -76,6 +76,30 @@ describe('SharedRegion basics', () => {
     r.close();
   });
 
+  it('compares segment lists with a buffer where they lie', () => {
+    const r = SharedRegion.createAnonymous(1 << 16);
+    const segs = [
+      { offset: 8192, length: 4096 },
+      { offset: 0, length: 100 },
+      { offset: 60000, length: 5536 },
+    ];
+    const src = pattern(4096 + 100 + 5536, 7);
+    r.scatter(segs, src);
+    expect(r.equals(segs, src)).toBe(true);
+    const longer = Buffer.concat([Buffer.alloc(3, 0xee), src, Buffer.alloc(9, 0xee)]);
+    expect(r.equals(segs, longer, 3)).toBe(true); // compares as many bytes as the segments hold
+    for (const at of [0, 4095, 4096, 4196, src.length - 1]) {
+      const other = Buffer.from(src);
+      other[at] ^= 0x01;
+      expect(r.equals(segs, other)).toBe(false);
+    }
+    expect(() => r.equals(segs, src.subarray(1))).toThrow(/total 9732 bytes but the buffer has room for 9731/);
+    expect(() => r.equals([{ offset: 65000, length: 1000 }], Buffer.alloc(1000))).toThrow(/exceeds region size/);
+    expect(() => r.equals(segs, 'x' as unknown as Buffer)).toThrow(/expected must be a Buffer/);
+    r.close();
+    expect(() => r.equals(segs, src)).toThrow(/closed/);
+  });
+
   it('copies between regions and within one region (overlapping)', () => {
     const a = SharedRegion.createAnonymous(4096);
     const b = SharedRegion.createAnonymous(8192);

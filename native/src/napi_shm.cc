@@ -28,6 +28,7 @@ class ShmHandle : public Napi::ObjectWrap<ShmHandle> {
                            InstanceMethod("write", &ShmHandle::Write),
                            InstanceMethod("gather", &ShmHandle::Gather),
                            InstanceMethod("scatter", &ShmHandle::Scatter),
+                           InstanceMethod("equals", &ShmHandle::Equals),
                            InstanceMethod("load32", &ShmHandle::Load32),
                            InstanceMethod("store32", &ShmHandle::Store32),
                            InstanceMethod("close", &ShmHandle::Close),
@@ -141,6 +142,21 @@ class ShmHandle : public Napi::ObjectWrap<ShmHandle> {
 
   Napi::Value Gather(const Napi::CallbackInfo& info) { return SgCopy<false>(info); }
   Napi::Value Scatter(const Napi::CallbackInfo& info) { return SgCopy<true>(info); }
+
+  // (segments, expected, expectedOffset) -> whether the segments hold expected's bytes from there.
+  Napi::Value Equals(const Napi::CallbackInfo& info) {
+    Napi::Float64Array segs;
+    Napi::Uint8Array buf;
+    uint64_t boff;
+    if (!SgArgs(info, &segs, &buf, &boff)) return info.Env().Undefined();
+    bool equal = false;
+    ShmResult r = region.Equals(segs.Data(), segs.ElementLength() / 2, buf.Data() + boff, buf.ByteLength() - boff, &equal);
+    if (!r.ok()) {
+      ThrowResult(info.Env(), r);
+      return info.Env().Undefined();
+    }
+    return Napi::Boolean::New(info.Env(), equal);
+  }
 
   // (offset, bigEndian) -> uint32
   Napi::Value Load32(const Napi::CallbackInfo& info) {

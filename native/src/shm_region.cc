@@ -204,6 +204,29 @@ ShmResult ShmRegion::Scatter(const double* segments, size_t count, const uint8_t
   return CopySegments<true>(base_, size_, segments, count, src, src_len, copied);
 }
 
+ShmResult ShmRegion::Equals(const double* segments, size_t count, const uint8_t* expected, uint64_t expected_len,
+                            bool* equal) const {
+  if (!base_) return RangeError("equals: region is closed");
+  uint64_t total = 0;
+  ShmResult r = CheckSegments(segments, count, size_, &total);
+  if (!r.ok()) return r;
+  if (total > expected_len)
+    return RangeError("equals: segments total " + std::to_string(total) + " bytes but the expected data has only " +
+                      std::to_string(expected_len));
+  bool same = true;
+  bool ok = Guarded([&] {
+    uint64_t pos = 0;
+    for (size_t i = 0; i < count && same; i++) {
+      uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
+      if (len && std::memcmp(base_ + off, expected + pos, len) != 0) same = false;
+      pos += len;
+    }
+  });
+  if (!ok) return Fault("equals");
+  *equal = same;
+  return {};
+}
+
 ShmResult ShmRegion::Copy(const ShmRegion& src, uint64_t src_off, ShmRegion& dst, uint64_t dst_off, uint64_t length) {
   ShmResult r = src.Check("copy (source)", src_off, length);
   if (!r.ok()) return r;

@@ -47,6 +47,9 @@ class ShmRegion {
   // segments = [offset0, length0, offset1, length1, ...]; copies them in order to/from one buffer.
   ShmResult Gather(const double* segments, size_t count, uint8_t* dst, uint64_t dst_len, uint64_t* copied) const;
   ShmResult Scatter(const double* segments, size_t count, const uint8_t* src, uint64_t src_len, uint64_t* copied);
+  // Whether the segments, in order, hold the first (their total) bytes of `expected`; no copy made.
+  ShmResult Equals(const double* segments, size_t count, const uint8_t* expected, uint64_t expected_len,
+                   bool* equal) const;
   static ShmResult Copy(const ShmRegion& src, uint64_t src_off, ShmRegion& dst, uint64_t dst_off, uint64_t length);
 
   // Ring-index accessors: 4-byte aligned, acquire loads and release stores.

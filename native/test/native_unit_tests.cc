@@ -83,8 +83,22 @@ static void TestShmSegments() {
     double empty[] = {100, 0};
     CHECK(r.Scatter(empty, 1, src.data(), 0, &copied).ok() && copied == 0);
   }
+  {
+    bool equal = false;
+    CHECK(r.Equals(segs, 3, src.data(), src.size(), &equal).ok() && equal);
+    std::vector<uint8_t> other = src;
+    other[299] ^= 1;  // the last byte of the last segment
+    CHECK(r.Equals(segs, 3, other.data(), other.size(), &equal).ok() && !equal);
+    ShmResult short_expected = r.Equals(segs, 3, src.data(), 299, &equal);
+    CHECK(short_expected.err == -1 &&
+          short_expected.message.find("equals: segments total 300 bytes but the expected data has only 299") == 0);
+  }
   double past[] = {8000, 193};
   CHECK(!r.Gather(past, 1, dst.data(), dst.size(), &copied).ok());
+  {
+    bool equal = true;
+    CHECK(!r.Equals(past, 1, dst.data(), dst.size(), &equal).ok());
+  }
   double neg[] = {-1, 4};
   CHECK(!r.Gather(neg, 1, dst.data(), dst.size(), &copied).ok());
   double frac[] = {0.5, 4};
@@ -155,6 +169,9 @@ static void TestShmTruncatedByPeer(const std::string& dir) {
   CHECK(g.err == EFAULT && g.message.find("gather: ") == 0);
   ShmResult sc = r.Scatter(segs, 2, big, sizeof big, &copied);
   CHECK(sc.err == EFAULT && sc.message.find("scatter: ") == 0);
+  bool equal = true;
+  ShmResult eq = r.Equals(segs, 2, big, sizeof big, &equal);
+  CHECK(eq.err == EFAULT && eq.message.find("equals: ") == 0);
   CHECK(r.Read(0, b, 16).ok());  // the part still backed keeps working
   CHECK(truncate(path.c_str(), 3 * 4096) == 0);
   CHECK(r.Read(8192, b, 16).ok() && b[0] == 0);  // backed again: the regrown part reads as zeroes

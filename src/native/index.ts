@@ -14,6 +14,7 @@ export interface NativeShmHandle {
   write(offset: number, src: Uint8Array, srcOffset: number, length: number): void;
   gather(segments: Float64Array, dst: Uint8Array, dstOffset: number): number;
   scatter(segments: Float64Array, src: Uint8Array, srcOffset: number): number;
+  equals(segments: Float64Array, expected: Uint8Array, expectedOffset: number): boolean;
   load32(offset: number, bigEndian: boolean): number;
   store32(offset: number, value: number, bigEndian: boolean): void;
   close(): void;

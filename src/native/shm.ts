@@ -175,10 +175,19 @@ export class SharedRegion {
     return h.scatter(this.#sgArgs('scatter', 'src', segments, src, srcOffset), src, srcOffset);
   }
 
+  /**
+   * Whether the segments, in order, hold exactly the bytes of `expected` from `expectedOffset` (as many
+   * as the segments total) — compared where they lie, without copying them out first.
+   */
+  equals(segments: ReadonlyArray<ShmSegment>, expected: Buffer | Uint8Array, expectedOffset = 0): boolean {
+    const h = this.#live('equals');
+    return h.equals(this.#sgArgs('equals', 'expected', segments, expected, expectedOffset), expected, expectedOffset);
+  }
+
   /** Validates a gather/scatter's buffer and segments; returns the flat segment list for the addon. */
   #sgArgs(
     op: string,
-    bufName: 'dst' | 'src',
+    bufName: 'dst' | 'src' | 'expected',
     segments: ReadonlyArray<ShmSegment>,
     buf: Buffer | Uint8Array,
     bufOffset: number,

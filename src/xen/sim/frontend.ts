@@ -43,7 +43,10 @@ export interface FrontCommandResult {
   rslt: number;
   sense: Buffer;
   residual: number;
+  /** What was read; empty when the command's `expect` matched (compared in place, not copied out). */
   data: Buffer;
+  /** With `expect`: whether the bytes read are exactly those. */
+  matched?: boolean;
 }
 
 export interface FrontDevice {
@@ -57,6 +60,7 @@ interface Shadow {
   frames: number[];
   readLen: number;
   dataFrames: FrameSpan[];
+  expect?: Buffer;
 }
 
 export interface ScsiFrontOptions {
@@ -323,16 +327,22 @@ export class ScsiFront {
   }
 
   /**
-   * Send a SCSI command and wait for its response. `dataOut` for writes, `readLength` for reads.
+   * Send a SCSI command and wait for its response. `dataOut` for writes, `readLength` for reads;
+   * `expect` (reads): compare what was read with it where it lies, and copy it out only if it differs.
    * Transfers needing more than 26 pages use indirect segments when the backend offered them.
    */
-  async command(addr: { channel: number; id: number; lun: number }, cdb: Buffer, opts: { dataOut?: Buffer; readLength?: number } = {}): Promise<FrontCommandResult> {
+  async command(
+    addr: { channel: number; id: number; lun: number },
+    cdb: Buffer,
+    opts: { dataOut?: Buffer; readLength?: number; expect?: Buffer } = {},
+  ): Promise<FrontCommandResult> {
     const rqid = await this.takeSlot();
     const len = opts.dataOut ? opts.dataOut.length : (opts.readLength ?? 0);
     const direction = opts.dataOut ? DMA_TO_DEVICE : len > 0 ? DMA_FROM_DEVICE : DMA_NONE;
     const pages = Math.ceil(len / XEN_PAGE_SIZE);
     if (pages > this.maxSegments) throw new Error(`transfer of ${len} bytes needs ${pages} pages; limit ${this.maxSegments}`);
     const sh: Shadow = { resolve: () => undefined, grants: [], frames: [], readLen: opts.dataOut ? 0 : len, dataFrames: [] };
+    if (opts.expect && !opts.dataOut) sh.expect = opts.expect;
     this.shadows[rqid] = sh;
     const data = this.sharePages(sh, len, opts.dataOut, direction === DMA_TO_DEVICE);
     sh.dataFrames = data.spans;
@@ -458,10 +468,13 @@ export class ScsiFront {
         this.shadows[r.rqid] = undefined;
         // Revoke every grant before looking at the data (scsifront_gnttab_done).
         this.endGrants(sh.grants);
-        const data = Buffer.allocUnsafe(sh.readLen);
-        if (sh.readLen > 0) m.readFrames(sh.dataFrames, data, 0);
+        const matched = sh.expect && sh.expect.length === sh.readLen ? m.framesEqual(sh.dataFrames, sh.expect, 0) : undefined;
+        const data = matched ? Buffer.alloc(0) : Buffer.allocUnsafe(sh.readLen);
+        if (!matched && sh.readLen > 0) m.readFrames(sh.dataFrames, data, 0);
         for (const f of sh.frames) this.freeFrame(f);
-        sh.resolve({ rqid: r.rqid, rslt: r.rslt, sense: r.sense ?? Buffer.alloc(0), residual: r.residual, data });
+        const done: FrontCommandResult = { rqid: r.rqid, rslt: r.rslt, sense: r.sense ?? Buffer.alloc(0), residual: r.residual, data };
+        if (sh.expect) done.matched = matched === true;
+        sh.resolve(done);
         this.slotWaiters.shift()?.();
       }
       m.store32(this.ringFrame, SRING_RSP_EVENT, (this.rspCons + 1) >>> 0);

@@ -125,6 +125,19 @@ export class GuestMemoryFile {
     this.moveFrames('write', spans, src, srcOffset);
   }
 
+  /**
+   * Whether several frame spans, end to end, hold the bytes of `expected` from `at`: compared in place
+   * when the file is mapped (a guest checking what it read need not copy it out first).
+   */
+  framesEqual(spans: readonly FrameSpan[], expected: Buffer, at: number): boolean {
+    if (this.region) return this.region.equals(this.segments(spans), expected, at);
+    let total = 0;
+    for (const s of spans) total += s.length;
+    const got = Buffer.allocUnsafe(total);
+    this.readFrames(spans, got, 0);
+    return got.equals(expected.subarray(at, at + total));
+  }
+
   private moveFrames(dir: 'read' | 'write', spans: readonly FrameSpan[], buf: Buffer, at: number): void {
     if (this.region) {
       if (dir === 'read') this.region.gather(this.segments(spans), buf, at);

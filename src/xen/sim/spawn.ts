@@ -16,6 +16,9 @@ let bundled: Promise<string> | undefined;
 
 async function entryScript(workDir: string): Promise<string> {
   if (!fromSources) return join(here, 'frontend-main.js');
+  // The bundle lives in the work directory of the run that made it: a later run rebuilds it once
+  // that run has cleaned up.
+  if (bundled && !existsSync(await bundled)) bundled = undefined;
   bundled ??= (async () => {
     const esbuild = await import('esbuild');
     const out = join(workDir, 'xen-domu.mjs');
