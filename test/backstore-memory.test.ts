@@ -108,6 +108,26 @@ describe('memory backstore', () => {
     expect(zero.data.every((v) => v === 0)).toBe(true); // the shared zeroes are never written
   });
 
+  it('lends a WRITE the bytes to fill: never those a READ holds; refuses as write does', async () => {
+    const cs = 65536;
+    const m = new MemoryBackstore({ name: 'm', size: 4 * cs, chunkSize: cs, maxAllocatedBytes: 2 * cs });
+    const target = m.lendWrite(cs + 512, 1024)!;
+    target.fill(0x71);
+    expect(m.allocatedBytes).toBe(cs);
+    expect((await m.read(cs, 2048)).equals(Buffer.concat([Buffer.alloc(512), Buffer.alloc(1024, 0x71), Buffer.alloc(512)]))).toBe(true);
+    const held = m.lendRead(cs + 512, 1024)!;
+    m.lendWrite(cs + 512, 1024)!.fill(0x72);
+    expect(held.data.every((v) => v === 0x71)).toBe(true);
+    expect((await m.read(cs + 512, 1024)).every((v) => v === 0x72)).toBe(true);
+    held.release();
+    expect(m.lendWrite(cs - 512, 1024)).toBeUndefined(); // across two chunks
+    m.lendWrite(0, 512);
+    expect(() => m.lendWrite(2 * cs, 512)).toThrow(/memory limit of 131072 bytes/);
+    expect(() => m.lendWrite(100, 512)).toThrow(RangeError);
+    const ro = new MemoryBackstore({ name: 'ro', size: cs, readOnly: true });
+    expect(() => ro.lendWrite(0, 512)).toThrow(BackstoreError);
+  });
+
   it('a store whose size is not a multiple of the chunk fills to its size (the last chunk is short)', async () => {
     const cs = 65536;
     const size = 2 * cs + 8192;

@@ -122,9 +122,21 @@ class Memory implements SrpDataMover {
   }
 }
 
-function setup(limit = 8) {
+/** Memory with the synchronous copy a hypervisor mover has (H_COPY_RDMA is one call). */
+class SyncMemory extends Memory {
+  readFromInitiatorNow(segs: readonly DirectDescriptor[], dst: Buffer): void {
+    let o = 0;
+    for (const s of segs) {
+      if (s.va + BigInt(s.len) > BigInt(this.mem.length)) throw new Error('H_PERMISSION');
+      this.copies++;
+      this.mem.copy(dst, o, Number(s.va), Number(s.va) + s.len);
+      o += s.len;
+    }
+  }
+}
+
+function setup(limit = 8, mem: Memory = new Memory()) {
   const nexus = new FakeNexus();
-  const mem = new Memory();
   const sent: Buffer[] = [];
   const errors: string[] = [];
   const ch = new SrpChannel<number>({
@@ -165,6 +177,32 @@ const flush = () => new Promise((r) => setTimeout(r, 5));
 const tagBig = (n: number): bigint => tag(n).readBigUInt64BE(0);
 
 describe('SrpChannel', () => {
+  it('offers the core a synchronous data-out copy when its mover has one; a refused copy counts as a transfer error', async () => {
+    const plain = setup();
+    plain.nexus.hold = true;
+    await plain.ch.handle(login(), 1);
+    const w = (t: number, va: number) =>
+      encodeCmd({ tag: tag(t), solNot: 0, lun: Buffer.alloc(8), taskAttr: 0, cdb: cdb10(0x2a, 0, 2), dataOut: { format: 'direct', desc: d(va, 1024) }, dataIn: { format: 'none' } });
+    await plain.ch.handle(w(1, 0x1000), 2);
+    expect(plain.nexus.pending.get(tagBig(1))!.port.fetchDataOutInto).toBeUndefined();
+
+    const { ch, mem, nexus } = setup(8, new SyncMemory());
+    nexus.hold = true;
+    await ch.handle(login(), 1);
+    mem.mem.fill(0x5a, 0x1000, 0x1400);
+    await ch.handle(w(1, 0x1000), 2);
+    await ch.handle(w(2, mem.mem.length - 512), 3); // the second half is outside initiator memory
+    const dst = Buffer.alloc(1024);
+    expect(nexus.pending.get(tagBig(1))!.port.fetchDataOutInto!(0, dst)).toBe(true);
+    expect(dst.every((v) => v === 0x5a)).toBe(true);
+    const part = Buffer.alloc(512);
+    expect(nexus.pending.get(tagBig(1))!.port.fetchDataOutInto!(512, part)).toBe(true);
+    expect(part.every((v) => v === 0x5a)).toBe(true);
+    expect(() => nexus.pending.get(tagBig(2))!.port.fetchDataOutInto!(0, Buffer.alloc(1024))).toThrow('H_PERMISSION');
+    expect(ch.stats.transferErrors).toBe(1);
+    expect(() => nexus.pending.get(tagBig(1))!.port.fetchDataOutInto!(512, Buffer.alloc(1024))).toThrow(/not covered by the descriptors/);
+  });
+
   it('logs in, writes through an external indirect table, reads back through a direct descriptor', async () => {
     const { ch, mem, sent, nexus, errors } = setup();
     await ch.handle(login(), 1);

@@ -102,6 +102,81 @@ describe('READ from a store that lends its bytes', () => {
   });
 });
 
+describe('WRITE from a fabric that copies synchronously, to a store that lends its bytes', () => {
+  /** A synchronous copy of `data` as a hypervisor fabric makes it, counting its calls. */
+  const syncCopy = (data: Buffer, calls: { into: number }) => (offset: number, dst: Buffer) => {
+    calls.into++;
+    data.copy(dst, 0, offset, offset + dst.length);
+    return true;
+  };
+
+  it('lands the data in the store without fetchDataOut, and a READ still sending the old data keeps it', async () => {
+    const { fab, lu } = rig();
+    await clearUa(fab);
+    const calls = { into: 0 };
+    const first = Buffer.alloc(4096, 0x31);
+    expect((await fab.submit({ cdb: cdb10(0x2a, 40, 8), dataOut: first, fetchDataOutInto: syncCopy(first, calls) })).status).toBe(GOOD);
+    expect(calls.into).toBe(1);
+    const held = await fab.submit({ cdb: cdb10(0x28, 40, 8), expectedLength: 4096 }); // never released
+    const second = Buffer.alloc(4096, 0x32);
+    const w = await fab.submit({ cdb: cdb10(0x2a, 40, 8), dataOut: second, fetchDataOutInto: syncCopy(second, calls) });
+    expect(w.status).toBe(GOOD);
+    expect(calls.into).toBe(2);
+    expect(held.data.equals(first)).toBe(true);
+    expect((await fab.submit({ cdb: cdb10(0x28, 40, 8), expectedLength: 4096 })).data.equals(second)).toBe(true);
+    expect(lu.rangeLock.heldCount).toBe(0);
+  });
+
+  it('a copy that fails part-way fails the WRITE with DATA PHASE ERROR and the LU goes on', async () => {
+    const { fab, lu } = rig();
+    await clearUa(fab);
+    const data = Buffer.alloc(2048, 0x44);
+    const r = await fab.submit({
+      cdb: cdb10(0x2a, 8, 4),
+      dataOut: data,
+      fetchDataOutInto: (_offset, dst) => {
+        dst.fill(0x44, 0, 1024);
+        throw new Error('H_COPY_RDMA refused the second page');
+      },
+    });
+    expect(r.status).toBe(CHECK);
+    expect(decodeSense(r.sense)).toMatchObject({ key: 0xb, asc: 0x4b, ascq: 0x00 });
+    expect(lu.rangeLock.heldCount).toBe(0);
+    expect((await fab.submit({ cdb: cdb10(0x2a, 8, 4), dataOut: data })).status).toBe(GOOD);
+    expect((await fab.submit({ cdb: cdb10(0x28, 8, 4), expectedLength: 2048 })).data.equals(data)).toBe(true);
+  });
+
+  it('falls back to fetchDataOut when the copy cannot be made at once or the range crosses chunks', async () => {
+    const { fab } = rig(); // 64 KiB chunks
+    await clearUa(fab);
+    const calls = { into: 0 };
+    const a = Buffer.alloc(1024, 0x51);
+    const later = await fab.submit({ cdb: cdb10(0x2a, 0, 2), dataOut: a, fetchDataOutInto: () => (calls.into++, false) });
+    expect(later.status).toBe(GOOD);
+    expect(calls.into).toBe(1);
+    expect((await fab.submit({ cdb: cdb10(0x28, 0, 2), expectedLength: 1024 })).data.equals(a)).toBe(true);
+    const across = Buffer.alloc(2048, 0x52);
+    const lbaBeforeChunkEnd = 65536 / 512 - 2;
+    expect((await fab.submit({ cdb: cdb10(0x2a, lbaBeforeChunkEnd, 4), dataOut: across, fetchDataOutInto: syncCopy(across, calls) })).status).toBe(GOOD);
+    expect(calls.into).toBe(1); // not asked: the store could not lend a range across two chunks
+    expect((await fab.submit({ cdb: cdb10(0x28, lbaBeforeChunkEnd, 4), expectedLength: 2048 })).data.equals(across)).toBe(true);
+  });
+
+  it('writes only the whole blocks the initiator sends when it expects less than the CDB (overflow)', async () => {
+    const { fab } = rig();
+    await clearUa(fab);
+    const calls = { into: 0 };
+    const data = Buffer.alloc(1024, 0x61);
+    const r = await fab.submit({ cdb: cdb10(0x2a, 100, 4), dataOut: data, expectedLength: 1024, fetchDataOutInto: syncCopy(data, calls) });
+    expect(r.status).toBe(GOOD);
+    expect(r.residual).toEqual({ kind: 'overflow', count: 1024 });
+    expect(calls.into).toBe(1);
+    const back = await fab.submit({ cdb: cdb10(0x28, 100, 4), expectedLength: 2048 });
+    expect(back.data.subarray(0, 1024).equals(data)).toBe(true);
+    expect(back.data.subarray(1024).every((v) => v === 0)).toBe(true);
+  });
+});
+
 describe('commands finished together', () => {
   it('a failure finishing one command of a batch leaves the others to complete', async () => {
     const { fab } = rig();

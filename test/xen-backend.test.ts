@@ -212,6 +212,15 @@ describe('xen ring backend', () => {
     expect(cmd.direction).toBe('write');
     expect(await cmd.port.fetchDataOut(0, 512)).toEqual(Buffer.alloc(512, 0x5a));
     await expect(cmd.port.fetchDataOut(256, 512)).rejects.toThrow(/outside/);
+    // The grant copy is synchronous: the core may have it copy straight into a store's bytes.
+    const into = Buffer.alloc(256);
+    expect(cmd.port.fetchDataOutInto!(256, into)).toBe(true);
+    expect(into).toEqual(Buffer.alloc(256, 0x5a));
+    expect(() => cmd.port.fetchDataOutInto!(256, Buffer.alloc(512))).toThrow(/outside/);
+    const grant = s.hv.pages.get(8)!;
+    s.hv.pages.delete(8); // the guest revoked the grant meanwhile
+    expect(() => cmd.port.fetchDataOutInto!(0, Buffer.alloc(512))).toThrow(/grant copy from dom \d+ failed/);
+    s.hv.pages.set(8, grant);
     // A READ into a read-only grant: the copy to the guest is refused -> host ERROR, no data.
     s.hv.publish(read10(4, [{ gref: 8, offset: 0, length: 512 }]));
     s.hv.onEvent();

@@ -91,6 +91,14 @@ export interface Backstore {
    * (then the caller reads as usual). Throws what `read` would reject with.
    */
   lendRead?(offset: number, length: number): LentBytes | undefined;
+  /**
+   * Optional, for write-through stores that hold their data in memory: the stored bytes of
+   * [offset, offset+length) for a WRITE to fill in place, at once (a fabric copying its data-out
+   * straight into them within the same call). Never bytes a READ still holds through `lendRead`.
+   * Undefined when the store cannot (the range crosses its allocation units). Throws what `write`
+   * would reject with (read-only, out of space).
+   */
+  lendWrite?(offset: number, length: number): Buffer | undefined;
   /** Make every completed write durable (fdatasync). No-op for write-through and volatile stores. */
   flush(): Promise<void>;
   /** Deallocate a range (UNMAP, WRITE SAME with UNMAP). Only called when capabilities.discard. */

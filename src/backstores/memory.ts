@@ -5,7 +5,8 @@
  *
  * READs borrow the chunk's bytes instead of copying them out (`lendRead`): a chunk lent to a READ
  * that is still being sent is never written in place — a write replaces it with a copy first — so
- * each READ sends the data as it was when it ran.
+ * each READ sends the data as it was when it ran. WRITEs from fabrics that copy synchronously land
+ * their data in the chunk directly (`lendWrite`).
  */
 import { Buffer } from 'node:buffer';
 import { totalmem } from 'node:os';
@@ -154,20 +155,33 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     };
   }
 
-  protected writeNow(offset: number, data: Buffer): void {
-    this.#check('write', offset, data.length);
+  /** The write may go ahead: the range is valid, the store writable, and memory for it within the limit. */
+  #checkWrite(offset: number, length: number): void {
+    this.#check('write', offset, length);
     if (this.readOnly) throw readOnlyError(this.describe, 'write');
     let needed = 0;
-    this.#pieces(offset, data.length, (idx) => {
+    this.#pieces(offset, length, (idx) => {
       if (!this.#chunks.has(idx)) needed += this.#chunkLength(idx);
     });
     if (this.#allocated + needed > this.maxAllocatedBytes) {
       throw new BackstoreError(
         'nospace',
-        `write at byte ${offset} length ${data.length} on ${this.describe} failed: its memory limit of ` +
+        `write at byte ${offset} length ${length} on ${this.describe} failed: its memory limit of ` +
           `${this.maxAllocatedBytes} bytes is reached; unmap data, or use a file backstore for this size`,
       );
     }
+  }
+
+  lendWrite(offset: number, length: number): Buffer | undefined {
+    this.#checkWrite(offset, length);
+    const idx = Math.floor(offset / this.chunkSize);
+    const at = offset - idx * this.chunkSize;
+    if (length === 0 || at + length > this.chunkSize) return undefined;
+    return this.#writable(idx).bytes.subarray(at, at + length);
+  }
+
+  protected writeNow(offset: number, data: Buffer): void {
+    this.#checkWrite(offset, data.length);
     this.#pieces(offset, data.length, (idx, at, len, pos) => {
       data.copy(this.#writable(idx).bytes, at, pos, pos + len);
     });

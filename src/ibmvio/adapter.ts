@@ -148,6 +148,7 @@ export class VioAdapter {
     const gen = this.generation;
     const mover: SrpDataMover = {
       readFromInitiator: async (segs, dst) => this.moveSegments(segs, dst, 'from', gen),
+      readFromInitiatorNow: (segs, dst) => this.moveSegments(segs, dst, 'from', gen),
       writeToInitiator: async (segs, src) => this.moveSegments(segs, src, 'to', gen),
     };
     return new SrpChannel<IuContext>({

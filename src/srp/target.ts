@@ -59,6 +59,11 @@ import { type LoginPolicy, negotiateLogin } from './login.js';
 export interface SrpDataMover {
   /** Copy initiator memory into `dst`; the segments' lengths add up to dst.length. Rejects on a bad address. */
   readFromInitiator(segments: readonly DirectDescriptor[], dst: Buffer): Promise<void>;
+  /**
+   * Optional: `readFromInitiator` done before returning (one synchronous hypervisor copy); throws on a
+   * bad address, and nothing writes into `dst` after it returned or threw.
+   */
+  readFromInitiatorNow?(segments: readonly DirectDescriptor[], dst: Buffer): void;
   /** Copy `src` into initiator memory; the segments' lengths add up to src.length. */
   writeToInitiator(segments: readonly DirectDescriptor[], src: Buffer): Promise<void>;
 }
@@ -440,6 +445,12 @@ export class SrpChannel<C> {
     }
     const { segments, expectedLength } = resolved.value;
     entry.submitted = true;
+    const mover = this.opts.mover;
+    const dataOutSegments = (offset: number, length: number): DirectDescriptor[] => {
+      const segs = sliceSegments(segments, offset, length);
+      if (!segs) throw new Error(`data-out range ${offset}+${length} is not covered by the descriptors`);
+      return segs;
+    };
     const request: ScsiCommandRequest = {
       lun: entry.lun,
       cdb: cmd.cdb,
@@ -449,13 +460,12 @@ export class SrpChannel<C> {
       expectedLength,
       port: {
         fetchDataOut: async (offset, length) => {
-          const segs = sliceSegments(segments, offset, length);
-          if (!segs) throw new Error(`data-out range ${offset}+${length} is not covered by the descriptors`);
+          const segs = dataOutSegments(offset, length);
           // Pooled, not a fresh zero-filled Buffer: the copy overwrites all of it, and an O_DIRECT
           // backstore takes the pool's aligned buffers without a bounce copy.
           const lent = dataInPool.acquire(length);
           try {
-            await this.opts.mover.readFromInitiator(segs, lent.data);
+            await mover.readFromInitiator(segs, lent.data);
           } catch (err) {
             // Not given back: a mover that failed part-way may still be writing into it.
             this.stats.transferErrors++;
@@ -464,6 +474,19 @@ export class SrpChannel<C> {
           (entry.dataOut ??= []).push(lent.release);
           return lent.data;
         },
+        ...(mover.readFromInitiatorNow
+          ? {
+              fetchDataOutInto: (offset: number, dst: Buffer): boolean => {
+                try {
+                  mover.readFromInitiatorNow!(dataOutSegments(offset, dst.length), dst);
+                } catch (err) {
+                  this.stats.transferErrors++;
+                  throw err;
+                }
+                return true;
+              },
+            }
+          : {}),
         complete: (result) => {
           void this.complete(entry, cmd, request, segments, result, ctx);
         },

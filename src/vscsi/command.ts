@@ -213,6 +213,27 @@ export class CommandContext {
     return this.dataOutNow(t.length, t.kind);
   }
 
+  /**
+   * `dataOutTruncatable` straight into storage, when the fabric copies synchronously: `target(n)` gives
+   * the `n` bytes to fill (a store's own memory) and the fabric copies the data-out there before this
+   * returns. Returns the bytes written, a failure, or undefined when it cannot be done at once (then
+   * nothing was copied and the caller fetches as usual).
+   */
+  dataOutTruncatableInto(length: number, blockSize: number, target: (n: number) => Buffer | undefined): number | ScsiFailure | undefined {
+    const port = this.request.port;
+    if (!port.fetchDataOutInto) return undefined;
+    const t = this.truncation(length, blockSize);
+    const settled = this.settleOut(t.length, t.kind);
+    if (settled) return Buffer.isBuffer(settled) ? 0 : settled;
+    const dst = target(t.length);
+    if (!dst) return undefined;
+    try {
+      return port.fetchDataOutInto(0, dst) ? t.length : undefined;
+    } catch {
+      return failure('DATA_PHASE_ERROR');
+    }
+  }
+
   /** The length and kind to fetch; an overflow is recorded here (fetching exactly `expected` sets no residual). */
   private truncation(length: number, blockSize: number): { length: number; kind: OutKind } {
     const expected = this.expectedOut;

@@ -56,6 +56,14 @@ export interface FabricCommandPort {
    */
   fetchDataOutNow?(offset: number, length: number): Buffer | undefined;
   /**
+   * Optional: copy data-out bytes [offset, offset+dst.length) into `dst` before returning, for fabrics
+   * whose transfer is one synchronous copy (H_COPY_RDMA, a grant copy): the core can then land a
+   * WRITE's data straight in a memory store's bytes. Returns true when all of it was copied, false
+   * when the bytes cannot be had at once (nothing was copied; the core calls `fetchDataOut`). Throws
+   * when the transfer failed — `dst` may then hold part of the data, and nothing writes into it later.
+   */
+  fetchDataOutInto?(offset: number, dst: Buffer): boolean;
+  /**
    * The command is finished. Called exactly once, unless the command was aborted by a task management
    * function, in which case it is never called (the TMF response covers it). `dataIn` holds exactly the
    * bytes to send to the initiator (already limited to the expected length).

@@ -28,6 +28,8 @@ export interface LoopbackCommand {
   tag?: bigint;
   /** Called if the core drops the command without completing it (task management abort). */
   onAborted?: () => void;
+  /** Offer the core a synchronous data-out copy, as the hypervisor fabrics do (FabricCommandPort.fetchDataOutInto). */
+  fetchDataOutInto?: (offset: number, dst: Buffer) => boolean;
 }
 
 export interface LoopbackResult {
@@ -77,6 +79,7 @@ export class LoopbackFabric {
             }
             return Promise.resolve(Buffer.from(src.subarray(offset, offset + length)));
           },
+          ...(cmd.fetchDataOutInto ? { fetchDataOutInto: cmd.fetchDataOutInto } : {}),
           aborted: () => cmd.onAborted?.(),
           complete: (r: ScsiCompletion) => {
             if (done) {

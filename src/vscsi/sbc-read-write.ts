@@ -180,9 +180,35 @@ function write(ctx: CommandContext, verify: boolean): HandlerResult | Promise<Ha
   const { lba, count } = opened;
   if (verify && (cdb[1]! & 0x04) !== 0) return check(invalidCdbField(1, 2)); // BYTCHK 1xb is reserved
   const bs = lu.blockSize;
+  if (!verify && lu.backstore.lendWrite && ctx.request.port.fetchDataOutInto) {
+    const written = writeInPlace(ctx, lba, count);
+    if (written) return written;
+  }
   const data = ctx.dataOutTruncatableNow(count * bs, bs);
   if (data === undefined) return ctx.dataOutTruncatable(count * bs, bs).then((d) => writeData(ctx, lba, d, verify));
   return writeData(ctx, lba, data, verify);
+}
+
+/**
+ * A WRITE whose data the fabric copies synchronously, to a store that holds its data in memory: the
+ * data-out lands in the store's own bytes, with no buffer in between. Undefined when that cannot be
+ * done (another command holds the range exclusively, the range crosses the store's allocation units,
+ * or the fabric cannot copy at once): nothing was written, and the caller writes as usual.
+ */
+function writeInPlace(ctx: CommandContext, lba: bigint, count: number): HandlerResult | undefined {
+  const lu = ctx.unit;
+  const bs = lu.blockSize;
+  const release = lu.rangeLock.tryAcquireShared(lba, BigInt(count));
+  if (!release) return undefined;
+  try {
+    const written = ctx.dataOutTruncatableInto(count * bs, bs, (n) => lu.backstore.lendWrite!(Number(lba) * bs, n));
+    if (written === undefined) return undefined;
+    if (typeof written !== 'number') return check(written);
+    ctx.bytes = written;
+    return good();
+  } finally {
+    release();
+  }
 }
 
 function writeData(ctx: CommandContext, lba: bigint, data: Buffer | ScsiFailure, verify: boolean): HandlerResult | Promise<HandlerResult> {

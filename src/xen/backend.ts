@@ -305,6 +305,18 @@ export class VscsiRing {
     const expectedLength = direction === 'none' ? 0 : segments.reduce((a, s) => a + s.length, 0);
     const p: Pending = { req, target, answered: false, coreAborted: false };
     this.pending.set(req.rqid, p);
+    /** Grant-copies data-out [offset, offset+dst.length) from the guest into dst, or throws. */
+    const copyDataOut = (offset: number, dst: Buffer): void => {
+      const length = dst.length;
+      if (p.answered || this.stopped) throw new Error('command no longer active');
+      if (offset < 0 || offset + length > expectedLength) {
+        throw new RangeError(`data-out [${offset}, +${length}) outside the ${expectedLength}-byte buffer`);
+      }
+      if (!this.copyIn(sliceSegments(segments, offset, length), dst, 0)) {
+        throw new Error(`grant copy from dom ${this.o.frontendDomid} failed`);
+      }
+      this.stats.bytesOut += length;
+    };
     target.nexus.submit({
       lun: target.lun,
       // No copy here: the core copies the CDB once, and `req` was decoded from this request's own copy of the slot.
@@ -316,21 +328,22 @@ export class VscsiRing {
       expectedLength,
       port: {
         fetchDataOut: async (offset: number, length: number): Promise<Buffer> => {
-          if (p.answered || this.stopped) throw new Error('command no longer active');
-          if (offset < 0 || length < 0 || offset + length > expectedLength) {
-            throw new RangeError(`data-out [${offset}, +${length}) outside the ${expectedLength}-byte buffer`);
-          }
           // Pooled, not a fresh zero-filled Buffer: the copy overwrites all of it, and an O_DIRECT
           // backstore takes the pool's aligned buffers without a bounce copy. The grant copy is
           // synchronous, so a failed one leaves nothing writing into the buffer.
           const lent = dataInPool.acquire(length);
-          if (!this.copyIn(sliceSegments(segments, offset, length), lent.data, 0)) {
+          try {
+            copyDataOut(offset, lent.data);
+          } catch (err) {
             lent.release();
-            throw new Error(`grant copy from dom ${this.o.frontendDomid} failed`);
+            throw err;
           }
           (p.dataOut ??= []).push(lent.release);
-          this.stats.bytesOut += length;
           return lent.data;
+        },
+        fetchDataOutInto: (offset: number, dst: Buffer): boolean => {
+          copyDataOut(offset, dst);
+          return true;
         },
         complete: (result: ScsiCompletion) => this.complete(p, segments, expectedLength, result),
         aborted: () => this.coreAborted(p),
