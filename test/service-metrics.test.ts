@@ -191,9 +191,11 @@ describe('logging', () => {
     expect(c.records[2]).toMatchObject({ level: 30, backstore: 'm2', after: ['io', 'nospace'] });
   });
 
-  it('relays lendRead when the store has it: the stored bytes as lent, failures logged once per kind', async () => {
+  it('relays lendRead and lendWrite when the store has them: the stored bytes as lent, failures logged once per kind', async () => {
     const c = capture();
-    expect(guardBackstore(new MemoryStore({ type: 'memory', name: 'p', size: 1 << 20 }), c.logger).lendRead).toBeUndefined();
+    const plain = guardBackstore(new MemoryStore({ type: 'memory', name: 'p', size: 1 << 20 }), c.logger);
+    expect(plain.lendRead).toBeUndefined();
+    expect(plain.lendWrite).toBeUndefined();
     const inner = new MemoryBackstore({ name: 'm3', size: 1 << 20 });
     await inner.write(4096, Buffer.alloc(512, 3), false);
     let failure: BackstoreError | undefined;
@@ -208,11 +210,17 @@ describe('logging', () => {
     await g.write(4096, Buffer.alloc(512, 4), false);
     expect(loan.data.every((v) => v === 3)).toBe(true); // still lent: the write went to a copy
     loan.release();
+    g.lendWrite!(4096, 512)!.fill(5);
+    expect((await g.read(4096, 512)).every((v) => v === 5)).toBe(true);
     failure = new BackstoreError('gone', 'device removed');
     for (let i = 0; i < 2; i++) expect(() => g.lendRead!(0, 512)).toThrow(failure);
     expect(c.records).toHaveLength(1);
     expect(c.records[0]!.msg).toContain('restore it');
     expect([...g.failures]).toEqual(['gone']);
+    const ro = guardBackstore(new MemoryBackstore({ name: 'ro', size: 1 << 20, readOnly: true }), c.logger);
+    for (let i = 0; i < 2; i++) expect(() => ro.lendWrite!(0, 512)).toThrow(BackstoreError);
+    expect(c.records).toHaveLength(2); // once for this store's kind of failure
+    expect(c.records[1]!.msg).toContain('mark the backstore readOnly');
   });
 
   it('passes the description of the store through: physical block size and O_DIRECT alignment', () => {

@@ -132,11 +132,17 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     return out;
   }
 
+  /** Index of the one chunk holding all of [offset, offset+length); -1 when none does. */
+  #soleChunk(offset: number, length: number): number {
+    const idx = Math.floor(offset / this.chunkSize);
+    return length > 0 && offset + length <= (idx + 1) * this.chunkSize ? idx : -1;
+  }
+
   lendRead(offset: number, length: number): LentBytes | undefined {
     this.#check('read', offset, length);
-    const idx = Math.floor(offset / this.chunkSize);
+    const idx = this.#soleChunk(offset, length);
+    if (idx < 0) return undefined;
     const at = offset - idx * this.chunkSize;
-    if (length === 0 || at + length > this.chunkSize) return undefined;
     const c = this.#chunks.get(idx);
     if (!c) {
       if (length > MAX_LENT_ZEROES) return undefined;
@@ -174,9 +180,9 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
 
   lendWrite(offset: number, length: number): Buffer | undefined {
     this.#checkWrite(offset, length);
-    const idx = Math.floor(offset / this.chunkSize);
+    const idx = this.#soleChunk(offset, length);
+    if (idx < 0) return undefined;
     const at = offset - idx * this.chunkSize;
-    if (length === 0 || at + length > this.chunkSize) return undefined;
     return this.#writable(idx).bytes.subarray(at, at + length);
   }
 

@@ -88,18 +88,28 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
           },
         }
       : {};
-  const { lendRead } = inner;
-  const lending: Pick<Backstore, 'lendRead'> = lendRead
-    ? {
-        lendRead: (offset, length) => {
-          try {
-            return lendRead.call(inner, offset, length);
-          } catch (e) {
-            return seen(e);
-          }
-        },
-      }
-    : {};
+  // Each as the inner store has it: the core reads and writes as usual without them.
+  const { lendRead, lendWrite } = inner;
+  const lending: Pick<Backstore, 'lendRead' | 'lendWrite'> = {
+    ...(lendRead && {
+      lendRead: (offset: number, length: number) => {
+        try {
+          return lendRead.call(inner, offset, length);
+        } catch (e) {
+          return seen(e);
+        }
+      },
+    }),
+    ...(lendWrite && {
+      lendWrite: (offset: number, length: number) => {
+        try {
+          return lendWrite.call(inner, offset, length);
+        } catch (e) {
+          return seen(e);
+        }
+      },
+    }),
+  };
   const g: GuardedBackstore = {
     ...callbacks,
     ...lending,
