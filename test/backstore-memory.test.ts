@@ -184,4 +184,18 @@ describe('null backstore', () => {
     await expect(ro.write(0, Buffer.alloc(512), false)).rejects.toMatchObject({ kind: 'readonly' });
     expect(await ro.mapStatus(0, 512)).toEqual([{ offset: 0, length: GiB, mapped: true }]);
   });
+
+  it('lends READs shared zeroes up to 1 MiB; longer ones read into a buffer of their own', () => {
+    const n = new NullBackstore({ name: 'n', size: GiB, blockSize: 4096 });
+    const small = n.lendRead(4096, 8192)!;
+    const big = n.lendRead(0, 1 << 20)!;
+    expect(small.data.length).toBe(8192);
+    expect(big.data.length).toBe(1 << 20);
+    expect(small.data.every((v) => v === 0) && big.data.every((v) => v === 0)).toBe(true);
+    expect(n.lendRead(0, (1 << 20) + 4096)).toBeUndefined();
+    expect(() => n.lendRead(512, 4096)).toThrow(RangeError);
+    expect(() => n.lendRead(GiB, 4096)).toThrow(/past the end/);
+    small.release();
+    big.release();
+  });
 });

@@ -14,6 +14,7 @@ import { BackstoreError, type Backstore, type BackstoreCapabilities, type LbaSta
 import { checkRange, readOnlyError, readTarget } from './errors.js';
 import { ImmediateBackstore } from './immediate.js';
 import { ExtentList } from './extents.js';
+import { lendZeroes } from './zeroes.js';
 import type { BackstoreBaseOptions } from './options.js';
 
 export interface MemoryBackstoreOptions extends BackstoreBaseOptions {
@@ -31,17 +32,12 @@ export interface MemoryBackstoreOptions extends BackstoreBaseOptions {
 // Large enough that the usual transfers (up to 128 KiB and more, aligned) lie within one chunk and
 // can be lent; the last chunk of a store is only as long as the store.
 const DEFAULT_CHUNK = 1 << 20;
-/** Unallocated ranges are lent from one shared buffer of zeroes, up to this length. */
-const MAX_LENT_ZEROES = 1 << 20;
-let zeroes = Buffer.alloc(0);
 
 /** One allocation unit, and how many READs still send its bytes (while any do, it is not written). */
 class Chunk {
   loans = 0;
   constructor(readonly bytes: Buffer) {}
 }
-
-function noop(): void {}
 
 export class MemoryBackstore extends ImmediateBackstore implements Backstore {
   readonly name: string;
@@ -144,11 +140,7 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     if (idx < 0) return undefined;
     const at = offset - idx * this.chunkSize;
     const c = this.#chunks.get(idx);
-    if (!c) {
-      if (length > MAX_LENT_ZEROES) return undefined;
-      if (zeroes.length < length) zeroes = Buffer.alloc(Math.max(length, 64 * 1024));
-      return { data: zeroes.subarray(0, length), release: noop };
-    }
+    if (!c) return lendZeroes(length);
     c.loans++;
     let returned = false;
     return {

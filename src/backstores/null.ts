@@ -1,12 +1,13 @@
 /**
- * The `null` backstore: reads return zeroes, writes are discarded. A performance baseline for fabrics
- * and the smallest example of the Backstore contract.
+ * The `null` backstore: reads return zeroes (lent from one shared buffer), writes are discarded. A
+ * performance baseline for fabrics and the smallest example of the Backstore contract.
  */
-import type { Backstore, BackstoreCapabilities, LbaStatusExtent } from './backstore.js';
+import type { Backstore, BackstoreCapabilities, LbaStatusExtent, LentBytes } from './backstore.js';
 import { checkRange, readOnlyError, readTarget } from './errors.js';
 import { ImmediateBackstore } from './immediate.js';
 import { allMapped } from './extents.js';
 import type { BackstoreBaseOptions } from './options.js';
+import { lendZeroes } from './zeroes.js';
 
 export interface NullBackstoreOptions extends BackstoreBaseOptions {
   size: number;
@@ -44,6 +45,12 @@ export class NullBackstore extends ImmediateBackstore implements Backstore {
   protected readNow(offset: number, length: number, into: Buffer | undefined): Buffer {
     this.#check('read', offset, length);
     return readTarget('read', this.describe, length, into).fill(0);
+  }
+
+  /** Lends shared zeroes: a READ then costs no fill of a buffer of its own. */
+  lendRead(offset: number, length: number): LentBytes | undefined {
+    this.#check('read', offset, length);
+    return lendZeroes(length);
   }
 
   protected writeNow(offset: number, data: Buffer): void {
