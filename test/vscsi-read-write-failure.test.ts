@@ -162,6 +162,21 @@ describe('WRITE from a fabric that copies synchronously, to a store that lends i
     expect((await fab.submit({ cdb: cdb10(0x28, lbaBeforeChunkEnd, 4), expectedLength: 2048 })).data.equals(across)).toBe(true);
   });
 
+  it('a store out of memory fails the WRITE with SPACE ALLOCATION FAILED and releases the range', async () => {
+    const mem = new MemoryBackstore({ name: 'small', size: 1 << 20, chunkSize: 65536, maxAllocatedBytes: 65536 });
+    const { fab, lu } = rig({ backstore: mem });
+    await clearUa(fab);
+    const calls = { into: 0 };
+    const data = Buffer.alloc(1024, 0x71);
+    expect((await fab.submit({ cdb: cdb10(0x2a, 0, 2), dataOut: data, fetchDataOutInto: syncCopy(data, calls) })).status).toBe(GOOD);
+    const r = await fab.submit({ cdb: cdb10(0x2a, 65536 / 512, 2), dataOut: data, fetchDataOutInto: syncCopy(data, calls) });
+    expect(r.status).toBe(CHECK);
+    expect(decodeSense(r.sense)).toMatchObject({ key: 0x7, asc: 0x27, ascq: 0x07 });
+    expect(calls.into).toBe(1); // the second was refused before any copy
+    expect(lu.rangeLock.heldCount).toBe(0);
+    expect((await fab.submit({ cdb: cdb10(0x28, 0, 2), expectedLength: 1024 })).data.equals(data)).toBe(true);
+  });
+
   it('writes only the whole blocks the initiator sends when it expects less than the CDB (overflow)', async () => {
     const { fab } = rig();
     await clearUa(fab);
