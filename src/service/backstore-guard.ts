@@ -89,27 +89,18 @@ export function guardBackstore(inner: Backstore, logger: Logger): GuardedBacksto
         }
       : {};
   // Each as the inner store has it: the core reads and writes as usual without them.
-  const { lendRead, lendWrite } = inner;
-  const lending: Pick<Backstore, 'lendRead' | 'lendWrite'> = {
-    ...(lendRead && {
-      lendRead: (offset: number, length: number) => {
-        try {
-          return lendRead.call(inner, offset, length);
-        } catch (e) {
-          return seen(e);
-        }
-      },
-    }),
-    ...(lendWrite && {
-      lendWrite: (offset: number, length: number) => {
-        try {
-          return lendWrite.call(inner, offset, length);
-        } catch (e) {
-          return seen(e);
-        }
-      },
-    }),
-  };
+  const lend = <R>(verb: ((offset: number, length: number) => R) | undefined) =>
+    verb &&
+    ((offset: number, length: number): R => {
+      try {
+        return verb.call(inner, offset, length);
+      } catch (e) {
+        return seen(e);
+      }
+    });
+  const lendRead = lend(inner.lendRead);
+  const lendWrite = lend(inner.lendWrite);
+  const lending: Pick<Backstore, 'lendRead' | 'lendWrite'> = { ...(lendRead && { lendRead }), ...(lendWrite && { lendWrite }) };
   const g: GuardedBackstore = {
     ...callbacks,
     ...lending,
