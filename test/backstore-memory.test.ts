@@ -92,6 +92,27 @@ describe('memory backstore', () => {
     expect(third.data.equals(pattern(512, 9))).toBe(true);
   });
 
+  it('writes beside the bytes a READ is sending go in place; only overlapping ones copy the chunk', async () => {
+    const cs = 1 << 20;
+    const m = new MemoryBackstore({ name: 'm', size: 2 * cs });
+    await m.write(0, pattern(cs, 2), false);
+    const loan = m.lendRead(4096, 4096)!;
+    await m.write(8192, pattern(512, 3), false); // beside the loan
+    m.lendWrite(0, 4096)!.fill(0x44); // right before it, ends where it starts
+    const beside = m.lendRead(8192, 512)!;
+    expect(beside.data.buffer).toBe(loan.data.buffer); // the same chunk: nothing was copied
+    expect(beside.data.equals(pattern(512, 3))).toBe(true);
+    beside.release();
+    await m.write(4096 + 3584, pattern(512, 4), false); // the loan's last block
+    const after = m.lendRead(8192, 512)!;
+    expect(after.data.buffer).not.toBe(loan.data.buffer); // copied first
+    expect(after.data.equals(pattern(512, 3))).toBe(true); // with everything written before
+    expect(loan.data.equals(pattern(cs, 2).subarray(4096, 8192))).toBe(true);
+    expect((await m.read(0, 4096)).every((v) => v === 0x44)).toBe(true);
+    after.release();
+    loan.release();
+  });
+
   it('lends zeroes for unwritten ranges and nothing across chunks; checks ranges like read', async () => {
     const cs = 65536;
     const m = new MemoryBackstore({ name: 'm', size: 4 * cs, chunkSize: cs });

@@ -3,8 +3,8 @@
  * write, so a 1 GiB LUN costs nothing until written; discard frees whole chunks (and zeroes partial
  * ones), and mapStatus reports allocated chunks as mapped.
  *
- * READs borrow the chunk's bytes instead of copying them out (`lendRead`): a chunk lent to a READ
- * that is still being sent is never written in place — a write replaces it with a copy first — so
+ * READs borrow the chunk's bytes instead of copying them out (`lendRead`): bytes a READ is still
+ * sending are never written in place — a write to them replaces the chunk with a copy first — so
  * each READ sends the data as it was when it ran. WRITEs from fabrics that copy synchronously land
  * their data in the chunk directly (`lendWrite`).
  */
@@ -33,10 +33,22 @@ export interface MemoryBackstoreOptions extends BackstoreBaseOptions {
 // can be lent; the last chunk of a store is only as long as the store.
 const DEFAULT_CHUNK = 1 << 20;
 
-/** One allocation unit, and how many READs still send its bytes (while any do, it is not written). */
+/** A range of a chunk a READ is still sending. */
+interface Loan {
+  at: number;
+  end: number;
+}
+
+/** One allocation unit, and the ranges of it READs are still sending (those are never written in place). */
 class Chunk {
-  loans = 0;
+  readonly loans: Loan[] = [];
   constructor(readonly bytes: Buffer) {}
+
+  /** Whether a READ still sends any byte of [at, end). */
+  lentWithin(at: number, end: number): boolean {
+    for (const l of this.loans) if (l.at < end && at < l.end) return true;
+    return false;
+  }
 }
 
 export class MemoryBackstore extends ImmediateBackstore implements Backstore {
@@ -85,15 +97,20 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     return Math.min(this.chunkSize, this.sizeBytes - idx * this.chunkSize);
   }
 
-  /** Chunk `idx`, ready to be changed in place: allocated if absent, copied if a READ still sends it. */
-  #writable(idx: number): Chunk {
+  /**
+   * Chunk `idx`, ready for bytes [at, end) of it to be changed in place: allocated if absent, and
+   * replaced by a copy if a READ still sends any of those bytes. Writes beside what READs send go in
+   * place: with 1 MiB chunks and many READs in flight, copying on every write would cost more than
+   * the copies lending saves.
+   */
+  #writable(idx: number, at: number, end: number): Chunk {
     let c = this.#chunks.get(idx);
     if (!c) {
       const len = this.#chunkLength(idx);
       c = new Chunk(Buffer.alloc(len));
       this.#allocated += len;
       this.#chunks.set(idx, c);
-    } else if (c.loans > 0) {
+    } else if (c.loans.length > 0 && c.lentWithin(at, end)) {
       c = new Chunk(Buffer.from(c.bytes));
       this.#chunks.set(idx, c);
     }
@@ -141,14 +158,15 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     const at = offset - idx * this.chunkSize;
     const c = this.#chunks.get(idx);
     if (!c) return lendZeroes(length);
-    c.loans++;
-    let returned = false;
+    const loan: Loan = { at, end: at + length };
+    c.loans.push(loan);
     return {
       data: c.bytes.subarray(at, at + length),
       release: () => {
-        if (returned) return;
-        returned = true;
-        c.loans--;
+        const i = c.loans.indexOf(loan);
+        if (i < 0) return;
+        c.loans[i] = c.loans[c.loans.length - 1]!;
+        c.loans.pop();
       },
     };
   }
@@ -175,13 +193,13 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
     const idx = this.#soleChunk(offset, length);
     if (idx < 0) return undefined;
     const at = offset - idx * this.chunkSize;
-    return this.#writable(idx).bytes.subarray(at, at + length);
+    return this.#writable(idx, at, at + length).bytes.subarray(at, at + length);
   }
 
   protected writeNow(offset: number, data: Buffer): void {
     this.#checkWrite(offset, data.length);
     this.#pieces(offset, data.length, (idx, at, len, pos) => {
-      data.copy(this.#writable(idx).bytes, at, pos, pos + len);
+      data.copy(this.#writable(idx, at, at + len).bytes, at, pos, pos + len);
     });
   }
 
@@ -196,7 +214,7 @@ export class MemoryBackstore extends ImmediateBackstore implements Backstore {
         this.#chunks.delete(idx);
         this.#allocated -= len;
       } else {
-        this.#writable(idx).bytes.fill(0, at, at + len);
+        this.#writable(idx, at, at + len).bytes.fill(0, at, at + len);
       }
     });
   }
