@@ -156,9 +156,9 @@ export function gatedStore() {
 }
 
 /**
- * The store without startRead/startWrite/lendRead, so the core reads and writes through its promise methods —
+ * The store without startRead/startWrite/lendRead/lendWrite, so the core reads and writes through its promise methods —
  * for tests that replace those methods, and to keep the core's promise path tested.
  */
 export function promiseOnly<T extends Backstore>(store: T): T {
-  return Object.assign(store, { startRead: undefined, startWrite: undefined, lendRead: undefined });
+  return Object.assign(store, { startRead: undefined, startWrite: undefined, lendRead: undefined, lendWrite: undefined });
 }
