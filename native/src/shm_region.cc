@@ -160,33 +160,40 @@ ShmResult CheckSegments(const double* segments, size_t count, uint64_t region_si
 
 namespace {
 
-// Gather (region → buf) and scatter (buf → region) differ only in the copy direction and wording.
-template <bool to_region, typename Byte>
-ShmResult CopySegments(uint8_t* base, uint64_t size, const double* segments, size_t count, Byte* buf,
-                       uint64_t buf_len, uint64_t* copied) {
-  const char* op = to_region ? "scatter" : "gather";
-  uint64_t total = 0;
-  ShmResult r = CheckSegments(segments, count, size, &total);
+// Checks the segments against the region and against a buffer of buf_len bytes (`short_buffer` words
+// the refusal), then, under the fault guard, calls visit(region bytes, position in the buffer, length)
+// for each non-empty segment in order until it returns false. *total: the segments' total length.
+template <typename Visit>
+ShmResult WalkSegments(const char* op, const char* short_buffer, uint8_t* base, uint64_t size, const double* segments,
+                       size_t count, uint64_t buf_len, uint64_t* total, Visit visit) {
+  ShmResult r = CheckSegments(segments, count, size, total);
   if (!r.ok()) return r;
-  if (total > buf_len)
-    return RangeError(std::string(op) + ": segments total " + std::to_string(total) + " bytes but the " +
-                      (to_region ? "source has only " : "destination has room for ") + std::to_string(buf_len));
+  if (*total > buf_len)
+    return RangeError(std::string(op) + ": segments total " + std::to_string(*total) + " bytes but " + short_buffer +
+                      std::to_string(buf_len));
   bool ok = Guarded([&] {
     uint64_t pos = 0;
     for (size_t i = 0; i < count; i++) {
       uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
-      if (len) {
-        if constexpr (to_region)
-          std::memcpy(base + off, buf + pos, len);
-        else
-          std::memcpy(buf + pos, base + off, len);
-      }
+      if (len && !visit(base + off, pos, len)) break;
       pos += len;
     }
   });
-  if (!ok) return Fault(op);
-  *copied = total;
-  return {};
+  return ok ? ShmResult{} : Fault(op);
+}
+
+// Gather (region → buf) and scatter (buf → region) differ only in the copy direction and wording.
+template <bool to_region, typename Byte>
+ShmResult CopySegments(uint8_t* base, uint64_t size, const double* segments, size_t count, Byte* buf,
+                       uint64_t buf_len, uint64_t* copied) {
+  return WalkSegments(to_region ? "scatter" : "gather", to_region ? "the source has only " : "the destination has room for ",
+                      base, size, segments, count, buf_len, copied, [&](uint8_t* at, uint64_t pos, uint64_t len) {
+                        if constexpr (to_region)
+                          std::memcpy(at, buf + pos, len);
+                        else
+                          std::memcpy(buf + pos, at, len);
+                        return true;
+                      });
 }
 
 }  // namespace
@@ -207,22 +214,11 @@ ShmResult ShmRegion::Scatter(const double* segments, size_t count, const uint8_t
 ShmResult ShmRegion::Equals(const double* segments, size_t count, const uint8_t* expected, uint64_t expected_len,
                             bool* equal) const {
   if (!base_) return RangeError("equals: region is closed");
-  uint64_t total = 0;
-  ShmResult r = CheckSegments(segments, count, size_, &total);
-  if (!r.ok()) return r;
-  if (total > expected_len)
-    return RangeError("equals: segments total " + std::to_string(total) + " bytes but the expected data has only " +
-                      std::to_string(expected_len));
   bool same = true;
-  bool ok = Guarded([&] {
-    uint64_t pos = 0;
-    for (size_t i = 0; i < count && same; i++) {
-      uint64_t off = static_cast<uint64_t>(segments[2 * i]), len = static_cast<uint64_t>(segments[2 * i + 1]);
-      if (len && std::memcmp(base_ + off, expected + pos, len) != 0) same = false;
-      pos += len;
-    }
-  });
-  if (!ok) return Fault("equals");
+  uint64_t total = 0;
+  ShmResult r = WalkSegments("equals", "the expected data has only ", base_, size_, segments, count, expected_len, &total,
+                             [&](uint8_t* at, uint64_t pos, uint64_t len) { return (same = std::memcmp(at, expected + pos, len) == 0); });
+  if (!r.ok()) return r;
   *equal = same;
   return {};
 }

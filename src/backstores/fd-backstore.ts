@@ -146,11 +146,20 @@ export abstract class FdBackstore implements Backstore {
   // (BENCHMARKS.md, section 23): every layer's frame waits as long as the device does.
   read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     let out: Buffer;
-    let bounce: Buffer;
     try {
       this.check('read', offset, length);
       out = readTarget('read', this.describe, length, into);
       if (length === 0) return Promise.resolve(out);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.readChecked(offset, length, out);
+  }
+
+  /** A checked, non-empty read through the engine's promise form. */
+  private readChecked(offset: number, length: number, out: Buffer): Promise<Buffer> {
+    let bounce: Buffer;
+    try {
       bounce = this.directBuffer(out, length);
     } catch (e) {
       return Promise.reject(e);
@@ -175,8 +184,13 @@ export abstract class FdBackstore implements Backstore {
     } catch (e) {
       return Promise.reject(e);
     }
+    return this.writeChecked(offset, src, fua);
+  }
+
+  /** A checked, non-empty write of `src` (the caller's data or its aligned copy) through the engine's promise form. */
+  private writeChecked(offset: number, src: Buffer, fua: boolean): Promise<void> {
     return this.rw.write(src, 0, src.length, offset, this.dsync(fua)).then(ignoreValue, (e: unknown) => {
-      throw this.fail(e, writeWhere(offset, data.length));
+      throw this.fail(e, writeWhere(offset, src.length));
     });
   }
 
@@ -185,7 +199,7 @@ export abstract class FdBackstore implements Backstore {
     const out = readTarget('read', this.describe, length, into);
     if (length === 0) return true;
     const rw = this.rw;
-    if (!rw.readTo) return this.settleLater(this.read(offset, length, out), done);
+    if (!rw.readTo) return this.settleLater(this.readChecked(offset, length, out), done);
     const bounce = this.directBuffer(out, length);
     let n: number;
     try {
@@ -203,7 +217,7 @@ export abstract class FdBackstore implements Backstore {
     const src = this.writeSource(offset, data);
     if (data.length === 0) return true;
     const rw = this.rw;
-    if (!rw.writeFrom) return this.settleLater(this.write(offset, data, fua), done);
+    if (!rw.writeFrom) return this.settleLater(this.writeChecked(offset, src, fua), done);
     try {
       return rw.writeFrom(src, 0, src.length, offset, this.dsync(fua), new FdTransfer(this, done, undefined, src, offset, data.length)) >= 0;
     } catch (e) {
