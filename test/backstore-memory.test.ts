@@ -144,6 +144,10 @@ describe('memory backstore', () => {
     expect(m.lendWrite(cs - 512, 1024)).toBeUndefined(); // across two chunks
     m.lendWrite(0, 512);
     expect(() => m.lendWrite(2 * cs, 512)).toThrow(/memory limit of 131072 bytes/);
+    // Across chunks at the limit: not lent, and the usual write refuses it (counting its memory once).
+    expect(m.lendWrite(3 * cs - 512, 1024)).toBeUndefined();
+    await expect(m.write(3 * cs - 512, pattern(1024, 5), false)).rejects.toThrow(/memory limit of 131072 bytes/);
+    expect(m.allocatedBytes).toBe(2 * cs);
     expect(() => m.lendWrite(100, 512)).toThrow(RangeError);
     const ro = new MemoryBackstore({ name: 'ro', size: cs, readOnly: true });
     expect(() => ro.lendWrite(0, 512)).toThrow(BackstoreError);

@@ -95,8 +95,9 @@ export interface Backstore {
    * Optional, for write-through stores that hold their data in memory: the stored bytes of
    * [offset, offset+length) for a WRITE to fill in place, at once (a fabric copying its data-out
    * straight into them within the same call). Never bytes a READ still holds through `lendRead`.
-   * Undefined when the store cannot (the range crosses its allocation units). Throws what `write`
-   * would reject with (read-only, out of space).
+   * Undefined, possibly with nothing checked, when the store cannot (the range crosses its allocation
+   * units): the caller then writes as usual, which checks. Otherwise throws what `write` would reject
+   * with (read-only, out of space, out of range).
    */
   lendWrite?(offset: number, length: number): Buffer | undefined;
   /** Make every completed write durable (fdatasync). No-op for write-through and volatile stores. */
