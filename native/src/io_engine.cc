@@ -127,6 +127,11 @@ void IoEngine::Submit(IoRequest* req, bool prefer_uring) {
   pool_->Submit(req);
 }
 
+void IoEngine::FlushNow() {
+  if (uring_) UringFlushNow(uring_);
+  pool_->FlushNow();
+}
+
 unsigned IoEngine::uring_entries() const { return uring_ ? UringEntries(uring_) : 0; }
 double IoEngine::uring_submits() const { return uring_ ? UringSubmits(uring_) : 0; }
 

@@ -25,6 +25,8 @@ class ThreadPool {
   ThreadPool(uv_loop_t* loop, unsigned threads, IoDeliver deliver);
   ~ThreadPool();
   void Submit(IoRequest* req);
+  // Hands requests waiting for the end of the turn (or of a completion batch) to the workers now.
+  void FlushNow() { Handoff(); }
   // Joins workers and closes the uv handles; once they are closed the object deletes itself, then calls done.
   void Shutdown(std::function<void()> done);
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
@@ -68,6 +70,9 @@ class IoEngine {
   IoEngine(uv_loop_t* loop, unsigned threads, bool want_uring, IoDeliver deliver);
   // Routes to io_uring when `prefer_uring` and the op is one io_uring does; else to the pool.
   void Submit(IoRequest* req, bool prefer_uring);
+  // Requests made so far in this turn go to the kernel and the workers now, not at its end: for a
+  // caller that wants a device busy again before it does slower work in the same turn.
+  void FlushNow();
   // Stops the pool and the ring; `done` runs on the loop thread once every uv handle is closed (the
   // addon must stay loaded until then: napi_io.cc holds an async cleanup hook open for it).
   void Shutdown(std::function<void()> done);
@@ -95,6 +100,7 @@ class IoEngine {
 UringEngine* CreateUringEngine(uv_loop_t* loop, IoDeliver deliver, unsigned entries, const char** reason);
 bool UringSubmit(UringEngine* e, IoRequest* req);  // false: op not handled by io_uring
 void UringShutdown(UringEngine* e, std::function<void()> done);
+void UringFlushNow(UringEngine* e);
 unsigned UringEntries(const UringEngine* e);
 double UringSubmits(const UringEngine* e);
 

@@ -232,6 +232,8 @@ bool UringSubmit(UringEngine* e, IoRequest* r) {
   return true;
 }
 
+void UringFlushNow(UringEngine* e) { UringEngine::EndOfTurn(e); }
+
 unsigned UringEntries(const UringEngine* e) { return e->entries; }
 double UringSubmits(const UringEngine* e) { return e->submits; }
 
@@ -256,6 +258,7 @@ UringEngine* CreateUringEngine(uv_loop_t*, IoDeliver, unsigned, const char** rea
   return nullptr;
 }
 bool UringSubmit(UringEngine*, IoRequest*) { return false; }
+void UringFlushNow(UringEngine*) {}
 void UringShutdown(UringEngine*, std::function<void()> done) {
   if (done) done();
 }

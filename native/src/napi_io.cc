@@ -399,6 +399,12 @@ Napi::Value BufferAlignment(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, a);
 }
 
+// ioFlushSubmissions(): what this turn submitted so far goes to the kernel / the workers now.
+Napi::Value IoFlushSubmissions(const Napi::CallbackInfo& info) {
+  State(info.Env())->engine->FlushNow();
+  return info.Env().Undefined();
+}
+
 Napi::Value IoEngineInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   IoState* st = State(env);
@@ -426,6 +432,7 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
   exports.Set("bufferAlignment", Napi::Function::New(env, BufferAlignment, "bufferAlignment"));
   exports.Set("ioEngineInfo", Napi::Function::New(env, IoEngineInfo, "ioEngineInfo"));
+  exports.Set("ioFlushSubmissions", Napi::Function::New(env, IoFlushSubmissions, "ioFlushSubmissions"));
 }
 
 }  // namespace vtgt

@@ -9,6 +9,7 @@ import { alignedBuffer, isAligned, type IoFile, type TransferListener } from '..
 import type { Backstore, BackstoreCapabilities, BackstoreCompletion, BackstoreError, CacheMode, LbaStatusExtent } from './backstore.js';
 import { checkRange, readOnlyError, readTarget, toBackstoreError } from './errors.js';
 import type { FdBackstoreOptions } from './options.js';
+import { DeviceWindow } from './device-window.js';
 import type { ReadWrite } from './read-write.js';
 
 /** Alignment of O_DIRECT bounce buffers: safe for 512- and 4096-byte sector devices. */
@@ -92,7 +93,8 @@ export abstract class FdBackstore implements Backstore {
     if (this.direct) this.alignedBuffers = { alignment: init.directAlign, allocate: (size) => alignedBuffer(size, DIRECT_ALIGN) };
     this.capabilities = init.capabilities;
     this.file = init.file;
-    this.rw = init.rw;
+    // Only O_DIRECT transfers wait for the device; buffered ones are copies the page cache ends at once.
+    this.rw = this.direct ? DeviceWindow.over(init.rw) : init.rw;
     this.log = opts.logger;
     this.#sizeQuery = init.sizeQuery;
     this.#size = init.sizeBytes;

@@ -96,6 +96,8 @@ export interface NativeAddon {
   /** The Error `ioSubmit` would reject with for a failed request (code, syscall, bytesDone, op, position, length). */
   ioTransferError(errno: number, op: number, position: number, length: number, bytesDone: number): Error;
   ioEngineInfo(): NativeIoEngineInfo;
+  /** Requests made so far in this event-loop turn go to the kernel / the workers now, not at its end. */
+  ioFlushSubmissions(): void;
   ioExecuteSync(op: number, fd: number, position: number, length: number, mode: number): number | NativeDevInfo;
   ioTransferSync(
     write: boolean,

@@ -104,6 +104,15 @@ export function ioEngineInfo(): NativeIoEngineInfo & { syncOps: number } {
 }
 
 /** A zero-filled Buffer whose memory starts on `alignment` bytes (for O_DIRECT). */
+/**
+ * Hands the requests made so far in this turn to the kernel (and the thread pool) now instead of at
+ * the end of the turn: for a caller about to do slower work in the same turn (a completion handler
+ * that restarts a device before the answers it sends).
+ */
+export function flushSubmissions(): void {
+  loadNative().ioFlushSubmissions();
+}
+
 export function alignedBuffer(size: number, alignment = 4096): Buffer {
   checkIndex('alignedBuffer', 'size', size);
   if (!Number.isInteger(alignment) || alignment < 8 || alignment > 1 << 21 || (alignment & (alignment - 1)) !== 0) {
