@@ -49,7 +49,8 @@ export class DeviceWindow implements ReadWrite {
   readonly #flush: () => void;
   #inFlight = 0;
   #waitingBytes = 0;
-  readonly #waiting: WindowedTransfer[] = [];
+  /** In order from #head; entries before it have started and are cleared. */
+  readonly #waiting: (WindowedTransfer | undefined)[] = [];
   #head = 0;
   #pumping = false;
 
@@ -66,12 +67,12 @@ export class DeviceWindow implements ReadWrite {
     return rw.readTo && rw.writeFrom ? new DeviceWindow(rw as NativeReadWrite) : rw;
   }
 
-  /** Bytes at the device now (for tests and metrics). */
+  /** Bytes of large transfers at the device now. */
   get inFlightBytes(): number {
     return this.#inFlight;
   }
 
-  /** Transfers waiting for room. */
+  /** Large transfers waiting for room. */
   get waiting(): number {
     return this.#waiting.length - this.#head;
   }
@@ -139,7 +140,7 @@ export class DeviceWindow implements ReadWrite {
     try {
       while (this.#head < this.#waiting.length && this.#fits(this.#waiting[this.#head]!.len, this.#inFlight + this.#waitingBytes)) {
         const t = this.#waiting[this.#head]!;
-        this.#waiting[this.#head++] = undefined as unknown as WindowedTransfer;
+        this.#waiting[this.#head++] = undefined;
         this.#waitingBytes -= t.len;
         let n: number;
         try {
