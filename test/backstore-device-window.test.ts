@@ -51,13 +51,20 @@ function recorder() {
 
 const buf = Buffer.alloc(128 * K);
 
+/** A window of `floorBytes` over a fake engine, given `reads` 128 KiB reads one after another. */
+function loaded(floorBytes: number, reads: number, flush: () => void = () => undefined) {
+  const { rw, started } = fakeEngine();
+  const w = new DeviceWindow(rw, floorBytes, 64 * K, flush);
+  const { ended, listener } = recorder();
+  const returned = Array.from({ length: reads }, (_, i) => w.readTo(buf, 0, 128 * K, i * 128 * K, listener));
+  return { w, started, ended, listener, returned };
+}
+
 describe('DeviceWindow', () => {
   it('holds 128 KiB transfers beyond 512 KiB and starts them in order as others end, flushing each time', () => {
-    const { rw, started } = fakeEngine();
     let flushes = 0;
-    const w = new DeviceWindow(rw, 512 * K, 64 * K, () => flushes++);
-    const { ended, listener } = recorder();
-    for (let i = 0; i < 8; i++) expect(w.readTo(buf, 0, 128 * K, i * 128 * K, listener)).toBe(-1);
+    const { w, started, ended, returned } = loaded(512 * K, 8, () => flushes++);
+    expect(returned.every((n) => n === -1)).toBe(true);
     expect(started.map((s) => s.pos / (128 * K))).toEqual([0, 1, 2, 3]);
     expect(w.inFlightBytes).toBe(512 * K);
     expect(w.waiting).toBe(4);
@@ -73,10 +80,7 @@ describe('DeviceWindow', () => {
   });
 
   it('gives the device half of a deep demand, not just the floor', () => {
-    const { rw, started } = fakeEngine();
-    const w = new DeviceWindow(rw, 512 * K, 64 * K, () => undefined);
-    const { listener } = recorder();
-    for (let i = 0; i < 32; i++) w.readTo(buf, 0, 128 * K, i * 128 * K, listener);
+    const { w, started } = loaded(512 * K, 32);
     expect(started).toHaveLength(4);
     started[0]!.listener.transferComplete(128 * K, undefined);
     // 3 at the device + 28 waiting = 31 x 128 KiB; half of it is 1984 KiB: up to 15 at the device.
@@ -86,10 +90,7 @@ describe('DeviceWindow', () => {
   });
 
   it('lets transfers under the large size through at once, uncounted, even while large ones wait', () => {
-    const { rw, started } = fakeEngine();
-    const w = new DeviceWindow(rw, 256 * K, 64 * K, () => undefined);
-    const { listener } = recorder();
-    for (let i = 0; i < 4; i++) w.readTo(buf, 0, 128 * K, i * 128 * K, listener);
+    const { w, started, listener } = loaded(256 * K, 4);
     expect(w.waiting).toBe(2);
     for (let i = 0; i < 100; i++) expect(w.writeFrom(buf, 0, 4 * K, (1 << 30) + i * 4 * K, false, listener)).toBe(-1);
     expect(started).toHaveLength(2 + 100);
