@@ -60,6 +60,8 @@ describe('createBackstore', () => {
     ['bad cache mode', { type: 'file', name: 'x', path: '/tmp/x', cacheMode: 'none' }, /cacheMode must be/],
     ['non-boolean readOnly', { type: 'null', name: 'x', size: 512, readOnly: 'yes' }, /readOnly must be true or false/],
     ['engine on memory', { type: 'memory', name: 'x', size: 512, engine: 'fs' }, /file backstores only/],
+    ['a device window without O_DIRECT', { type: 'file', name: 'x', path: '/tmp/x', deviceWindowBytes: 1 << 20 }, /O_DIRECT stores only/],
+    ['a negative device window', { type: 'file', name: 'x', path: '/tmp/x', direct: true, deviceWindowBytes: -1 }, /whole number of bytes/],
   ];
   for (const [what, spec, msg] of bad) {
     it(`rejects a spec with ${what}`, () => {
@@ -76,6 +78,34 @@ describe('createBackstore', () => {
     await f.close();
     const rec = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.msg === 'file backstore created');
     expect(rec).toMatchObject({ backstore: 'logged', path, size: 1 << 20, cacheMode: 'writeback' });
+  });
+
+  it('gives an O_DIRECT file store the device window it is asked for, the default, or none', async () => {
+    // /var/tmp: tmpfs refuses O_DIRECT.
+    const d = mkdtempSync(join('/var/tmp', 'vtgt-window-spec-'));
+    try {
+      const open = (deviceWindowBytes?: number) =>
+        createBackstore({ type: 'file', name: 'w', path: join(d, 'w.img'), size: 1 << 20, direct: true, ...(deviceWindowBytes === undefined ? {} : { deviceWindowBytes }) }) as FileBackstore;
+      let f: FileBackstore;
+      try {
+        f = open();
+      } catch (e) {
+        expect((e as Error).message).toMatch(/O_DIRECT/);
+        return;
+      }
+      expect(f.deviceWindowBytes).toBe(512 * 1024);
+      await f.close();
+      for (const w of [2 << 20, 0]) {
+        const g = open(w);
+        expect(g.deviceWindowBytes).toBe(w);
+        await g.close();
+      }
+      const buffered = createBackstore({ type: 'file', name: 'b', path: join(d, 'b.img'), size: 1 << 20 }) as FileBackstore;
+      expect(buffered.deviceWindowBytes).toBe(0);
+      await buffered.close();
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it('reports the failing field', () => {

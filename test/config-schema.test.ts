@@ -203,6 +203,19 @@ describe('config schema', () => {
     ]);
   });
 
+  it('reads an O_DIRECT store\'s device window as a size, 0 as off, and refuses it without direct', () => {
+    const r = parseConfig('/x.yaml', 'backstores:\n  - {name: a, type: file, path: a.img, direct: true, deviceWindowBytes: 2MiB}\n  - {name: b, type: block, path: /dev/sdb, direct: true, deviceWindowBytes: 0}\n');
+    if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
+    expect(r.config.backstores.map((b) => b.deviceWindowBytes)).toEqual([2 << 20, 0]);
+    const again = parseConfig('/x.yaml', configToYaml(r.config));
+    expect(again.ok && again.config.backstores.map((b) => b.deviceWindowBytes)).toEqual([2 << 20, 0]);
+    const issues = bad('backstores:\n  - {name: a, type: file, path: a.img, deviceWindowBytes: 2MiB}\n  - {name: b, type: file, path: b.img, direct: true, deviceWindowBytes: lots}\n');
+    expect(issues.map(formatIssue)).toEqual([
+      '/etc/vtgt.yaml:2:59: backstores[0].deviceWindowBytes: deviceWindowBytes applies to O_DIRECT stores only; set direct: true or remove it',
+      '/etc/vtgt.yaml:3:73: backstores[1].deviceWindowBytes: expected a size such as 1GiB, 512MiB, 10G or a byte count, got "lots"',
+    ]);
+  });
+
   it('accepts an empty file as an empty config', () => {
     const r = parseConfig('/x.yaml', '');
     expect(r.ok && r.config.targets).toEqual([]);

@@ -62,9 +62,17 @@ export class DeviceWindow implements ReadWrite {
     this.#largeBytes = largeBytes;
   }
 
-  /** `rw` behind a window when it has the listener forms the window needs (the addon's), else `rw` itself. */
-  static over(rw: ReadWrite): ReadWrite {
-    return rw.readTo && rw.writeFrom ? new DeviceWindow(rw as NativeReadWrite) : rw;
+  /**
+   * `rw` behind a window of `floorBytes` when it has the listener forms the window needs (the addon's);
+   * `rw` itself without them or when `floorBytes` is 0.
+   */
+  static over(rw: ReadWrite, floorBytes = DEVICE_WINDOW_FLOOR_BYTES): ReadWrite {
+    return floorBytes > 0 && rw.readTo && rw.writeFrom ? new DeviceWindow(rw as NativeReadWrite, floorBytes) : rw;
+  }
+
+  /** Bytes the device may always have at once (the window's floor). */
+  get floorBytes(): number {
+    return this.#floorBytes;
   }
 
   /** Bytes of large transfers at the device now. */

@@ -94,7 +94,7 @@ export abstract class FdBackstore implements Backstore {
     this.capabilities = init.capabilities;
     this.file = init.file;
     // Only O_DIRECT transfers wait for the device; buffered ones are copies the page cache ends at once.
-    this.rw = this.direct ? DeviceWindow.over(init.rw) : init.rw;
+    this.rw = this.direct ? DeviceWindow.over(init.rw, opts.deviceWindowBytes) : init.rw;
     this.log = opts.logger;
     this.#sizeQuery = init.sizeQuery;
     this.#size = init.sizeBytes;
@@ -102,6 +102,11 @@ export abstract class FdBackstore implements Backstore {
 
   get sizeBytes(): number {
     return this.#size;
+  }
+
+  /** O_DIRECT: the device window's floor in bytes (device-window.ts); 0 when transfers are not held. */
+  get deviceWindowBytes(): number {
+    return this.rw instanceof DeviceWindow ? this.rw.floorBytes : 0;
   }
 
   /** The read ended `n` bytes into `buf`, short of `length`: fill the rest or throw (an errno'd Error). */

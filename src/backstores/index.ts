@@ -20,7 +20,7 @@ export type { BackstoreBaseOptions, FdBackstoreOptions, FileIoEngine } from './o
 export type BackstoreType = 'file' | 'block' | 'memory' | 'null';
 
 /** The config-level description of any backstore: the union of the per-type options, minus the logger. */
-export interface BackstoreSpec extends BackstoreBaseOptions, Partial<Pick<FdBackstoreOptions, 'path' | 'cacheMode' | 'direct'>> {
+export interface BackstoreSpec extends BackstoreBaseOptions, Partial<Pick<FdBackstoreOptions, 'path' | 'cacheMode' | 'direct' | 'deviceWindowBytes'>> {
   type: BackstoreType;
   /** Bytes. Required for memory and null, and for file when the file does not exist yet. */
   size?: number;
@@ -54,6 +54,7 @@ const SPEC_FIELDS: Record<keyof BackstoreSpec, true> = {
   readOnly: true,
   cacheMode: true,
   direct: true,
+  deviceWindowBytes: true,
   removable: true,
   engine: true,
 };
@@ -112,6 +113,13 @@ export function validateBackstoreSpec(input: unknown): BackstoreSpec {
       throw new BackstoreSpecError(`${where}: engine must be "native", "native-threadpool" or "fs"`, 'engine');
     }
   }
+  const window = s.deviceWindowBytes;
+  if (window !== undefined) {
+    if (typeof window !== 'number' || !Number.isSafeInteger(window) || window < 0) {
+      throw new BackstoreSpecError(`${where}: deviceWindowBytes must be a whole number of bytes (0 turns the window off)`, 'deviceWindowBytes');
+    }
+    if (s.direct !== true) throw new BackstoreSpecError(`${where}: deviceWindowBytes applies to O_DIRECT stores only (direct: true)`, 'deviceWindowBytes');
+  }
   const path = s.path;
   if (type === 'file' || type === 'block') {
     if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
@@ -137,6 +145,7 @@ export function validateBackstoreSpec(input: unknown): BackstoreSpec {
   if (s.cacheMode !== undefined) spec.cacheMode = s.cacheMode as CacheMode;
   const direct = bool('direct');
   if (direct !== undefined) spec.direct = direct;
+  if (window !== undefined) spec.deviceWindowBytes = window as number;
   const removable = bool('removable');
   if (removable !== undefined) spec.removable = removable;
   if (s.engine !== undefined) spec.engine = s.engine as FileIoEngine;
@@ -165,6 +174,7 @@ export function createBackstore(spec: BackstoreSpec, opts: CreateBackstoreOption
         size: s.size,
         cacheMode: s.cacheMode,
         direct: s.direct,
+        deviceWindowBytes: s.deviceWindowBytes,
         engine: s.engine,
         logger,
       });
@@ -174,6 +184,7 @@ export function createBackstore(spec: BackstoreSpec, opts: CreateBackstoreOption
         path: s.path as string,
         cacheMode: s.cacheMode,
         direct: s.direct,
+        deviceWindowBytes: s.deviceWindowBytes,
         logger,
       });
   }

@@ -23,6 +23,11 @@ export interface FdBackstoreOptions extends BackstoreBaseOptions {
   cacheMode?: CacheMode;
   /** O_DIRECT (bypass the page cache). Unaligned buffers are bounced through aligned ones. */
   direct?: boolean;
+  /**
+   * O_DIRECT only: transfers of 64 KiB and more beyond this many bytes at the device, and beyond half
+   * of all asked, wait for earlier ones (device-window.ts). Default 512 KiB; 0 turns the window off.
+   */
+  deviceWindowBytes?: number;
   logger?: Logger;
 }
 

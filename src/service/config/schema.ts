@@ -26,7 +26,7 @@ import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectN
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
 export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log', 'performance'] as const;
-const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial', 'physicalBlockSize', 'maxAtomicWriteBytes'];
+const BACKSTORE_KEYS = ['name', 'type', 'path', 'size', 'blockSize', 'readOnly', 'cacheMode', 'direct', 'removable', 'engine', 'serial', 'physicalBlockSize', 'maxAtomicWriteBytes', 'deviceWindowBytes'];
 const TARGET_KEYS = ['name', 'tpgt', 'luns', 'acls', 'chap', 'mutualChap', 'params'];
 const ACL_KEYS = ['initiator', 'addresses', 'luns', 'chap', 'mutualChap'];
 const LUN_KEYS = ['lun', 'backstore'];
@@ -252,6 +252,14 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
     else if (m % (blockSize ?? 512) !== 0 || m > 32 * 1024 * 1024) {
       r.problem(c('maxAtomicWriteBytes'), `maxAtomicWriteBytes must be a multiple of the block size (${blockSize ?? 512}) and at most 32MiB`);
     } else v.maxAtomicWriteBytes = m;
+  }
+  if (r.present(c('deviceWindowBytes'))) {
+    const raw = r.value(c('deviceWindowBytes'));
+    // 0 turns the window off; parseSize takes positive sizes only.
+    const w = raw === 0 || raw === '0' ? 0 : typeof raw === 'string' || typeof raw === 'number' ? parseSize(raw) : 'expected a size such as 2MiB, or 0';
+    if (typeof w === 'string') r.problem(c('deviceWindowBytes'), w);
+    else if (direct !== true) r.problem(c('deviceWindowBytes'), 'deviceWindowBytes applies to O_DIRECT stores only; set direct: true or remove it');
+    else v.deviceWindowBytes = w;
   }
   if (engine !== undefined) v.engine = engine;
   if (serial !== undefined) v.serial = serial;

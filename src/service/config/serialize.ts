@@ -13,11 +13,12 @@ function account(a: AccountConfig): Record<string, unknown> {
 }
 
 function backstore(b: BackstoreConfig): Record<string, unknown> {
-  const { size, maxAtomicWriteBytes, ...rest } = b;
+  const { size, maxAtomicWriteBytes, deviceWindowBytes, ...rest } = b;
   return {
     ...rest,
     ...(size === undefined ? {} : { size: formatSize(size) }),
     ...(maxAtomicWriteBytes === undefined ? {} : { maxAtomicWriteBytes: formatSize(maxAtomicWriteBytes) }),
+    ...(deviceWindowBytes === undefined ? {} : { deviceWindowBytes: deviceWindowBytes === 0 ? 0 : formatSize(deviceWindowBytes) }),
   };
 }
 

@@ -33,6 +33,8 @@ export interface BackstoreConfig {
   cacheMode?: CacheModeSetting;
   /** O_DIRECT for file/block stores. */
   direct?: boolean;
+  /** O_DIRECT stores: bytes of large transfers at the device before more wait (default 512 KiB, 0 = off). */
+  deviceWindowBytes?: number;
   removable?: boolean;
   /**
    * Unit serial number (VPD page 0x80), also the seed of the NAA device identifier (VPD 0x83).
