@@ -89,6 +89,19 @@ describe('vtgt serve (stand-in platform)', () => {
     off();
   });
 
+  it('creates an O_DIRECT backstore with the device window asked for, and refuses one without --direct', async () => {
+    const made = await cli('backstore', 'create', 'dw0', '--type', 'file', '--path', 'dw0.img', '--size', '16MiB', '--direct', '--device-window', '2MiB');
+    expect(made).toMatchObject({ code: 0 });
+    expect(plat.stores.find((s) => s.name === 'dw0')!.spec).toMatchObject({ direct: true, deviceWindowBytes: 2 << 20 });
+    // What `vtgt config save` would write keeps it.
+    const shown = parseConfig('/x/vtgt.yaml', (await cli('config', 'show')).out);
+    expect(shown.ok && shown.config.backstores.find((b) => b.name === 'dw0')?.deviceWindowBytes).toBe(2 << 20);
+    const refused = await cli('backstore', 'create', 'dw1', '--type', 'file', '--path', 'dw1.img', '--size', '16MiB', '--device-window', '2MiB');
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toContain('--device-window applies to O_DIRECT backstores only');
+    expect((await cli('backstore', 'delete', 'dw0')).code).toBe(0);
+  });
+
   it('applies concurrent changes from several clients without losing any', async () => {
     const sock = join(dir, 'vtgt.sock');
     const names = ['c0', 'c1', 'c2', 'c3', 'c4'];

@@ -20,6 +20,7 @@ export function backstoreOptions(cmd: Command, withType: boolean): Command {
     .option('--read-only', 'write protect the LUN')
     .addOption(new Option('--cache-mode <mode>', 'writeback (initiator flushes) or writethrough').choices(['writeback', 'writethrough']))
     .option('--direct', 'O_DIRECT (bypass the page cache)')
+    .option('--device-window <size>', 'with --direct: bytes of large transfers at the device before more wait (default 512KiB, 0 = off)')
     .option('--removable', 'removable medium (START STOP UNIT can eject)')
     .option('--serial <serial>', 'unit serial number (VPD 0x80; default derived from the backstore name)');
 }
@@ -32,6 +33,7 @@ export function backstoreArgs(o: Record<string, unknown>, withType: boolean): Re
     readOnly: Boolean(o.readOnly),
     cacheMode: o.cacheMode,
     direct: Boolean(o.direct),
+    deviceWindow: o.deviceWindow,
     removable: Boolean(o.removable),
     serial: o.serial,
   };

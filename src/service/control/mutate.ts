@@ -113,6 +113,11 @@ export function backstoreFromArgs(c: VtgtConfig, a: Args, nameHint?: string): Ba
     b.cacheMode = cm;
   }
   if (a.bool('direct')) b.direct = true;
+  const window = a.optStr('deviceWindow');
+  if (window !== undefined) {
+    if (!b.direct) throw new ControlError('usage', '--device-window applies to O_DIRECT backstores only; add --direct');
+    b.deviceWindowBytes = window.trim() === '0' ? 0 : size(window)!;
+  }
   if (a.bool('removable')) b.removable = true;
   const serial = a.optStr('serial');
   if (serial !== undefined) b.serial = serial; // checked with the rest by the schema
