@@ -6,7 +6,7 @@ import { parseConfig } from '../src/service/config/schema.js';
 import { configToYaml } from '../src/service/config/serialize.js';
 import { defaultConfig } from '../src/service/config/default.js';
 import { formatIssue } from '../src/service/config/yaml-reader.js';
-import { parseSize, parseHostPort, checkIscsiName } from '../src/service/config/values.js';
+import { parseSize, parseSizeOrZero, parseHostPort, checkIscsiName } from '../src/service/config/values.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vtgt-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -225,6 +225,10 @@ describe('config schema', () => {
 describe('config values', () => {
   it('parses sizes, addresses and names', () => {
     expect(parseSize('1GiB')).toBe(1073741824);
+    expect(parseSizeOrZero(0)).toBe(0);
+    expect(parseSizeOrZero(' 0 ')).toBe(0);
+    expect(parseSizeOrZero('2MiB')).toBe(2 << 20);
+    expect(parseSizeOrZero('-1')).toMatch(/expected a size/);
     expect(parseSize('10G')).toBe(10 * 1024 ** 3);
     expect(parseSize('1.5MiB')).toBe(1572864);
     expect(typeof parseSize('-1')).toBe('string');

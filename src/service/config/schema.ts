@@ -22,7 +22,7 @@ import {
   type TargetConfig,
   type VtgtConfig,
 } from './types.js';
-import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectName, parseHostPort, parseSize } from './values.js';
+import { checkChapSecret, checkChapUser, checkCidr, checkIscsiName, checkObjectName, parseHostPort, parseSize, parseSizeOrZero } from './values.js';
 import { YamlReader, type ConfigIssue, type Field } from './yaml-reader.js';
 
 export const TOP_KEYS = ['backstores', 'targets', 'accounts', 'iscsi', 'metrics', 'log', 'performance'] as const;
@@ -255,8 +255,7 @@ function readBackstore(r: YamlReader, f: Field): Read<BackstoreConfig> | undefin
   }
   if (r.present(c('deviceWindowBytes'))) {
     const raw = r.value(c('deviceWindowBytes'));
-    // 0 turns the window off; parseSize takes positive sizes only.
-    const w = raw === 0 || raw === '0' ? 0 : typeof raw === 'string' || typeof raw === 'number' ? parseSize(raw) : 'expected a size such as 2MiB, or 0';
+    const w = typeof raw === 'string' || typeof raw === 'number' ? parseSizeOrZero(raw) : 'expected a size such as 2MiB, or 0';
     if (typeof w === 'string') r.problem(c('deviceWindowBytes'), w);
     else if (direct !== true) r.problem(c('deviceWindowBytes'), 'deviceWindowBytes applies to O_DIRECT stores only; set direct: true or remove it');
     else v.deviceWindowBytes = w;

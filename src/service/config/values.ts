@@ -34,6 +34,11 @@ export function parseSize(v: string | number): number | string {
   return bytes;
 }
 
+/** A size, or 0 for a setting that 0 turns off (parseSize takes positive sizes only). */
+export function parseSizeOrZero(v: string | number): number | string {
+  return v === 0 || (typeof v === 'string' && v.trim() === '0') ? 0 : parseSize(v);
+}
+
 export function formatSize(bytes: number): string {
   for (const [u, f] of [['TiB', 1024 ** 4], ['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
     if (bytes >= f && bytes % f === 0) return `${bytes / f}${u}`;

@@ -6,7 +6,7 @@ import { basename, extname } from 'node:path';
 import { parseConfig } from '../config/schema.js';
 import { configToYaml } from '../config/serialize.js';
 import type { BackstoreConfig, BackstoreType, TargetConfig, VtgtConfig } from '../config/types.js';
-import { checkObjectName, parseSize } from '../config/values.js';
+import { checkObjectName, parseSize, parseSizeOrZero } from '../config/values.js';
 import type { Runtime } from '../runtime.js';
 import { ControlError, type Args } from './protocol.js';
 
@@ -116,7 +116,9 @@ export function backstoreFromArgs(c: VtgtConfig, a: Args, nameHint?: string): Ba
   const window = a.optStr('deviceWindow');
   if (window !== undefined) {
     if (!b.direct) throw new ControlError('usage', '--device-window applies to O_DIRECT backstores only; add --direct');
-    b.deviceWindowBytes = window.trim() === '0' ? 0 : size(window)!;
+    const w = parseSizeOrZero(window);
+    if (typeof w === 'string') throw new ControlError('usage', w);
+    b.deviceWindowBytes = w;
   }
   if (a.bool('removable')) b.removable = true;
   const serial = a.optStr('serial');
